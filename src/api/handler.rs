@@ -1,0 +1,111 @@
+//! One request's life, top to bottom: id → CORS → route → auth → body → dispatch → log.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::errors::ApiError;
+use super::routes::{route, Route};
+use super::util::{read_body, request_id, Ctx};
+use super::{listing, manage, own, proxy, show};
+use crate::http::body::RouterBody;
+use crate::state::Shared;
+
+/// The hyper service function: never fails, every error becomes a response in the client's format.
+pub async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<RouterBody>, Infallible> {
+    let mut ctx = Ctx {
+        request_id: request_id(req.headers()),
+        started: Instant::now(),
+        active: Some(shared.track_request()),
+        shared,
+    };
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let method = req.method().clone();
+    let route = route(&method, req.uri().path());
+    let mut resp = if method == Method::OPTIONS {
+        preflight(&ctx.shared, origin.as_ref())
+    } else {
+        match dispatch(&mut ctx, &route, req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(route.format()),
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert("x-request-id", ctx.request_id.clone());
+    if let Some(allowed) = origin.and_then(|o| allowed_origin(&ctx.shared, &o)) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+    }
+    // Relayed responses log when their body ends; the rest log here.
+    if ctx.active.is_some() {
+        tracing::info!(
+            request_id = ctx.request_id.to_str().unwrap_or(""),
+            method = %method,
+            route = route.name(),
+            status = resp.status().as_u16(),
+            latency_ms = format_args!("{:.2}", ctx.started.elapsed().as_secs_f64() * 1000.0),
+            "request"
+        );
+    }
+    Ok(resp)
+}
+
+async fn dispatch(ctx: &mut Ctx, route: &Route, req: Request<Incoming>) -> Result<Response<RouterBody>, ApiError> {
+    let shared = ctx.shared.clone();
+    if let (Some(key), false) = (&shared.config.router_api_key, route.is_public()) {
+        crate::auth::check(key, req.headers(), req.uri().query())?;
+    }
+    let limits = &shared.config.limits;
+    match route {
+        Route::Root => Ok(own::root(req.headers())),
+        Route::Health => Ok(own::health(&shared)),
+        Route::Usage => Ok(own::usage(&shared)),
+        Route::Config => Ok(own::config(&shared)),
+        Route::Tags => Ok(listing::tags(&shared).await),
+        Route::Ps => Ok(listing::ps(&shared).await),
+        Route::PsDetails => Ok(listing::ps_details(&shared).await),
+        Route::Version => listing::version(&shared).await,
+        Route::OaiModels => Ok(listing::v1_models(&shared).await),
+        Route::OaiModel(id) => listing::v1_model(&shared, id).await,
+        Route::NotFound => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no route for {}", req.uri().path()))),
+        Route::MethodNotAllowed(allowed) => {
+            Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed here; use {allowed}", req.method())))
+        }
+        Route::Show | Route::Manage(_) | Route::Blob(_) | Route::Inference(_) => {
+            let (parts, body) = req.into_parts();
+            let body = read_body(&parts.headers, body, limits.max_body_bytes, limits.header_read_timeout).await?;
+            match route {
+                Route::Show => show::show(&shared, &parts.headers, body).await,
+                Route::Manage(m) => manage::manage(&shared, *m, &parts.headers, body).await,
+                Route::Blob(digest) => manage::blob(&shared, &parts.method, digest, &parts.headers, body).await,
+                Route::Inference(i) => proxy::inference(ctx, *i, &parts, body).await,
+                _ => unreachable!("outer match limits the routes"),
+            }
+        }
+    }
+}
+
+fn allowed_origin(shared: &Shared, origin: &HeaderValue) -> Option<HeaderValue> {
+    let origins = &shared.config.cors_origins;
+    if origins.iter().any(|o| o == "*") {
+        return Some(HeaderValue::from_static("*"));
+    }
+    let o = origin.to_str().ok()?;
+    origins.iter().any(|a| a == o).then(|| origin.clone())
+}
+
+/// CORS preflight for browser clients (SPEC §5.2).
+fn preflight(shared: &Shared, origin: Option<&HeaderValue>) -> Response<RouterBody> {
+    let mut resp = Response::new(RouterBody::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    if origin.and_then(|o| allowed_origin(shared, o)).is_some() {
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, HEAD, OPTIONS"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type, X-Request-Id"));
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    }
+    resp
+}
+

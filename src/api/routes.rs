@@ -1,0 +1,210 @@
+//! The route table: method + path → what the router does with the request (SPEC §2).
+
+use http::Method;
+
+use super::errors::ApiFormat;
+
+/// Inference routes that go to one chosen endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inference {
+    Chat,
+    Generate,
+    Embed,
+    Embeddings,
+    OaiChat,
+    OaiCompletions,
+    OaiEmbeddings,
+    Rerank,
+}
+
+impl Inference {
+    pub fn format(self) -> ApiFormat {
+        match self {
+            Inference::Chat | Inference::Generate | Inference::Embed | Inference::Embeddings => ApiFormat::Ollama,
+            _ => ApiFormat::OpenAi,
+        }
+    }
+
+    /// Ollama's native routes stream unless told not to; OpenAI's only when asked (SPEC §2.6).
+    pub fn streams_by_default(self) -> bool {
+        matches!(self, Inference::Chat | Inference::Generate)
+    }
+
+    pub fn can_stream(self) -> bool {
+        matches!(self, Inference::Chat | Inference::Generate | Inference::OaiChat | Inference::OaiCompletions)
+    }
+
+    /// Path after the API base (`/api/...` for Ollama, after `/v1` for OpenAI).
+    pub fn path(self) -> &'static str {
+        match self {
+            Inference::Chat => "/api/chat",
+            Inference::Generate => "/api/generate",
+            Inference::Embed => "/api/embed",
+            Inference::Embeddings => "/api/embeddings",
+            Inference::OaiChat => "/chat/completions",
+            Inference::OaiCompletions => "/completions",
+            Inference::OaiEmbeddings => "/embeddings",
+            Inference::Rerank => "/rerank",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Inference::Chat => "chat",
+            Inference::Generate => "generate",
+            Inference::Embed => "embed",
+            Inference::Embeddings => "embeddings",
+            Inference::OaiChat => "v1.chat",
+            Inference::OaiCompletions => "v1.completions",
+            Inference::OaiEmbeddings => "v1.embeddings",
+            Inference::Rerank => "rerank",
+        }
+    }
+}
+
+/// Ollama management routes, fanned out to every Ollama endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Manage {
+    Pull,
+    Push,
+    Create,
+    Copy,
+    Delete,
+}
+
+impl Manage {
+    pub fn path(self) -> &'static str {
+        match self {
+            Manage::Pull => "/api/pull",
+            Manage::Push => "/api/push",
+            Manage::Create => "/api/create",
+            Manage::Copy => "/api/copy",
+            Manage::Delete => "/api/delete",
+        }
+    }
+
+    pub fn streams_by_default(self) -> bool {
+        matches!(self, Manage::Pull | Manage::Push | Manage::Create)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    Root,
+    Inference(Inference),
+    Manage(Manage),
+    Blob(String),
+    Show,
+    Tags,
+    Ps,
+    Version,
+    OaiModels,
+    OaiModel(String),
+    Health,
+    Usage,
+    Config,
+    PsDetails,
+    NotFound,
+    MethodNotAllowed(&'static str),
+}
+
+impl Route {
+    pub fn format(&self) -> ApiFormat {
+        match self {
+            Route::Inference(i) => i.format(),
+            Route::OaiModels | Route::OaiModel(_) => ApiFormat::OpenAi,
+            _ => ApiFormat::Ollama,
+        }
+    }
+
+    /// Routes any client may call without the router key (SPEC §5.1).
+    pub fn is_public(&self) -> bool {
+        matches!(self, Route::Root | Route::Health)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::Root => "root",
+            Route::Inference(i) => i.name(),
+            Route::Manage(m) => m.path(),
+            Route::Blob(_) => "blobs",
+            Route::Show => "show",
+            Route::Tags => "tags",
+            Route::Ps => "ps",
+            Route::Version => "version",
+            Route::OaiModels | Route::OaiModel(_) => "v1.models",
+            Route::Health => "health",
+            Route::Usage => "usage",
+            Route::Config => "config",
+            Route::PsDetails => "ps_details",
+            Route::NotFound => "not_found",
+            Route::MethodNotAllowed(_) => "method_not_allowed",
+        }
+    }
+}
+
+/// Matches a request to its route. Unknown paths give `NotFound`, known paths with the wrong method
+/// `MethodNotAllowed` with the allowed methods.
+pub fn route(method: &Method, path: &str) -> Route {
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    let wrong = |allowed: &'static str| Route::MethodNotAllowed(allowed);
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let r = match path {
+        "/" => return if get { Route::Root } else { wrong("GET, HEAD") },
+        "/api/chat" => Route::Inference(Inference::Chat),
+        "/api/generate" => Route::Inference(Inference::Generate),
+        "/api/embed" => Route::Inference(Inference::Embed),
+        "/api/embeddings" => Route::Inference(Inference::Embeddings),
+        "/v1/chat/completions" => Route::Inference(Inference::OaiChat),
+        "/v1/completions" => Route::Inference(Inference::OaiCompletions),
+        "/v1/embeddings" => Route::Inference(Inference::OaiEmbeddings),
+        "/v1/rerank" | "/rerank" => Route::Inference(Inference::Rerank),
+        "/api/pull" => Route::Manage(Manage::Pull),
+        "/api/push" => Route::Manage(Manage::Push),
+        "/api/create" => Route::Manage(Manage::Create),
+        "/api/copy" => Route::Manage(Manage::Copy),
+        "/api/show" => Route::Show,
+        "/api/delete" => return if method == Method::DELETE { Route::Manage(Manage::Delete) } else { wrong("DELETE") },
+        "/api/tags" => return if get { Route::Tags } else { wrong("GET, HEAD") },
+        "/api/ps" => return if get { Route::Ps } else { wrong("GET") },
+        "/api/version" => return if get { Route::Version } else { wrong("GET, HEAD") },
+        "/v1/models" => return if get { Route::OaiModels } else { wrong("GET") },
+        "/health" => return if get { Route::Health } else { wrong("GET") },
+        "/api/usage" => return if get { Route::Usage } else { wrong("GET") },
+        "/api/config" => return if get { Route::Config } else { wrong("GET") },
+        "/api/ps_details" => return if get { Route::PsDetails } else { wrong("GET") },
+        p => {
+            if let Some(id) = p.strip_prefix("/v1/models/").filter(|id| !id.is_empty()) {
+                return if get { Route::OaiModel(id.to_string()) } else { wrong("GET") };
+            }
+            if let Some(digest) = p.strip_prefix("/api/blobs/").filter(|d| !d.is_empty() && !d.contains('/')) {
+                return if post || method == Method::HEAD { Route::Blob(digest.to_string()) } else { wrong("HEAD, POST") };
+            }
+            return Route::NotFound;
+        }
+    };
+    if post {
+        r
+    } else {
+        wrong("POST")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        assert_eq!(route(&Method::POST, "/api/chat"), Route::Inference(Inference::Chat));
+        assert_eq!(route(&Method::GET, "/api/chat"), Route::MethodNotAllowed("POST"));
+        assert_eq!(route(&Method::HEAD, "/"), Route::Root);
+        assert_eq!(route(&Method::DELETE, "/api/delete"), Route::Manage(Manage::Delete));
+        assert_eq!(route(&Method::GET, "/v1/models/org/model:q4"), Route::OaiModel("org/model:q4".into()));
+        assert_eq!(route(&Method::HEAD, "/api/blobs/sha256:abc"), Route::Blob("sha256:abc".into()));
+        assert_eq!(route(&Method::POST, "/rerank"), Route::Inference(Inference::Rerank));
+        assert_eq!(route(&Method::GET, "/nope"), Route::NotFound);
+        assert_eq!(route(&Method::GET, "/api/tags/"), Route::Tags);
+    }
+}

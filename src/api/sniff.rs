@@ -1,0 +1,226 @@
+//! Reads only what routing needs from a request body (`model`, `stream`, the kinds of a few fields)
+//! in one validating pass without building a JSON tree, and checks their types (SPEC §2.5, §7).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::errors::ApiError;
+use super::routes::Inference;
+
+/// The JSON type of a field, learned without keeping its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    Bool(bool),
+    Number,
+    String,
+    EmptyString,
+    Array,
+    Object,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool(_) => "a boolean",
+            Kind::Number => "a number",
+            Kind::String | Kind::EmptyString => "a string",
+            Kind::Array => "an array",
+            Kind::Object => "an object",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Kind;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Kind, E> {
+                Ok(Kind::Null)
+            }
+            fn visit_none<E>(self) -> Result<Kind, E> {
+                Ok(Kind::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Kind, E> {
+                Ok(Kind::Bool(b))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Kind, E> {
+                Ok(Kind::Number)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Kind, E> {
+                Ok(Kind::Number)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Kind, E> {
+                Ok(Kind::Number)
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Kind, E> {
+                Ok(if s.is_empty() { Kind::EmptyString } else { Kind::String })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Kind::Array)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Kind::Object)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Raw<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<Kind>,
+    #[serde(default)]
+    messages: Option<Kind>,
+    #[serde(default)]
+    prompt: Option<Kind>,
+    #[serde(default)]
+    input: Option<Kind>,
+    #[serde(default)]
+    options: Option<Kind>,
+    #[serde(default)]
+    nomyo: Option<Kind>,
+}
+
+/// What routing learned from the body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Sniffed {
+    pub model: String,
+    pub stream: bool,
+    /// The body has a router-only `nomyo` field that must not go upstream.
+    pub has_nomyo: bool,
+}
+
+/// Parses and checks a body for an inference route.
+pub fn sniff(body: &[u8], route: Inference) -> Result<Sniffed, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("request body is empty: expected a JSON object"));
+    }
+    let raw: Raw = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            return Err(ApiError::bad_request(format!("invalid request: {}", data_error(&e))))
+        }
+        Err(e) => return Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
+    };
+    let model = match raw.model {
+        Some(m) if !m.trim().is_empty() => m.into_owned(),
+        _ => return Err(ApiError::bad_request("model is required")),
+    };
+    let stream = match raw.stream {
+        None | Some(Kind::Null) => route.streams_by_default(),
+        Some(Kind::Bool(b)) => b,
+        Some(k) => return Err(ApiError::bad_request(format!("stream must be a boolean, not {}", k.name()))),
+    };
+    expect(raw.options, "options", &[Kind::Object], false)?;
+    match route {
+        Inference::Chat => expect(raw.messages, "messages", &[Kind::Array], false)?,
+        Inference::OaiChat => expect(raw.messages, "messages", &[Kind::Array], true)?,
+        Inference::Generate | Inference::Embeddings => expect(raw.prompt, "prompt", &[Kind::String, Kind::EmptyString], false)?,
+        Inference::OaiCompletions => expect(raw.prompt, "prompt", &[Kind::String, Kind::Array], true)?,
+        Inference::Embed | Inference::OaiEmbeddings => expect(raw.input, "input", &[Kind::String, Kind::EmptyString, Kind::Array], true)?,
+        Inference::Rerank => {}
+    }
+    Ok(Sniffed { model, stream: stream && route.can_stream(), has_nomyo: raw.nomyo.is_some() })
+}
+
+fn expect(kind: Option<Kind>, field: &str, allowed: &[Kind], required: bool) -> Result<(), ApiError> {
+    match kind {
+        None | Some(Kind::Null) if required => Err(ApiError::bad_request(format!("{field} is required"))),
+        None | Some(Kind::Null) => Ok(()),
+        Some(k) if allowed.contains(&k) => Ok(()),
+        Some(k) => {
+            let want: Vec<&str> = allowed.iter().map(|k| k.name()).collect();
+            Err(ApiError::bad_request(format!("{field} must be {}, not {}", want.join(" or "), k.name())))
+        }
+    }
+}
+
+/// serde's message for a type error, reworded for a client (the top level must be an object).
+fn data_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if text.contains("expected struct Raw") {
+        "the body must be a JSON object".to_string()
+    } else if text.contains("invalid type") && text.contains("model") || text.contains("expected a borrowed string") {
+        "model must be a string".to_string()
+    } else {
+        text.replace("struct Raw", "a JSON object")
+    }
+}
+
+/// Removes the router-only `nomyo` field and, when given, replaces `model`. Only used when needed:
+/// the common case forwards the client's bytes untouched.
+pub fn rewrite(body: &[u8], model: Option<&str>) -> Result<Vec<u8>, ApiError> {
+    let mut v: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    v.remove("nomyo");
+    if let Some(m) = model {
+        v.insert("model".into(), serde_json::Value::String(m.to_string()));
+    }
+    serde_json::to_vec(&v).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+impl de::Expected for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_model_and_stream_defaults() {
+        let s = sniff(br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#, Inference::Chat).unwrap();
+        assert_eq!(s, Sniffed { model: "m".into(), stream: true, has_nomyo: false });
+        let s = sniff(br#"{"model":"m","messages":[]}"#, Inference::OaiChat).unwrap();
+        assert!(!s.stream);
+        let s = sniff(br#"{"model":"m","prompt":"","stream":false,"nomyo":{"cache":false}}"#, Inference::Generate).unwrap();
+        assert!(!s.stream && s.has_nomyo);
+        let s = sniff(br#"{"model":"m","input":["a"],"stream":true}"#, Inference::Embed).unwrap();
+        assert!(!s.stream, "embeddings never stream");
+    }
+
+    #[test]
+    fn rejects_bad_bodies_with_clear_messages() {
+        let cases: &[(&[u8], Inference, &str)] = &[
+            (b"", Inference::Chat, "empty"),
+            (b"{", Inference::Chat, "invalid JSON"),
+            (b"[1]", Inference::Chat, "JSON object"),
+            (b"{\"messages\":[]}", Inference::Chat, "model is required"),
+            (b"{\"model\":5}", Inference::Chat, "model must be a string"),
+            (b"{\"model\":\"\"}", Inference::Chat, "model is required"),
+            (b"{\"model\":\"m\",\"stream\":\"yes\"}", Inference::Chat, "stream must be a boolean"),
+            (b"{\"model\":\"m\",\"messages\":\"hi\"}", Inference::Chat, "messages must be an array"),
+            (b"{\"model\":\"m\",\"options\":[]}", Inference::Generate, "options must be an object"),
+            (b"{\"model\":\"m\"}", Inference::OaiChat, "messages is required"),
+            (b"{\"model\":\"m\"}", Inference::Embed, "input is required"),
+            (b"{\"model\":\"m\",\"prompt\":7}", Inference::Generate, "prompt must be a string"),
+        ];
+        for (body, route, want) in cases {
+            let err = sniff(body, *route).unwrap_err();
+            assert!(err.message.contains(want), "{:?}: {}", String::from_utf8_lossy(body), err.message);
+        }
+    }
+
+    #[test]
+    fn rewrite_drops_nomyo_and_sets_model() {
+        let out = rewrite(br#"{"model":"a","nomyo":{"cache":true},"x":1}"#, Some("b")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, serde_json::json!({"model":"b","x":1}));
+    }
+}

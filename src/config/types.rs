@@ -1,0 +1,144 @@
+//! The validated configuration: what every other module reads. Built once at startup by `load`.
+
+use std::time::Duration;
+
+/// Which API an endpoint speaks, and so how it is polled and addressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointKind {
+    Ollama,
+    OpenAi,
+    LlamaServer,
+}
+
+impl EndpointKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointKind::Ollama => "ollama",
+            EndpointKind::OpenAi => "openai",
+            EndpointKind::LlamaServer => "llama-server",
+        }
+    }
+}
+
+/// One backend as configured.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// Normalised URL (no trailing slash): the endpoint's identity in logs, keys and listings.
+    pub url: String,
+    pub kind: EndpointKind,
+    /// Slots per model on this endpoint.
+    pub max_concurrent: u32,
+    /// Sent upstream as `Authorization: Bearer`.
+    pub api_key: Option<String>,
+    pub weight: u32,
+}
+
+/// What happens when every candidate slot is busy (SPEC §4.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaturationMode {
+    Queue,
+    Overflow,
+    Reject,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoDriver {
+    Auto,
+    IoUring,
+    Epoll,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Time to the response head when the model is loaded on the chosen endpoint.
+    pub first_byte: Duration,
+    /// Same, when the model must be loaded first (cold loads take minutes).
+    pub first_byte_cold: Duration,
+    /// Longest silence between two chunks of a response body.
+    pub idle: Duration,
+    /// Whole request; zero means no limit.
+    pub total: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    pub mode: SaturationMode,
+    /// Waiting requests per model; one more gets 429.
+    pub max_queue: usize,
+    /// Longest wait for a slot; past it the request gets 503.
+    pub queue_timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct DiscoveryConfig {
+    pub loaded_interval: Duration,
+    pub models_interval: Duration,
+    pub poll_timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    /// Retries on another candidate for failures before the first byte.
+    pub max_retries: u32,
+}
+
+/// Response-cache keys of the reference configuration, kept so its files load unchanged.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub backend: String,
+    pub similarity: f64,
+    pub ttl: Option<u64>,
+    pub history_weight: f64,
+    pub db_path: String,
+    pub redis_url: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the configuration came from ("built-in defaults" or a path).
+    pub source: String,
+    pub host: String,
+    pub port: u16,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    pub io_driver: IoDriver,
+    pub endpoints: Vec<EndpointConfig>,
+    pub router_api_key: Option<String>,
+    pub cors_origins: Vec<String>,
+    pub timeouts: Timeouts,
+    pub queue: QueueConfig,
+    pub discovery: DiscoveryConfig,
+    pub limits: Limits,
+    pub cache: CacheConfig,
+    pub db_path: String,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    /// How long in-flight requests may run after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Warnings found while loading (printed once logging is up).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    }
+}

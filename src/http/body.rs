@@ -1,0 +1,217 @@
+//! Response bodies the router sends: a whole buffer, a relay of an upstream body frame by frame
+//! (holding the slot and the pooled connection until the end), or a channel fed by a task.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_channel::mpsc;
+use futures_util::Stream;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use super::upstream::Lease;
+use crate::routing::slots::SlotGuard;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How a relayed stream ended, for the request log and accounting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    /// Upstream failed or went idle mid-body.
+    UpstreamFailed(String),
+    /// The client went away before the end.
+    ClientGone,
+}
+
+/// How to tell a streaming client that the upstream failed mid-stream (SPEC §3.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamFraming {
+    /// Not a stream (or length known): just end the connection.
+    None,
+    /// One more `{"error": "..."}` line.
+    Ndjson,
+    /// One more `data: {"error": {...}}` event.
+    Sse,
+}
+
+impl StreamFraming {
+    pub fn error_chunk(self, message: &str) -> Option<Bytes> {
+        let msg = serde_json::to_string(message).unwrap_or_else(|_| "\"upstream error\"".into());
+        match self {
+            StreamFraming::None => None,
+            StreamFraming::Ndjson => Some(Bytes::from(format!("{{\"error\":{msg}}}\n"))),
+            StreamFraming::Sse => Some(Bytes::from(format!(
+                "data: {{\"error\":{{\"message\":{msg},\"type\":\"api_error\",\"param\":null,\"code\":null}}}}\n\n"
+            ))),
+        }
+    }
+}
+
+pub type OnEnd = Box<dyn FnOnce(Outcome)>;
+
+/// Relays an upstream body. Owns the slot and the connection; releases both when done or dropped.
+pub struct Relay {
+    upstream: Incoming,
+    lease: Option<Lease>,
+    guard: Option<SlotGuard>,
+    framing: StreamFraming,
+    idle: Duration,
+    deadline: Instant,
+    timer: Option<Pin<Box<monoio::time::Sleep>>>,
+    on_end: Option<OnEnd>,
+    done: bool,
+}
+
+impl Relay {
+    pub fn new(upstream: Incoming, lease: Lease, guard: Option<SlotGuard>, framing: StreamFraming, idle: Duration, on_end: OnEnd) -> Self {
+        Relay {
+            upstream,
+            lease: Some(lease),
+            guard,
+            framing,
+            idle,
+            deadline: Instant::now() + idle,
+            timer: None,
+            on_end: Some(on_end),
+            done: false,
+        }
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        self.done = true;
+        if outcome == Outcome::Complete {
+            if let Some(lease) = self.lease.take() {
+                lease.finish();
+            }
+        }
+        self.lease = None;
+        self.guard = None;
+        if let Some(f) = self.on_end.take() {
+            f(outcome);
+        }
+    }
+
+    fn fail(&mut self, reason: String) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let chunk = self.framing.error_chunk(&reason);
+        self.end(Outcome::UpstreamFailed(reason.clone()));
+        match chunk {
+            Some(c) => Poll::Ready(Some(Ok(Frame::data(c)))),
+            None => Poll::Ready(Some(Err(reason.into()))),
+        }
+    }
+
+    /// True when the idle deadline passed. One timer is armed and moved forward lazily, not per frame.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            let now = Instant::now();
+            if now >= self.deadline {
+                return true;
+            }
+            let deadline = self.deadline;
+            let timer = self.timer.get_or_insert_with(|| Box::pin(monoio::time::sleep_until(deadline.into())));
+            timer.as_mut().reset(deadline.into());
+            if timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+        }
+    }
+}
+
+use std::future::Future;
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if !self.done {
+            self.end(Outcome::ClientGone);
+        }
+    }
+}
+
+pub enum RouterBody {
+    Full(Option<Bytes>),
+    Relay(Box<Relay>),
+    Channel(mpsc::Receiver<Bytes>),
+}
+
+impl RouterBody {
+    pub fn empty() -> Self {
+        RouterBody::Full(None)
+    }
+
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        let b = b.into();
+        RouterBody::Full(if b.is_empty() { None } else { Some(b) })
+    }
+}
+
+impl Body for RouterBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RouterBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            RouterBody::Channel(rx) => Pin::new(rx).poll_next(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+            RouterBody::Relay(r) => {
+                if r.done {
+                    return Poll::Ready(None);
+                }
+                match Pin::new(&mut r.upstream).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        r.deadline = Instant::now() + r.idle;
+                        match frame.into_data() {
+                            Ok(data) => {
+                                // A body of known length ends with its last byte: hyper may never poll again.
+                                if r.upstream.is_end_stream() {
+                                    r.end(Outcome::Complete);
+                                }
+                                Poll::Ready(Some(Ok(Frame::data(data))))
+                            }
+                            // Trailers are hop-by-hop for us: skip them.
+                            Err(_) => {
+                                cx.waker().wake_by_ref();
+                                Poll::Pending
+                            }
+                        }
+                    }
+                    Poll::Ready(None) => {
+                        r.end(Outcome::Complete);
+                        Poll::Ready(None)
+                    }
+                    Poll::Ready(Some(Err(e))) => r.fail(format!("upstream {} failed mid-response: {e}", endpoint_name(r))),
+                    Poll::Pending => {
+                        if r.idle_expired(cx) {
+                            let idle = r.idle;
+                            r.fail(format!("upstream {} sent nothing for {idle:?}", endpoint_name(r)))
+                        } else {
+                            Poll::Pending
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RouterBody::Full(b) => b.is_none(),
+            RouterBody::Relay(r) => r.done,
+            RouterBody::Channel(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RouterBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RouterBody::Relay(r) if r.framing == StreamFraming::None => r.upstream.size_hint(),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+fn endpoint_name(r: &Relay) -> String {
+    r.guard.as_ref().map(|g| g.endpoint().cfg.url.clone()).unwrap_or_else(|| "endpoint".into())
+}

@@ -1,0 +1,66 @@
+//! Requests to one endpoint built from parts: used by the proxy, the fan-out routes and discovery.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+
+use super::headers::upstream_request;
+use super::upstream::{self, Lease, UpstreamError};
+use crate::routing::endpoint::EndpointState;
+
+/// Sends `method path` with `body` to `ep`, passing the client's end-to-end `headers` when given.
+pub async fn send(
+    ep: &EndpointState,
+    method: Method,
+    path: &str,
+    body: Bytes,
+    client_headers: Option<&HeaderMap>,
+    connect_timeout: Duration,
+    first_byte: Duration,
+) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+    let empty = HeaderMap::new();
+    let headers = upstream_request(client_headers.unwrap_or(&empty), &ep.url.authority(), ep.cfg.api_key.as_deref(), body.len());
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(h) = req.headers_mut() {
+        *h = headers;
+    }
+    let req = req.body(Full::new(body)).map_err(|e| {
+        UpstreamError::Connect(ep.cfg.url.clone(), std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    })?;
+    upstream::send(&ep.url, &ep.cfg.url, req, connect_timeout, first_byte).await
+}
+
+/// Sends a request and reads the whole answer within `timeout`: `(status, body)`.
+pub async fn send_collect(
+    ep: &EndpointState,
+    method: Method,
+    path: &str,
+    body: Bytes,
+    client_headers: Option<&HeaderMap>,
+    timeout: Duration,
+) -> Result<(http::StatusCode, Bytes), String> {
+    let work = async {
+        let (resp, lease) = send(ep, method, path, body, client_headers, timeout, timeout).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map_err(|e| format!("{}: {e}", ep.cfg.url))?.to_bytes();
+        lease.finish();
+        Ok((status, bytes))
+    };
+    match monoio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("{} did not answer within {timeout:?}", ep.cfg.url)),
+    }
+}
+
+/// GETs `path` and parses the JSON answer; any failure is a message naming the endpoint.
+pub async fn get_json(ep: &EndpointState, path: &str, timeout: Duration) -> Result<serde_json::Value, String> {
+    let (status, body) = send_collect(ep, Method::GET, path, Bytes::new(), None, timeout).await?;
+    if !status.is_success() {
+        let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
+        return Err(format!("{} answered {status} to GET {path}: {snippet}", ep.cfg.url));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("{} sent invalid JSON for GET {path}: {e}", ep.cfg.url))
+}

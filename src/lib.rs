@@ -1,0 +1,12 @@
+//! nomyo-router: a thread-per-core router for fleets of Ollama and OpenAI-compatible LLM servers.
+//! `main.rs` reads flags and configuration, then `server::run` serves until SIGTERM.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod routing;
+pub mod server;
+pub mod state;

@@ -1,0 +1,39 @@
+//! CLI → Config → serve.
+
+use clap::Parser;
+
+use nomyo_router::cli::Cli;
+use nomyo_router::config::load_config;
+use nomyo_router::state::Shared;
+
+fn main() {
+    let cli = Cli::parse();
+    let config = match load_config(cli.config.as_deref(), &cli.overrides()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nomyo-router: configuration error: {e}");
+            std::process::exit(1);
+        }
+    };
+    if cli.check_config {
+        for w in &config.warnings {
+            println!("warning: {w}");
+        }
+        println!("configuration OK ({}): {} endpoint(s)", config.source, config.endpoints.len());
+        for e in &config.endpoints {
+            println!("  {} [{}] slots per model: {}{}", e.url, e.kind.as_str(), e.max_concurrent, if e.api_key.is_some() { ", api key set" } else { "" });
+        }
+        println!("listen {}:{}, workers {}, queue {:?}", config.host, config.port, config.worker_count(), config.queue.mode);
+        return;
+    }
+    nomyo_router::logging::init(&config.log_level, config.log_format);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let shared = Shared::new(config);
+    if let Err(e) = nomyo_router::server::run(shared) {
+        tracing::error!(error = %e, "cannot start");
+        eprintln!("nomyo-router: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,126 @@
+//! Endpoint choice (SPEC §4.3) and waiting for a slot when all are full (§4.4).
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::placement::Candidate;
+use super::slots::{Slot, SlotGuard};
+use crate::config::{QueueConfig, SaturationMode};
+
+thread_local! {
+    /// Rotates ties so that no endpoint is a fixed favourite.
+    static ROTOR: Cell<usize> = const { Cell::new(0) };
+}
+
+fn rotor() -> usize {
+    ROTOR.with(|r| {
+        let v = r.get().wrapping_add(1);
+        r.set(v);
+        v
+    })
+}
+
+/// Why no slot could be had.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Saturated {
+    /// `reject` mode, or the queue is at `max_queue`: 429.
+    Rejected,
+    QueueFull,
+    /// Waited `queue_timeout`: 503.
+    TimedOut,
+    /// No healthy candidate.
+    NoneHealthy,
+}
+
+/// Takes the best free slot: loaded with fewest in-flight on the model, else free with the least total
+/// in-flight on the endpoint. `skip` lists endpoints that already failed this request.
+pub fn try_choose(cands: &[Candidate], skip: &[usize]) -> Option<SlotGuard> {
+    let start = rotor();
+    let n = cands.len();
+    let usable = |c: &&Candidate| c.slot.endpoint.is_healthy() && !skip.contains(&c.endpoint());
+    // Tier 1: loaded and free, fewest in-flight for the model first; ties rotate.
+    let mut tier1: Vec<&Candidate> = (0..n)
+        .map(|i| &cands[(start + i) % n])
+        .filter(usable)
+        .filter(|c| c.is_loaded() && c.slot.in_flight() < c.slot.limit)
+        .collect();
+    tier1.sort_by_key(|c| c.slot.in_flight());
+    for c in tier1 {
+        if let Some(g) = c.slot.try_acquire() {
+            return Some(g);
+        }
+    }
+    // Tier 2: any free slot, least total in-flight on the endpoint first.
+    let mut tier2: Vec<&Candidate> = (0..n)
+        .map(|i| &cands[(start + i) % n])
+        .filter(usable)
+        .filter(|c| c.slot.in_flight() < c.slot.limit)
+        .collect();
+    tier2.sort_by_key(|c| c.slot.endpoint.in_flight.load(std::sync::atomic::Ordering::Relaxed));
+    tier2.into_iter().find_map(|c| c.slot.try_acquire())
+}
+
+/// The least busy usable candidate, for `overflow`.
+fn least_busy<'a>(cands: &'a [Candidate], skip: &[usize]) -> Option<&'a Arc<Slot>> {
+    let start = rotor();
+    let n = cands.len();
+    (0..n)
+        .map(|i| &cands[(start + i) % n])
+        .filter(|c| c.slot.endpoint.is_healthy() && !skip.contains(&c.endpoint()))
+        .min_by_key(|c| c.slot.in_flight())
+        .map(|c| &c.slot)
+}
+
+/// Gets a slot for one of `cands`, waiting in line when all are full and the mode says so.
+pub async fn acquire(cands: &[Candidate], skip: &[usize], queue: &QueueConfig) -> Result<SlotGuard, Saturated> {
+    if let Some(g) = try_choose(cands, skip) {
+        return Ok(g);
+    }
+    let Some(first) = least_busy(cands, skip) else { return Err(Saturated::NoneHealthy) };
+    match queue.mode {
+        SaturationMode::Reject => return Err(Saturated::Rejected),
+        SaturationMode::Overflow => return Ok(first.force_acquire()),
+        SaturationMode::Queue => {}
+    }
+    let wait_queue = first.queue.clone();
+    if wait_queue.depth() >= queue.max_queue {
+        return Err(Saturated::QueueFull);
+    }
+    let (ticket, mut rx) = wait_queue.enqueue();
+    // A slot may have freed between the first try and joining the line.
+    if let Some(g) = try_choose(cands, skip) {
+        ticket.cancel(rx);
+        return Ok(g);
+    }
+    let deadline = Instant::now() + queue.queue_timeout;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            ticket.cancel(rx);
+            return Err(Saturated::TimedOut);
+        }
+        // The periodic re-check covers slots whose release wakes another model's line (name aliases).
+        let step = (deadline - now).min(Duration::from_millis(500));
+        match monoio::time::timeout(step, &mut rx).await {
+            Ok(Ok(guard)) => {
+                drop(ticket);
+                return Ok(guard);
+            }
+            Ok(Err(_)) => {
+                ticket.cancel(rx);
+                return Err(Saturated::TimedOut);
+            }
+            Err(_) => {
+                if !cands.iter().any(|c| c.slot.endpoint.is_healthy() && !skip.contains(&c.endpoint())) {
+                    ticket.cancel(rx);
+                    return Err(Saturated::NoneHealthy);
+                }
+                if let Some(g) = try_choose(cands, skip) {
+                    ticket.cancel(rx);
+                    return Ok(g);
+                }
+            }
+        }
+    }
+}

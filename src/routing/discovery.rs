@@ -1,0 +1,169 @@
+//! The discovery thread (SPEC §4.1-4.2): polls every endpoint concurrently, off the request path,
+//! for advertised models (every `models_interval`) and loaded models (every `loaded_interval`),
+//! marks endpoints up or down, and publishes a new placement snapshot.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use super::endpoint::EndpointState;
+use super::names::{llama_short, strip_latest};
+use super::placement::{EndpointModels, Placement};
+use super::queue::WaitQueue;
+use super::slots::Slot;
+use crate::config::EndpointKind;
+use crate::http::fetch::get_json;
+use crate::state::Shared;
+
+pub struct Discovery {
+    shared: Arc<Shared>,
+    slots: HashMap<(usize, String), Arc<Slot>>,
+    queues: HashMap<String, Arc<WaitQueue>>,
+    reports: Vec<EndpointModels>,
+}
+
+/// What one poll of one endpoint found: `None` fields were not asked this time.
+struct PollResult {
+    advertised: Option<Vec<String>>,
+    loaded: Option<Vec<String>>,
+}
+
+fn names(v: &Value, list: &str) -> Vec<String> {
+    v.get(list)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("id").or_else(|| m.get("name")).or_else(|| m.get("model")).and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+async fn poll(ep: &EndpointState, want_models: bool, timeout: Duration) -> Result<PollResult, String> {
+    match ep.kind() {
+        EndpointKind::Ollama => {
+            let loaded = names(&get_json(ep, &format!("{}/api/ps", ep.url.base_path), timeout).await?, "models");
+            let advertised = if want_models {
+                Some(names(&get_json(ep, &format!("{}/api/tags", ep.url.base_path), timeout).await?, "models"))
+            } else {
+                None
+            };
+            Ok(PollResult { advertised, loaded: Some(loaded) })
+        }
+        EndpointKind::LlamaServer => {
+            let v = get_json(ep, &format!("{}/models", ep.openai_base()), timeout).await?;
+            let all = names(&v, "data");
+            let loaded = v
+                .get("data")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|m| crate::api::listing::llama_is_loaded(m))
+                .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string))
+                .collect();
+            Ok(PollResult { advertised: Some(all), loaded: Some(loaded) })
+        }
+        EndpointKind::OpenAi => {
+            let v = get_json(ep, &format!("{}/models", ep.openai_base()), timeout).await?;
+            Ok(PollResult { advertised: Some(names(&v, "data")), loaded: None })
+        }
+    }
+}
+
+impl Discovery {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let n = shared.endpoints.len();
+        Discovery { shared, slots: HashMap::new(), queues: HashMap::new(), reports: vec![EndpointModels::default(); n] }
+    }
+
+    /// Polls every endpoint once and publishes the result. `full` also asks for advertised models.
+    pub async fn poll_once(&mut self, full: bool) {
+        let timeout = self.shared.config.discovery.poll_timeout;
+        let endpoints = self.shared.endpoints.clone();
+        let results = join_all(endpoints.iter().map(|ep| {
+            // Remote OpenAI APIs have no load state: ask them only on full polls, or to probe them back.
+            let skip = ep.kind() == EndpointKind::OpenAi && !full && ep.is_healthy();
+            async move { if skip { None } else { Some(poll(ep, full, timeout).await) } }
+        }))
+        .await;
+        for (ep, result) in endpoints.iter().zip(results) {
+            match result {
+                None => {}
+                Some(Ok(r)) => {
+                    ep.mark_up();
+                    let report = &mut self.reports[ep.index];
+                    if let Some(a) = r.advertised {
+                        report.advertised = a;
+                    }
+                    if let Some(l) = r.loaded {
+                        report.loaded = l;
+                        self.forget_answered(ep.index);
+                    }
+                }
+                Some(Err(e)) => ep.mark_down(&e),
+            }
+        }
+        self.publish();
+    }
+
+    /// A fresh load report replaces what answers implied since the last one.
+    fn forget_answered(&self, endpoint: usize) {
+        for ((ep, _), slot) in &self.slots {
+            if *ep == endpoint {
+                slot.answered.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let kinds: Vec<EndpointKind> = self.shared.endpoints.iter().map(|e| e.kind()).collect();
+        let shared = self.shared.clone();
+        let (slots, queues) = (&mut self.slots, &mut self.queues);
+        let mut slot_for = |ep: usize, name: &str| {
+            slots
+                .entry((ep, name.to_string()))
+                .or_insert_with(|| {
+                    let key = if kinds[ep] == EndpointKind::LlamaServer { llama_short(name) } else { strip_latest(name) };
+                    let queue = queues.entry(key.to_string()).or_default().clone();
+                    Arc::new(Slot::new(shared.endpoints[ep].clone(), name.into(), queue))
+                })
+                .clone()
+        };
+        let placement = Placement::build(self.reports.clone(), &kinds, &mut slot_for);
+        self.shared.placement.store(Arc::new(placement));
+    }
+
+    /// Polls forever on the configured intervals until the router stops.
+    pub async fn run(mut self) {
+        let d = self.shared.config.discovery.clone();
+        let mut next_full = Instant::now() + d.models_interval;
+        while !self.shared.stopping.load(Ordering::Relaxed) {
+            monoio::time::sleep(d.loaded_interval).await;
+            let full = Instant::now() >= next_full;
+            if full {
+                next_full = Instant::now() + d.models_interval;
+            }
+            self.poll_once(full).await;
+        }
+    }
+}
+
+/// Starts the discovery thread after one full poll, so the first request already sees placement.
+pub fn start(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let driver = shared.config.io_driver;
+    let handle = std::thread::Builder::new().name("discovery".into()).spawn(move || {
+        crate::server::runtime::block_on(driver, async move {
+            let mut discovery = Discovery::new(shared);
+            discovery.poll_once(true).await;
+            let _ = ready_tx.send(());
+            discovery.run().await;
+        })
+    })?;
+    // The first poll is bounded by the poll timeout; wait a little longer at most.
+    let _ = ready_rx.recv_timeout(Duration::from_secs(30));
+    Ok(handle)
+}

@@ -1,0 +1,11 @@
+//! Routing: which endpoint serves a request. The discovery thread publishes an immutable placement
+//! snapshot; workers read it without locks, take a per endpoint×model slot on atomics, and wait in a
+//! bounded FIFO when every candidate is full.
+
+pub mod choose;
+pub mod discovery;
+pub mod endpoint;
+pub mod names;
+pub mod placement;
+pub mod queue;
+pub mod slots;

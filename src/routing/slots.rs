@@ -1,0 +1,159 @@
+//! Per endpoint×model slots on atomics, and the guard that owns one taken slot.
+//! A released slot goes straight to the head of the model's wait queue when someone waits (FIFO
+//! hand-off: the count never dips, so a newcomer cannot jump the line), else back to the pool.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use super::endpoint::EndpointState;
+use super::queue::WaitQueue;
+
+pub struct Slot {
+    pub endpoint: Arc<EndpointState>,
+    /// The model as the endpoint names it.
+    pub model: Arc<str>,
+    pub limit: u32,
+    pub in_flight: AtomicU32,
+    /// Set when the endpoint answered for this model since the last placement poll: it is loaded.
+    pub answered: AtomicBool,
+    pub queue: Arc<WaitQueue>,
+}
+
+impl Slot {
+    pub fn new(endpoint: Arc<EndpointState>, model: Arc<str>, queue: Arc<WaitQueue>) -> Self {
+        let limit = endpoint.cfg.max_concurrent.max(1);
+        Slot { endpoint, model, limit, in_flight: AtomicU32::new(0), answered: AtomicBool::new(false), queue }
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Takes a slot if one is free.
+    pub fn try_acquire(self: &Arc<Self>) -> Option<SlotGuard> {
+        let mut cur = self.in_flight.load(Ordering::Relaxed);
+        loop {
+            if cur >= self.limit {
+                return None;
+            }
+            match self.in_flight.compare_exchange_weak(cur, cur + 1, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => return Some(self.taken()),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Takes a slot even past the limit (`overflow` mode).
+    pub fn force_acquire(self: &Arc<Self>) -> SlotGuard {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.taken()
+    }
+
+    fn taken(self: &Arc<Self>) -> SlotGuard {
+        self.endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        SlotGuard { slot: Some(self.clone()) }
+    }
+
+    fn release(self: &Arc<Self>) {
+        if self.queue.has_waiters() {
+            // Hand the slot, still counted, to the longest waiter.
+            if let Some(rejected) = self.queue.hand_off(SlotGuard { slot: Some(self.clone()) }) {
+                rejected.forget();
+            } else {
+                return;
+            }
+        }
+        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        // A waiter may have queued between the check and the decrement; it re-checks after queueing,
+        // and this re-check covers the other order.
+        if self.queue.has_waiters() {
+            if let Some(guard) = self.try_acquire() {
+                if let Some(unwanted) = self.queue.hand_off(guard) {
+                    drop(unwanted);
+                }
+            }
+        }
+    }
+}
+
+/// Owns one taken slot; dropping it releases the slot exactly once on every path.
+pub struct SlotGuard {
+    slot: Option<Arc<Slot>>,
+}
+
+impl SlotGuard {
+    pub fn slot(&self) -> &Arc<Slot> {
+        self.slot.as_ref().expect("guard holds a slot until dropped")
+    }
+
+    pub fn endpoint(&self) -> &Arc<EndpointState> {
+        &self.slot().endpoint
+    }
+
+    /// Gives up ownership without releasing (the count was moved elsewhere).
+    pub(super) fn forget(mut self) {
+        self.slot = None;
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.release();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EndpointConfig, EndpointKind};
+
+    pub fn slot(limit: u32) -> Arc<Slot> {
+        let cfg = EndpointConfig {
+            url: "http://a:1".into(),
+            kind: EndpointKind::Ollama,
+            max_concurrent: limit,
+            api_key: None,
+            weight: 1,
+        };
+        let ep = Arc::new(EndpointState::new(0, cfg));
+        Arc::new(Slot::new(ep, "m".into(), Arc::new(WaitQueue::default())))
+    }
+
+    #[test]
+    fn acquire_respects_limit_and_guard_releases() {
+        let s = slot(2);
+        let a = s.try_acquire().unwrap();
+        let b = s.try_acquire().unwrap();
+        assert!(s.try_acquire().is_none());
+        assert_eq!(s.endpoint.in_flight.load(Ordering::Relaxed), 2);
+        drop(a);
+        assert_eq!(s.in_flight(), 1);
+        drop(b);
+        assert_eq!((s.in_flight(), s.endpoint.in_flight.load(Ordering::Relaxed)), (0, 0));
+    }
+
+    #[test]
+    fn contended_acquire_never_exceeds_limit() {
+        let s = slot(3);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        if let Some(g) = s.try_acquire() {
+                            assert!(s.in_flight() <= 3);
+                            drop(g);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(s.in_flight(), 0);
+    }
+}

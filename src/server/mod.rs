@@ -1,0 +1,43 @@
+//! The server: one monoio runtime per worker thread, each with its own SO_REUSEPORT listener and its
+//! own upstream pools; the discovery thread; SIGTERM handling with a bounded drain.
+
+pub mod listener;
+pub mod runtime;
+pub mod shutdown;
+pub mod worker;
+
+use std::sync::Arc;
+
+use crate::state::Shared;
+
+/// Runs the router until SIGTERM/SIGINT; returns once in-flight requests drained (or the grace ran out).
+pub fn run(shared: Arc<Shared>) -> std::io::Result<()> {
+    let cfg = &shared.config;
+    let workers = cfg.worker_count();
+    let listeners = listener::bind_all(&cfg.host, cfg.port, workers)?;
+    let port = listeners[0].local_addr()?.port();
+    let driver = runtime::describe(cfg.io_driver);
+    tracing::info!(host = %cfg.host, port, workers, driver, config = %cfg.source, endpoints = cfg.endpoints.len(), "nomyo-router starting");
+    let discovery = crate::routing::discovery::start(shared.clone())?;
+    let mut stops = Vec::new();
+    let mut handles = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        let (stop_tx, stop_rx) = futures_channel::oneshot::channel::<()>();
+        stops.push(stop_tx);
+        let shared = shared.clone();
+        handles.push(std::thread::Builder::new().name(format!("worker-{i}")).spawn(move || worker::run(i, l, shared, stop_rx))?);
+    }
+    tracing::info!(port, "listening");
+    shutdown::wait_for_signal();
+    tracing::info!(in_flight = shared.active_requests.load(std::sync::atomic::Ordering::SeqCst), "shutting down: no new connections, draining in-flight requests");
+    shared.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    for s in stops {
+        let _ = s.send(());
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    drop(discovery);
+    tracing::info!("stopped");
+    Ok(())
+}

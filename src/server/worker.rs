@@ -1,0 +1,72 @@
+//! One worker thread: accepts on its own listener and serves HTTP/1.1 connections with hyper, until
+//! told to stop; then it stops accepting and lets in-flight requests finish within the grace period.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+use hyper::service::service_fn;
+use monoio::io::IntoPollIo;
+use monoio_compat::hyper::{MonoioIo, MonoioTimer};
+
+use crate::api::handler::handle;
+use crate::state::Shared;
+
+pub fn run(id: usize, listener: std::net::TcpListener, shared: Arc<Shared>, stop: oneshot::Receiver<()>) {
+    let driver = shared.config.io_driver;
+    crate::server::runtime::block_on(driver, async move {
+        let listener = match monoio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(worker = id, error = %e, "cannot adopt listener");
+                return;
+            }
+        };
+        accept_loop(&listener, &shared, stop).await;
+        drop(listener);
+        drain(&shared).await;
+    });
+}
+
+async fn accept_loop(listener: &monoio::net::TcpListener, shared: &Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+    loop {
+        monoio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    monoio::spawn(serve_connection(stream, shared.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    monoio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Waits until no request is in flight, or the grace period is over.
+async fn drain(shared: &Shared) {
+    let deadline = Instant::now() + shared.config.shutdown_grace;
+    while shared.active_requests.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn serve_connection(stream: monoio::net::TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let Ok(io) = stream.into_poll_io() else { return };
+    let limits = &shared.config.limits;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(MonoioTimer)
+        .keep_alive(true)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let svc_shared = shared.clone();
+    let service = service_fn(move |req| handle(req, svc_shared.clone()));
+    let _ = builder.serve_connection(MonoioIo::new(io), service).await;
+}

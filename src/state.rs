@@ -1,0 +1,55 @@
+//! State shared by every worker: configuration, endpoint states, the placement snapshot, and the
+//! counters of in-flight requests that shutdown waits for.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::routing::endpoint::EndpointState;
+use crate::routing::placement::Placement;
+
+pub struct Shared {
+    pub config: Config,
+    pub endpoints: Vec<Arc<EndpointState>>,
+    pub placement: ArcSwap<Placement>,
+    /// Set by SIGTERM: listeners stop accepting.
+    pub stopping: AtomicBool,
+    /// Requests whose response is not finished yet.
+    pub active_requests: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Arc<Shared> {
+        let endpoints =
+            config.endpoints.iter().cloned().enumerate().map(|(i, c)| Arc::new(EndpointState::new(i, c))).collect();
+        Arc::new(Shared {
+            config,
+            endpoints,
+            placement: ArcSwap::from_pointee(Placement::default()),
+            stopping: AtomicBool::new(false),
+            active_requests: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn any_healthy(&self) -> bool {
+        self.endpoints.iter().any(|e| e.is_healthy())
+    }
+
+    /// Counts a request as active until the returned guard drops.
+    pub fn track_request(self: &Arc<Self>) -> ActiveRequest {
+        self.active_requests.fetch_add(1, Ordering::SeqCst);
+        ActiveRequest { shared: self.clone() }
+    }
+}
+
+pub struct ActiveRequest {
+    shared: Arc<Shared>,
+}
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.shared.active_requests.fetch_sub(1, Ordering::SeqCst);
+    }
+}
