@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::errors::ApiError;
@@ -65,11 +65,11 @@ impl<'de> Deserialize<'de> for Kind {
                 Ok(if s.is_empty() { Kind::EmptyString } else { Kind::String })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                while seq.next_element::<Kind>()?.is_some() {}
                 Ok(Kind::Array)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while map.next_entry::<IgnoredAny, Kind>()?.is_some() {}
                 Ok(Kind::Object)
             }
         }
@@ -77,22 +77,48 @@ impl<'de> Deserialize<'de> for Kind {
     }
 }
 
-#[derive(Deserialize, Default)]
-struct Raw<'a> {
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(default)]
+/// The fields routing looks at. Every other field is walked as a `Kind` too, so the parser's nesting
+/// limit applies to the whole body.
+#[derive(Default)]
+struct Raw {
+    model: Option<serde_json::Value>,
     stream: Option<Kind>,
-    #[serde(default)]
     messages: Option<Kind>,
-    #[serde(default)]
     prompt: Option<Kind>,
-    #[serde(default)]
     input: Option<Kind>,
-    #[serde(default)]
     options: Option<Kind>,
-    #[serde(default)]
     nomyo: Option<Kind>,
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Raw;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+                let mut raw = Raw::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match &*key {
+                        "model" => raw.model = Some(map.next_value()?),
+                        "stream" => raw.stream = Some(map.next_value()?),
+                        "messages" => raw.messages = Some(map.next_value()?),
+                        "prompt" => raw.prompt = Some(map.next_value()?),
+                        "input" => raw.input = Some(map.next_value()?),
+                        "options" => raw.options = Some(map.next_value()?),
+                        "nomyo" => raw.nomyo = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<Kind>()?;
+                        }
+                    }
+                }
+                Ok(raw)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// What routing learned from the body.
@@ -117,8 +143,11 @@ pub fn sniff(body: &[u8], route: Inference) -> Result<Sniffed, ApiError> {
         Err(e) => return Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
     };
     let model = match raw.model {
-        Some(m) if !m.trim().is_empty() => m.into_owned(),
-        _ => return Err(ApiError::bad_request("model is required")),
+        Some(serde_json::Value::String(m)) if !m.trim().is_empty() => m,
+        None | Some(serde_json::Value::Null) | Some(serde_json::Value::String(_)) => {
+            return Err(ApiError::bad_request("model is required"))
+        }
+        Some(_) => return Err(ApiError::bad_request("model must be a string")),
     };
     let stream = match raw.stream {
         None | Some(Kind::Null) => route.streams_by_default(),
@@ -149,15 +178,13 @@ fn expect(kind: Option<Kind>, field: &str, allowed: &[Kind], required: bool) -> 
     }
 }
 
-/// serde's message for a type error, reworded for a client (the top level must be an object).
+/// serde's message for a type error, reworded for a client.
 fn data_error(e: &serde_json::Error) -> String {
     let text = e.to_string();
-    if text.contains("expected struct Raw") {
+    if text.contains("expected a JSON object") {
         "the body must be a JSON object".to_string()
-    } else if text.contains("invalid type") && text.contains("model") || text.contains("expected a borrowed string") {
-        "model must be a string".to_string()
     } else {
-        text.replace("struct Raw", "a JSON object")
+        text
     }
 }
 
@@ -171,12 +198,6 @@ pub fn rewrite(body: &[u8], model: Option<&str>) -> Result<Vec<u8>, ApiError> {
         v.insert("model".into(), serde_json::Value::String(m.to_string()));
     }
     serde_json::to_vec(&v).map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
-impl de::Expected for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ async fn serve_connection(stream: monoio::net::TcpStream, shared: Arc<Shared>) {
         .keep_alive(true)
         .header_read_timeout(limits.header_read_timeout)
         .max_headers(limits.max_headers)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+        .max_header_size(limits.max_header_bytes);
     let svc_shared = shared.clone();
     let service = service_fn(move |req| handle(req, svc_shared.clone()));
     let _ = builder.serve_connection(MonoioIo::new(io), service).await;
