@@ -72,11 +72,13 @@ pub async fn manage(shared: &Shared, route: Manage, headers: &http::HeaderMap, b
         async move { (ep.cfg.url.clone(), fetch::send_collect(ep, method, route.path(), body, Some(headers), MANAGE_TIMEOUT).await) }
     }))
     .await;
-    Ok(merge(answers))
+    // A model lives on some endpoints only: copying or deleting it succeeds where it is.
+    Ok(merge(answers, matches!(route, Manage::Copy | Manage::Delete)))
 }
 
-/// One answer for many endpoints: the first success when all succeeded, else the failures by endpoint.
-fn merge(answers: Vec<(String, Result<(StatusCode, Bytes), String>)>) -> Response<RouterBody> {
+/// One answer for many endpoints: the first success when all succeeded (or, with `absent_ok`, when
+/// the others only lacked the model), else the failures by endpoint.
+fn merge(answers: Vec<(String, Result<(StatusCode, Bytes), String>)>, absent_ok: bool) -> Response<RouterBody> {
     let total = answers.len();
     let mut failures = Vec::new();
     let mut first_ok: Option<(StatusCode, Bytes)> = None;
@@ -100,7 +102,8 @@ fn merge(answers: Vec<(String, Result<(StatusCode, Bytes), String>)>) -> Respons
             }
         }
     }
-    match (first_ok, failures.is_empty()) {
+    let tolerated = absent_ok && all_404;
+    match (first_ok, failures.is_empty() || tolerated) {
         (Some((status, body)), true) => {
             let mut resp = Response::new(RouterBody::full(body));
             *resp.status_mut() = status;
@@ -220,5 +223,5 @@ pub async fn blob(shared: &Shared, method: &Method, digest: &str, headers: &http
         *resp.status_mut() = if all_present { StatusCode::OK } else { StatusCode::NOT_FOUND };
         return Ok(resp);
     }
-    Ok(merge(answers))
+    Ok(merge(answers, false))
 }

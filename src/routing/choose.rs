@@ -87,7 +87,7 @@ pub async fn acquire(cands: &[Candidate], skip: &[usize], queue: &QueueConfig) -
     if wait_queue.depth() >= queue.max_queue {
         return Err(Saturated::QueueFull);
     }
-    let (ticket, mut rx) = wait_queue.enqueue();
+    let (mut ticket, mut rx) = wait_queue.enqueue();
     // A slot may have freed between the first try and joining the line.
     if let Some(g) = try_choose(cands, skip) {
         ticket.cancel(rx);
@@ -104,8 +104,19 @@ pub async fn acquire(cands: &[Candidate], skip: &[usize], queue: &QueueConfig) -
         let step = (deadline - now).min(Duration::from_millis(500));
         match monoio::time::timeout(step, &mut rx).await {
             Ok(Ok(guard)) => {
+                if usable(&guard, cands, skip) {
+                    drop(ticket);
+                    return Ok(guard);
+                }
+                // A slot on an endpoint this request cannot use (down, or already failed it): pass it
+                // on and keep our place at the head of the line.
+                drop(guard);
                 drop(ticket);
-                return Ok(guard);
+                (ticket, rx) = wait_queue.enqueue_front();
+                if let Some(g) = try_choose(cands, skip) {
+                    ticket.cancel(rx);
+                    return Ok(g);
+                }
             }
             Ok(Err(_)) => {
                 ticket.cancel(rx);
@@ -123,4 +134,10 @@ pub async fn acquire(cands: &[Candidate], skip: &[usize], queue: &QueueConfig) -
             }
         }
     }
+}
+
+/// Whether a handed-over slot is one this request may use.
+fn usable(guard: &SlotGuard, cands: &[Candidate], skip: &[usize]) -> bool {
+    let ep = guard.endpoint();
+    ep.is_healthy() && !skip.contains(&ep.index) && cands.iter().any(|c| Arc::ptr_eq(&c.slot, guard.slot()))
 }

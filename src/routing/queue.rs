@@ -27,10 +27,23 @@ impl WaitQueue {
 
     /// Joins the back of the line. The ticket leaves the line when dropped.
     pub fn enqueue(self: &Arc<Self>) -> (Ticket, oneshot::Receiver<SlotGuard>) {
+        self.join(false)
+    }
+
+    /// Goes back to the head of the line (after turning down a slot it cannot use).
+    pub fn enqueue_front(self: &Arc<Self>) -> (Ticket, oneshot::Receiver<SlotGuard>) {
+        self.join(true)
+    }
+
+    fn join(self: &Arc<Self>, front: bool) -> (Ticket, oneshot::Receiver<SlotGuard>) {
         let (tx, rx) = oneshot::channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut w = self.lock();
-        w.push_back((id, tx));
+        if front {
+            w.push_front((id, tx));
+        } else {
+            w.push_back((id, tx));
+        }
         self.len.store(w.len(), Ordering::SeqCst);
         drop(w);
         (Ticket { queue: self.clone(), id }, rx)

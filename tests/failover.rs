@@ -1,0 +1,85 @@
+//! Failover (SPEC §4.6): a backend killed mid-run; requests that had not started streaming succeed
+//! on another backend; a stream cut mid-way ends with an error line; a hung backend times out.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+
+const CHAT: &str = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}"#;
+
+#[test]
+fn killed_backend_mid_run_loses_no_request_that_had_not_started_streaming() {
+    let mut a = Mock::start(&["--models", "m", "--tokens", "5", "--token-delay-ms", "2"]);
+    let b = Mock::start(&["--models", "m", "--tokens", "5", "--token-delay-ms", "2"]);
+    let router = Arc::new(Router::start(&config_for(&[a.url(), b.url()], "max_concurrent_connections: 4\n"), &["--log-level", "warn"]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..6)
+        .map(|_| {
+            let (router, stop, ok) = (router.clone(), stop.clone(), ok.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = post(&router.url("/api/chat"), CHAT);
+                    if r.status == 200 {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failures.push(format!("{} {}", r.status, r.body));
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(600));
+    let served_by_a_before = a.stats()["inference"].as_u64().unwrap();
+    a.kill();
+    std::thread::sleep(Duration::from_millis(900));
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    assert!(failures.is_empty(), "{} requests failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(served_by_a_before > 0, "A never served: the test did not exercise failover");
+    assert!(ok.load(Ordering::Relaxed) > 50);
+    let health = get(&router.url("/health"));
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["endpoints"][a.url()]["status"], "error");
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}
+
+#[test]
+fn stream_cut_mid_way_ends_with_an_error_line_in_its_format() {
+    let mut a = Mock::start(&["--models", "m", "--tokens", "40", "--token-delay-ms", "25"]);
+    let router = Router::start(&config_for(&[a.url()], ""), &["--log-level", "warn"]);
+    let url = router.url("/api/chat");
+    let reader = std::thread::spawn(move || stream_lines(&url, r#"{"model":"m","messages":[]}"#, &[]));
+    std::thread::sleep(Duration::from_millis(300));
+    a.kill();
+    let (status, lines) = reader.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(lines.len() > 2 && lines.len() < 40, "{lines:?}");
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert!(last["error"].is_string(), "{last}");
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}
+
+#[test]
+fn hung_backend_times_out_and_the_next_candidate_answers() {
+    let hung = Mock::start(&["--models", "m", "--fault", "hang"]);
+    let good = Mock::start(&["--models", "m"]);
+    let router = Router::start(&config_for(&[hung.url(), good.url()], "timeouts:\n  first_byte: 400ms\n  first_byte_cold: 400ms\n"), &["--log-level", "warn"]);
+    for _ in 0..4 {
+        let r = post(&router.url("/api/chat"), CHAT);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.header("x-router-endpoint"), Some(good.url().as_str()));
+    }
+    // With only the hung backend, the client gets a 504 in its format.
+    let alone = Router::start(&config_for(&[hung.url()], "timeouts:\n  first_byte: 300ms\n  first_byte_cold: 300ms\n"), &["--log-level", "warn"]);
+    let r = post(&alone.url("/v1/chat/completions"), r#"{"model":"m","messages":[]}"#);
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("no response head"));
+    assert_eq!(alone.wait_idle()["total_in_flight"], 0);
+}
