@@ -4,7 +4,7 @@ use clap::Parser;
 
 const ENV_HELP: &str = "\
 ENVIRONMENT:
-  NOMYO_ROUTER_CONFIG_PATH   config file when --config is not given (else ./config.yaml, else built-in defaults)
+  NOMYO_ROUTER_CONFIG_PATH   config file when --config is not given (else ./config.yaml or ./config/config.yaml, else built-in defaults)
   NOMYO_ROUTER_API_KEY       the router's own API key (clients send it as Authorization: Bearer or ?api_key=)
   NOMYO_ROUTER_<KEY>         any config key, e.g. NOMYO_ROUTER_PORT=8080, NOMYO_ROUTER_ENDPOINTS=http://a:11434,http://b:11434,
                              NOMYO_ROUTER_MAX_CONCURRENT_CONNECTIONS=4; nested keys join with '_': NOMYO_ROUTER_QUEUE_MODE=reject,
@@ -17,7 +17,7 @@ PRECEDENCE: flag > environment > file > built-in default.";
 #[derive(Parser, Debug, Default)]
 #[command(name = "nomyo-router", version, about = "Thread-per-core router for fleets of Ollama and OpenAI-compatible LLM servers", after_help = ENV_HELP)]
 pub struct Cli {
-    /// Config file (YAML). Default: $NOMYO_ROUTER_CONFIG_PATH, else ./config.yaml, else built-in defaults.
+    /// Config file (YAML). Default: $NOMYO_ROUTER_CONFIG_PATH, else ./config.yaml or ./config/config.yaml, else built-in defaults.
     #[arg(long, value_name = "PATH")]
     pub config: Option<String>,
     /// Address to listen on [default: 0.0.0.0]

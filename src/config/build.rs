@@ -131,6 +131,9 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
     reject_duplicates(&r, &endpoints)?;
     apply_api_keys(&r, &mut endpoints, &mut warnings)?;
 
+    if r.boolean("cache_enabled", false)? {
+        warnings.push("cache_enabled is set, but the response cache is not part of this release: requests go to the backends".into());
+    }
     let router_api_key = Some(r.string("router_api_key", "")?).filter(|k| !k.is_empty());
     let io_driver = match r.choice("io_driver", "auto", &["auto", "io_uring", "iouring", "epoll"])?.as_str() {
         "auto" => IoDriver::Auto,

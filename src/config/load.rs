@@ -15,7 +15,8 @@ pub const EMBEDDED_DEFAULT: &str = "endpoints:\n  - http://127.0.0.1:11434\nmax_
 /// Values keyed by flat key (`port`, `timeouts.connect`), each with where it came from.
 pub type Layered = BTreeMap<String, (Value, Origin)>;
 
-/// Which file to read: `--config`, else `NOMYO_ROUTER_CONFIG_PATH`, else `./config.yaml` if present.
+/// Which file to read: `--config`, else `NOMYO_ROUTER_CONFIG_PATH`, else `./config.yaml` or
+/// `./config/config.yaml` if present.
 pub fn resolve_path(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     if let Some(p) = flag {
         return Some(p.to_string());
@@ -25,7 +26,7 @@ pub fn resolve_path(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) ->
             return Some(expand_home(&p, env));
         }
     }
-    std::path::Path::new("config.yaml").exists().then(|| "config.yaml".to_string())
+    ["config.yaml", "config/config.yaml"].into_iter().find(|p| std::path::Path::new(p).exists()).map(str::to_string)
 }
 
 fn expand_home(path: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
