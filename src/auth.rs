@@ -10,14 +10,20 @@ pub fn check(key: &str, headers: &HeaderMap, query: Option<&str>) -> Result<(), 
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let from_query = query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("api_key=")));
     let given = match (from_header, from_query) {
         (Some(h), _) => h.to_string(),
         (None, Some(q)) => percent_decode(q),
         (None, None) => {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing API key: send Authorization: Bearer <key> or ?api_key=<key>"))
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing API key: send Authorization: Bearer <key> or ?api_key=<key>",
+            ))
         }
     };
     if constant_time_eq(given.as_bytes(), key.as_bytes()) {
@@ -44,16 +50,14 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }
@@ -69,13 +73,19 @@ mod tests {
     #[test]
     fn header_query_missing_wrong() {
         let mut h = HeaderMap::new();
-        assert_eq!(check("k1", &h, None).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            check("k1", &h, None).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
         assert!(check("k1", &h, Some("a=1&api_key=k1")).is_ok());
         assert!(check("k%2B1", &h, Some("api_key=k%252B1")).is_ok());
         h.insert(header::AUTHORIZATION, "Bearer k1".parse().unwrap());
         assert!(check("k1", &h, None).is_ok());
         h.insert(header::AUTHORIZATION, "Bearer k2".parse().unwrap());
-        assert_eq!(check("k1", &h, None).unwrap_err().status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            check("k1", &h, None).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
         assert!(!constant_time_eq(b"k1", b"k10"));
         assert!(constant_time_eq(b"", b""));
     }

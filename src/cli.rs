@@ -62,11 +62,19 @@ impl Cli {
         push("port", self.port.map(|p| p.to_string()), "--port");
         push("workers", self.workers.map(|w| w.to_string()), "--workers");
         push("io_driver", self.io_driver.clone(), "--io-driver");
-        push("max_concurrent_connections", self.max_concurrent_connections.map(|m| m.to_string()), "--max-concurrent-connections");
+        push(
+            "max_concurrent_connections",
+            self.max_concurrent_connections.map(|m| m.to_string()),
+            "--max-concurrent-connections",
+        );
         push("log_level", self.log_level.clone(), "--log-level");
         push("log_format", self.log_format.clone(), "--log-format");
         if !self.endpoints.is_empty() {
-            out.push(("endpoints", format!("[{}]", self.endpoints.join(", ")), "--endpoint"));
+            out.push((
+                "endpoints",
+                format!("[{}]", self.endpoints.join(", ")),
+                "--endpoint",
+            ));
         }
         out
     }

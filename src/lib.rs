@@ -10,3 +10,4 @@ pub mod logging;
 pub mod routing;
 pub mod server;
 pub mod state;
+pub mod translate;

@@ -19,11 +19,31 @@ fn main() {
         for w in &config.warnings {
             println!("warning: {w}");
         }
-        println!("configuration OK ({}): {} endpoint(s)", config.source, config.endpoints.len());
+        println!(
+            "configuration OK ({}): {} endpoint(s)",
+            config.source,
+            config.endpoints.len()
+        );
         for e in &config.endpoints {
-            println!("  {} [{}] slots per model: {}{}", e.url, e.kind.as_str(), e.max_concurrent, if e.api_key.is_some() { ", api key set" } else { "" });
+            println!(
+                "  {} [{}] slots per model: {}{}",
+                e.url,
+                e.kind.as_str(),
+                e.max_concurrent,
+                if e.api_key.is_some() {
+                    ", api key set"
+                } else {
+                    ""
+                }
+            );
         }
-        println!("listen {}:{}, workers {}, queue {:?}", config.host, config.port, config.worker_count(), config.queue.mode);
+        println!(
+            "listen {}:{}, workers {}, queue {:?}",
+            config.host,
+            config.port,
+            config.worker_count(),
+            config.queue.mode
+        );
         return;
     }
     nomyo_router::logging::init(&config.log_level, config.log_format);

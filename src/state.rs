@@ -22,8 +22,13 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config) -> Arc<Shared> {
-        let endpoints =
-            config.endpoints.iter().cloned().enumerate().map(|(i, c)| Arc::new(EndpointState::new(i, c))).collect();
+        let endpoints = config
+            .endpoints
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, c)| Arc::new(EndpointState::new(i, c)))
+            .collect();
         Arc::new(Shared {
             config,
             endpoints,
@@ -40,7 +45,9 @@ impl Shared {
     /// Counts a request as active until the returned guard drops.
     pub fn track_request(self: &Arc<Self>) -> ActiveRequest {
         self.active_requests.fetch_add(1, Ordering::SeqCst);
-        ActiveRequest { shared: self.clone() }
+        ActiveRequest {
+            shared: self.clone(),
+        }
     }
 }
 

@@ -15,7 +15,11 @@ fn req(method: &str, path: &str, body: &str) -> Vec<u8> {
 }
 
 fn status_of(response: &str) -> u16 {
-    response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 struct Case {
@@ -27,13 +31,30 @@ struct Case {
 }
 
 fn case(name: &'static str, request: Vec<u8>, status: u16, body: &'static str) -> Case {
-    Case { name, request, status, body }
+    Case {
+        name,
+        request,
+        status,
+        body,
+    }
 }
 
 fn table() -> Vec<Case> {
-    let big_header = format!("GET /api/tags HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(80 * 1024));
-    let many_headers = format!("GET /api/tags HTTP/1.1\r\nHost: x\r\n{}\r\n", (0..150).map(|i| format!("X-H{i}: v\r\n")).collect::<String>());
-    let nested = format!(r#"{{"model":"m","messages":{}{}}}"#, "[".repeat(5000), "]".repeat(5000));
+    let big_header = format!(
+        "GET /api/tags HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(80 * 1024)
+    );
+    let many_headers = format!(
+        "GET /api/tags HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..150)
+            .map(|i| format!("X-H{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let nested = format!(
+        r#"{{"model":"m","messages":{}{}}}"#,
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
     let huge_model = format!(r#"{{"model":"{}","messages":[]}}"#, "x".repeat(10_000));
     vec![
         case("garbage request line", b"GARBAGE\r\n\r\n".to_vec(), 400, ""),
@@ -96,7 +117,13 @@ fn malformed_requests_get_clear_errors_and_leak_nothing() {
         let response = raw(router.port, &c.request, Duration::from_secs(5));
         let status = status_of(&response);
         if status != c.status || !response.contains(c.body) {
-            failures.push(format!("{}: expected {} with {:?}, got {:?}", c.name, c.status, c.body, response.chars().take(300).collect::<String>()));
+            failures.push(format!(
+                "{}: expected {} with {:?}, got {:?}",
+                c.name,
+                c.status,
+                c.body,
+                response.chars().take(300).collect::<String>()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -109,15 +136,22 @@ fn malformed_requests_get_clear_errors_and_leak_nothing() {
 #[test]
 fn slow_clients_are_cut_off_without_holding_anything() {
     let m = Mock::start(&["--models", "m"]);
-    let router = Router::start(&config_for(&[m.url()], "limits:\n  header_read_timeout: 500ms\n"), &["--log-level", "warn"]);
+    let router = Router::start(
+        &config_for(&[m.url()], "limits:\n  header_read_timeout: 500ms\n"),
+        &["--log-level", "warn"],
+    );
     // Headers that never finish: the connection is closed after the header timeout.
     let mut s = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
-    s.write_all(b"POST /api/chat HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s.write_all(b"POST /api/chat HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let started = Instant::now();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    assert!(started.elapsed() < Duration::from_secs(4), "slow headers were not cut off");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "slow headers were not cut off"
+    );
     // A body that stalls: 408 in the route's format.
     let response = raw(
         router.port,
@@ -129,7 +163,8 @@ fn slow_clients_are_cut_off_without_holding_anything() {
     // A client that sends half a body and hangs up.
     {
         let mut s = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
-        s.write_all(b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"mo").unwrap();
+        s.write_all(b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"mo")
+            .unwrap();
     }
     assert_eq!(router.wait_idle()["total_in_flight"], 0);
     assert_eq!(get(&router.url("/health")).status, 200);

@@ -15,7 +15,10 @@ const CHAT: &str = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"
 fn killed_backend_mid_run_loses_no_request_that_had_not_started_streaming() {
     let mut a = Mock::start(&["--models", "m", "--tokens", "5", "--token-delay-ms", "2"]);
     let b = Mock::start(&["--models", "m", "--tokens", "5", "--token-delay-ms", "2"]);
-    let router = Arc::new(Router::start(&config_for(&[a.url(), b.url()], "max_concurrent_connections: 4\n"), &["--log-level", "warn"]));
+    let router = Arc::new(Router::start(
+        &config_for(&[a.url(), b.url()], "max_concurrent_connections: 4\n"),
+        &["--log-level", "warn"],
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..6)
@@ -40,9 +43,20 @@ fn killed_backend_mid_run_loses_no_request_that_had_not_started_streaming() {
     a.kill();
     std::thread::sleep(Duration::from_millis(900));
     stop.store(true, Ordering::Relaxed);
-    let failures: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
-    assert!(failures.is_empty(), "{} requests failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
-    assert!(served_by_a_before > 0, "A never served: the test did not exercise failover");
+    let failures: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        served_by_a_before > 0,
+        "A never served: the test did not exercise failover"
+    );
     assert!(ok.load(Ordering::Relaxed) > 50);
     let health = get(&router.url("/health"));
     assert_eq!(health.status, 200);
@@ -55,7 +69,8 @@ fn stream_cut_mid_way_ends_with_an_error_line_in_its_format() {
     let mut a = Mock::start(&["--models", "m", "--tokens", "40", "--token-delay-ms", "25"]);
     let router = Router::start(&config_for(&[a.url()], ""), &["--log-level", "warn"]);
     let url = router.url("/api/chat");
-    let reader = std::thread::spawn(move || stream_lines(&url, r#"{"model":"m","messages":[]}"#, &[]));
+    let reader =
+        std::thread::spawn(move || stream_lines(&url, r#"{"model":"m","messages":[]}"#, &[]));
     std::thread::sleep(Duration::from_millis(300));
     a.kill();
     let (status, lines) = reader.join().unwrap();
@@ -70,16 +85,34 @@ fn stream_cut_mid_way_ends_with_an_error_line_in_its_format() {
 fn hung_backend_times_out_and_the_next_candidate_answers() {
     let hung = Mock::start(&["--models", "m", "--fault", "hang"]);
     let good = Mock::start(&["--models", "m"]);
-    let router = Router::start(&config_for(&[hung.url(), good.url()], "timeouts:\n  first_byte: 400ms\n  first_byte_cold: 400ms\n"), &["--log-level", "warn"]);
+    let router = Router::start(
+        &config_for(
+            &[hung.url(), good.url()],
+            "timeouts:\n  first_byte: 400ms\n  first_byte_cold: 400ms\n",
+        ),
+        &["--log-level", "warn"],
+    );
     for _ in 0..4 {
         let r = post(&router.url("/api/chat"), CHAT);
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.header("x-router-endpoint"), Some(good.url().as_str()));
     }
     // With only the hung backend, the client gets a 504 in its format.
-    let alone = Router::start(&config_for(&[hung.url()], "timeouts:\n  first_byte: 300ms\n  first_byte_cold: 300ms\n"), &["--log-level", "warn"]);
-    let r = post(&alone.url("/v1/chat/completions"), r#"{"model":"m","messages":[]}"#);
+    let alone = Router::start(
+        &config_for(
+            &[hung.url()],
+            "timeouts:\n  first_byte: 300ms\n  first_byte_cold: 300ms\n",
+        ),
+        &["--log-level", "warn"],
+    );
+    let r = post(
+        &alone.url("/v1/chat/completions"),
+        r#"{"model":"m","messages":[]}"#,
+    );
     assert_eq!(r.status, 504, "{}", r.body);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("no response head"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no response head"));
     assert_eq!(alone.wait_idle()["total_in_flight"], 0);
 }

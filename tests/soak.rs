@@ -59,17 +59,28 @@ fn one(router: &Router, i: usize, tally: &Tally) {
             tally.clean_errors.fetch_add(1, Ordering::Relaxed);
         }
         8 => {
-            let (status, lines) = stream_lines(&chat_url, &chat(true), &[("x-mock-fault", "die"), ("x-mock-tokens", "6")]);
+            let (status, lines) = stream_lines(
+                &chat_url,
+                &chat(true),
+                &[("x-mock-fault", "die"), ("x-mock-tokens", "6")],
+            );
             assert_eq!(status, 200);
             let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
-            assert!(last["error"].as_str().unwrap().contains("mid-response"), "{lines:?}");
+            assert!(
+                last["error"].as_str().unwrap().contains("mid-response"),
+                "{lines:?}"
+            );
             tally.clean_errors.fetch_add(1, Ordering::Relaxed);
         }
         _ => {
             let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}"#;
             let (status, lines) = stream_lines(&router.url("/v1/chat/completions"), body, &[]);
             assert_eq!(status, 200);
-            assert_eq!(lines.last().map(String::as_str), Some("data: [DONE]"), "{lines:?}");
+            assert_eq!(
+                lines.last().map(String::as_str),
+                Some("data: [DONE]"),
+                "{lines:?}"
+            );
             tally.complete.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -77,9 +88,14 @@ fn one(router: &Router, i: usize, tally: &Tally) {
 
 #[test]
 fn two_thousand_mixed_requests_leave_nothing_behind() {
-    let mocks: Vec<Mock> = (0..3).map(|_| Mock::start(&["--models", "m", "--tokens", "4"])).collect();
+    let mocks: Vec<Mock> = (0..3)
+        .map(|_| Mock::start(&["--models", "m", "--tokens", "4"]))
+        .collect();
     let urls: Vec<String> = mocks.iter().map(Mock::url).collect();
-    let router = Router::start(&config_for(&urls, "max_concurrent_connections: 3\n"), &["--log-level", "warn"]);
+    let router = Router::start(
+        &config_for(&urls, "max_concurrent_connections: 3\n"),
+        &["--log-level", "warn"],
+    );
     let router = Arc::new(router);
     let tally = Arc::new(Tally::default());
     const THREADS: usize = 16;
@@ -95,9 +111,12 @@ fn two_thousand_mixed_requests_leave_nothing_behind() {
         })
         .collect();
     for h in handles {
-        h.join().expect("a request got neither a full answer nor a clean error");
+        h.join()
+            .expect("a request got neither a full answer nor a clean error");
     }
-    let done = tally.complete.load(Ordering::Relaxed) + tally.clean_errors.load(Ordering::Relaxed) + tally.aborted_by_client.load(Ordering::Relaxed);
+    let done = tally.complete.load(Ordering::Relaxed)
+        + tally.clean_errors.load(Ordering::Relaxed)
+        + tally.aborted_by_client.load(Ordering::Relaxed);
     assert_eq!(done, TOTAL);
     let usage = router.wait_idle();
     assert_eq!(usage["total_in_flight"], 0, "{usage}");

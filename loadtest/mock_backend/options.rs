@@ -3,7 +3,10 @@
 use clap::Parser;
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "mock-backend", about = "Fake Ollama/OpenAI/llama-server backend for tests and load tests")]
+#[command(
+    name = "mock-backend",
+    about = "Fake Ollama/OpenAI/llama-server backend for tests and load tests"
+)]
 pub struct Options {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -40,6 +43,11 @@ pub struct Options {
 
 impl Options {
     pub fn loaded_models(&self) -> Vec<String> {
-        self.loaded.clone().unwrap_or_else(|| self.models.clone()).into_iter().filter(|m| !m.is_empty()).collect()
+        self.loaded
+            .clone()
+            .unwrap_or_else(|| self.models.clone())
+            .into_iter()
+            .filter(|m| !m.is_empty())
+            .collect()
     }
 }

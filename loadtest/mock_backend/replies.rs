@@ -18,7 +18,13 @@ pub fn ollama_chunk(chat: bool, model: &str, text: &str) -> Value {
 }
 
 /// The final Ollama object: whole text when not streamed, empty when streamed, with the metrics.
-pub fn ollama_final(chat: bool, model: &str, text: &str, prompt_tokens: usize, tokens: usize) -> Value {
+pub fn ollama_final(
+    chat: bool,
+    model: &str,
+    text: &str,
+    prompt_tokens: usize,
+    tokens: usize,
+) -> Value {
     let mut v = ollama_chunk(chat, model, text);
     let o = v.as_object_mut().expect("object");
     o.insert("done".into(), json!(true));
@@ -50,17 +56,35 @@ pub fn usage(prompt: usize, completion: usize) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }
 
-pub fn openai_usage_chunk(id: &str, model: &str, object: &str, prompt: usize, completion: usize) -> Value {
+pub fn openai_usage_chunk(
+    id: &str,
+    model: &str,
+    object: &str,
+    prompt: usize,
+    completion: usize,
+) -> Value {
     json!({"id": id, "object": object, "created": 1_767_225_600, "model": model, "choices": [], "usage": usage(prompt, completion)})
 }
 
-pub fn openai_chat_whole(id: &str, model: &str, text: &str, prompt: usize, completion: usize) -> Value {
+pub fn openai_chat_whole(
+    id: &str,
+    model: &str,
+    text: &str,
+    prompt: usize,
+    completion: usize,
+) -> Value {
     json!({"id": id, "object": "chat.completion", "created": 1_767_225_600, "model": model, "system_fingerprint": "fp_mock",
            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": "stop"}],
            "usage": usage(prompt, completion)})
 }
 
-pub fn openai_completion_whole(id: &str, model: &str, text: &str, prompt: usize, completion: usize) -> Value {
+pub fn openai_completion_whole(
+    id: &str,
+    model: &str,
+    text: &str,
+    prompt: usize,
+    completion: usize,
+) -> Value {
     json!({"id": id, "object": "text_completion", "created": 1_767_225_600, "model": model,
            "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": "stop"}], "usage": usage(prompt, completion)})
 }
@@ -71,14 +95,23 @@ pub fn embedding(text: &str) -> Vec<f32> {
     for b in text.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
-    (0..8).map(|i| ((h >> (i * 8)) & 0xff) as f32 / 255.0 - 0.5).collect()
+    (0..8)
+        .map(|i| ((h >> (i * 8)) & 0xff) as f32 / 255.0 - 0.5)
+        .collect()
 }
 
 /// The texts of an embed `input`: a string or an array of strings.
 pub fn inputs(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .collect(),
         _ => vec![],
     }
 }

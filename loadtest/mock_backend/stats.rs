@@ -43,7 +43,8 @@ impl Stats {
     pub fn reset(&self) {
         self.requests.store(0, Ordering::SeqCst);
         self.inference.store(0, Ordering::SeqCst);
-        self.max_in_flight.store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.max_in_flight
+            .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
         self.cancelled.store(0, Ordering::SeqCst);
         self.order.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.auth.lock().unwrap_or_else(|p| p.into_inner()).clear();

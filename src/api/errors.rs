@@ -23,7 +23,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), retry_after: None }
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -61,7 +65,10 @@ impl ApiError {
         let mut resp = Response::new(RouterBody::full(self.body(format)));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -76,7 +83,10 @@ mod tests {
     #[test]
     fn formats() {
         let e = ApiError::new(StatusCode::NOT_FOUND, "model \"x\" not found");
-        assert_eq!(e.body(ApiFormat::Ollama), r#"{"error":"model \"x\" not found"}"#);
+        assert_eq!(
+            e.body(ApiFormat::Ollama),
+            r#"{"error":"model \"x\" not found"}"#
+        );
         let v: serde_json::Value = serde_json::from_str(&e.body(ApiFormat::OpenAi)).unwrap();
         assert_eq!(v["error"]["type"], "not_found_error");
         assert_eq!(v["error"]["message"], "model \"x\" not found");

@@ -15,7 +15,10 @@ use crate::http::body::RouterBody;
 use crate::state::Shared;
 
 /// The hyper service function: never fails, every error becomes a response in the client's format.
-pub async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<RouterBody>, Infallible> {
+pub async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<RouterBody>, Infallible> {
     let mut ctx = Ctx {
         request_id: request_id(req.headers()),
         started: Instant::now(),
@@ -52,7 +55,11 @@ pub async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Respo
     Ok(resp)
 }
 
-async fn dispatch(ctx: &mut Ctx, route: &Route, req: Request<Incoming>) -> Result<Response<RouterBody>, ApiError> {
+async fn dispatch(
+    ctx: &mut Ctx,
+    route: &Route,
+    req: Request<Incoming>,
+) -> Result<Response<RouterBody>, ApiError> {
     let shared = ctx.shared.clone();
     if let (Some(key), false) = (&shared.config.router_api_key, route.is_public()) {
         crate::auth::check(key, req.headers(), req.uri().query())?;
@@ -69,17 +76,29 @@ async fn dispatch(ctx: &mut Ctx, route: &Route, req: Request<Incoming>) -> Resul
         Route::Version => listing::version(&shared).await,
         Route::OaiModels => Ok(listing::v1_models(&shared).await),
         Route::OaiModel(id) => listing::v1_model(&shared, id).await,
-        Route::NotFound => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no route for {}", req.uri().path()))),
-        Route::MethodNotAllowed(allowed) => {
-            Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed here; use {allowed}", req.method())))
-        }
+        Route::NotFound => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no route for {}", req.uri().path()),
+        )),
+        Route::MethodNotAllowed(allowed) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not allowed here; use {allowed}", req.method()),
+        )),
         Route::Show | Route::Manage(_) | Route::Blob(_) | Route::Inference(_) => {
             let (parts, body) = req.into_parts();
-            let body = read_body(&parts.headers, body, limits.max_body_bytes, limits.header_read_timeout).await?;
+            let body = read_body(
+                &parts.headers,
+                body,
+                limits.max_body_bytes,
+                limits.header_read_timeout,
+            )
+            .await?;
             match route {
                 Route::Show => show::show(&shared, &parts.headers, body).await,
                 Route::Manage(m) => manage::manage(&shared, *m, &parts.headers, body).await,
-                Route::Blob(digest) => manage::blob(&shared, &parts.method, digest, &parts.headers, body).await,
+                Route::Blob(digest) => {
+                    manage::blob(&shared, &parts.method, digest, &parts.headers, body).await
+                }
                 Route::Inference(i) => proxy::inference(ctx, *i, &parts, body).await,
                 _ => unreachable!("outer match limits the routes"),
             }
@@ -102,10 +121,18 @@ fn preflight(shared: &Shared, origin: Option<&HeaderValue>) -> Response<RouterBo
     *resp.status_mut() = StatusCode::NO_CONTENT;
     let h = resp.headers_mut();
     if origin.and_then(|o| allowed_origin(shared, o)).is_some() {
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, HEAD, OPTIONS"));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type, X-Request-Id"));
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, HEAD, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Content-Type, X-Request-Id"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
     }
     resp
 }
-

@@ -18,8 +18,16 @@ use crate::routing::names::llama_short;
 use crate::state::Shared;
 
 /// What one endpoint lists, in its own format.
-async fn ask_all<'a>(shared: &'a Shared, ollama_path: &str, openai_models: bool) -> Vec<(&'a EndpointState, Result<Value, String>)> {
-    let timeout = shared.config.discovery.poll_timeout.max(std::time::Duration::from_secs(2));
+async fn ask_all<'a>(
+    shared: &'a Shared,
+    ollama_path: &str,
+    openai_models: bool,
+) -> Vec<(&'a EndpointState, Result<Value, String>)> {
+    let timeout = shared
+        .config
+        .discovery
+        .poll_timeout
+        .max(std::time::Duration::from_secs(2));
     let futures = shared.endpoints.iter().filter_map(|ep| {
         let path = match ep.kind() {
             EndpointKind::Ollama => ollama_path.to_string(),
@@ -48,13 +56,22 @@ fn rfc3339(unix: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// An OpenAI model object shown in Ollama's `/api/tags` form.
 fn openai_as_ollama(ep: &EndpointState, m: &Value) -> Option<Value> {
     let id = m.get("id").or_else(|| m.get("name"))?.as_str()?;
-    let quant = if ep.kind() == EndpointKind::LlamaServer { id.rsplit_once(':').map(|(_, q)| q).unwrap_or("") } else { "" };
+    let quant = if ep.kind() == EndpointKind::LlamaServer {
+        id.rsplit_once(':').map(|(_, q)| q).unwrap_or("")
+    } else {
+        ""
+    };
     Some(json!({
         "name": id,
         "model": id,
@@ -75,10 +92,17 @@ pub async fn tags(shared: &Shared) -> Response<RouterBody> {
         let Ok(v) = answer else { continue };
         let list: Vec<Value> = match ep.kind() {
             EndpointKind::Ollama => items(&v, "models").cloned().collect(),
-            _ => items(&v, "data").filter_map(|m| openai_as_ollama(ep, m)).collect(),
+            _ => items(&v, "data")
+                .filter_map(|m| openai_as_ollama(ep, m))
+                .collect(),
         };
         for m in list {
-            let name = m.get("name").or_else(|| m.get("model")).and_then(Value::as_str).unwrap_or("").to_string();
+            let name = m
+                .get("name")
+                .or_else(|| m.get("model"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if !name.is_empty() && seen.insert(name) {
                 models.push(m);
             }
@@ -103,9 +127,22 @@ async fn loaded(shared: &Shared) -> Vec<(&EndpointState, Vec<Value>)> {
         let Ok(v) = answer else { continue };
         out.push((ep, items(&v, "models").cloned().collect()));
     }
-    let llama = shared.endpoints.iter().filter(|e| e.kind() == EndpointKind::LlamaServer);
-    let timeout = shared.config.discovery.poll_timeout.max(std::time::Duration::from_secs(2));
-    let answers = join_all(llama.map(|ep| async move { (&**ep, get_json(ep, &format!("{}/models", ep.openai_base()), timeout).await) })).await;
+    let llama = shared
+        .endpoints
+        .iter()
+        .filter(|e| e.kind() == EndpointKind::LlamaServer);
+    let timeout = shared
+        .config
+        .discovery
+        .poll_timeout
+        .max(std::time::Duration::from_secs(2));
+    let answers = join_all(llama.map(|ep| async move {
+        (
+            &**ep,
+            get_json(ep, &format!("{}/models", ep.openai_base()), timeout).await,
+        )
+    }))
+    .await;
     for (ep, answer) in answers {
         let Ok(v) = answer else { continue };
         let models = items(&v, "data")
@@ -128,7 +165,11 @@ pub async fn ps(shared: &Shared) -> Response<RouterBody> {
     let mut models = Vec::new();
     for (_, list) in loaded(shared).await {
         for m in list {
-            let name = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            let name = m
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if seen.insert(name) {
                 models.push(m);
             }
@@ -154,7 +195,13 @@ pub async fn ps_details(shared: &Shared) -> Response<RouterBody> {
 /// Compares versions numerically part by part; non-numeric parts (`0.6.0-rc1`) compare by their digits.
 fn version_key(v: &str) -> Vec<u64> {
     v.split(['.', '-', '+'])
-        .map(|p| p.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0))
+        .map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap_or(0)
+        })
         .collect()
 }
 
@@ -167,7 +214,10 @@ pub async fn version(shared: &Shared) -> Result<Response<RouterBody>, ApiError> 
         .min_by_key(|v| version_key(v));
     match lowest {
         Some(v) => Ok(json_value(StatusCode::OK, &json!({ "version": v }))),
-        None => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no endpoint answered /api/version")),
+        None => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no endpoint answered /api/version",
+        )),
     }
 }
 
@@ -200,7 +250,10 @@ async fn openai_models(shared: &Shared) -> Vec<Value> {
 
 /// `GET /v1/models`.
 pub async fn v1_models(shared: &Shared) -> Response<RouterBody> {
-    json_value(StatusCode::OK, &json!({ "object": "list", "data": openai_models(shared).await }))
+    json_value(
+        StatusCode::OK,
+        &json!({ "object": "list", "data": openai_models(shared).await }),
+    )
 }
 
 /// `GET /v1/models/{id}`.
@@ -209,11 +262,19 @@ pub async fn v1_model(shared: &Shared, id: &str) -> Result<Response<RouterBody>,
     let stripped = crate::routing::names::strip_latest(id);
     models
         .iter()
-        .find(|m| m.get("id").and_then(Value::as_str).is_some_and(|m| m == id || crate::routing::names::strip_latest(m) == stripped))
+        .find(|m| {
+            m.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m == id || crate::routing::names::strip_latest(m) == stripped)
+        })
         .map(|m| json_value(StatusCode::OK, m))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("The model '{id}' does not exist")))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("The model '{id}' does not exist"),
+            )
+        })
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,12 @@ use std::time::Duration;
 const MANAGE_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 fn ollama_endpoints(shared: &Shared) -> Vec<Arc<EndpointState>> {
-    shared.endpoints.iter().filter(|e| e.kind() == EndpointKind::Ollama).cloned().collect()
+    shared
+        .endpoints
+        .iter()
+        .filter(|e| e.kind() == EndpointKind::Ollama)
+        .cloned()
+        .collect()
 }
 
 /// Whether the client asked for a progress stream (these routes stream unless `"stream": false`).
@@ -39,9 +44,16 @@ fn wants_stream(route: Manage, body: &[u8]) -> bool {
 
 /// Checks the body is a JSON object with the fields Ollama requires.
 fn validate(route: Manage, body: &[u8]) -> Result<(), ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
-    let has = |k: &str| obj.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
+    let has = |k: &str| {
+        obj.get(k)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
     let ok = match route {
         Manage::Copy => has("source") && has("destination"),
         _ => has("model") || has("name"),
@@ -56,29 +68,67 @@ fn validate(route: Manage, body: &[u8]) -> Result<(), ApiError> {
 }
 
 /// Serves a management route.
-pub async fn manage(shared: &Shared, route: Manage, headers: &http::HeaderMap, body: Bytes) -> Result<Response<RouterBody>, ApiError> {
+pub async fn manage(
+    shared: &Shared,
+    route: Manage,
+    headers: &http::HeaderMap,
+    body: Bytes,
+) -> Result<Response<RouterBody>, ApiError> {
     validate(route, &body)?;
     let endpoints = ollama_endpoints(shared);
     if endpoints.is_empty() {
-        return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "no Ollama endpoint is configured for model management"));
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "no Ollama endpoint is configured for model management",
+        ));
     }
-    let method = if route == Manage::Delete { Method::DELETE } else { Method::POST };
+    let method = if route == Manage::Delete {
+        Method::DELETE
+    } else {
+        Method::POST
+    };
     if wants_stream(route, &body) {
-        return Ok(stream_fan_out(shared, endpoints, method, route.path(), headers.clone(), body));
+        return Ok(stream_fan_out(
+            shared,
+            endpoints,
+            method,
+            route.path(),
+            headers.clone(),
+            body,
+        ));
     }
     let answers = join_all(endpoints.iter().map(|ep| {
         let body = body.clone();
         let method = method.clone();
-        async move { (ep.cfg.url.clone(), fetch::send_collect(ep, method, route.path(), body, Some(headers), MANAGE_TIMEOUT).await) }
+        async move {
+            (
+                ep.cfg.url.clone(),
+                fetch::send_collect(
+                    ep,
+                    method,
+                    route.path(),
+                    body,
+                    Some(headers),
+                    MANAGE_TIMEOUT,
+                )
+                .await,
+            )
+        }
     }))
     .await;
     // A model lives on some endpoints only: copying or deleting it succeeds where it is.
-    Ok(merge(answers, matches!(route, Manage::Copy | Manage::Delete)))
+    Ok(merge(
+        answers,
+        matches!(route, Manage::Copy | Manage::Delete),
+    ))
 }
 
 /// One answer for many endpoints: the first success when all succeeded (or, with `absent_ok`, when
 /// the others only lacked the model), else the failures by endpoint.
-fn merge(answers: Vec<(String, Result<(StatusCode, Bytes), String>)>, absent_ok: bool) -> Response<RouterBody> {
+fn merge(
+    answers: Vec<(String, Result<(StatusCode, Bytes), String>)>,
+    absent_ok: bool,
+) -> Response<RouterBody> {
     let total = answers.len();
     let mut failures = Vec::new();
     let mut first_ok: Option<(StatusCode, Bytes)> = None;
@@ -107,12 +157,28 @@ fn merge(answers: Vec<(String, Result<(StatusCode, Bytes), String>)>, absent_ok:
         (Some((status, body)), true) => {
             let mut resp = Response::new(RouterBody::full(body));
             *resp.status_mut() = status;
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             resp
         }
         (ok, _) => {
-            let status = if ok.is_none() && all_404 { StatusCode::NOT_FOUND } else { StatusCode::BAD_GATEWAY };
-            let summary: Vec<String> = failures.iter().map(|f| format!("{}: {}", f["endpoint"].as_str().unwrap_or(""), f["error"].as_str().unwrap_or(""))).collect();
+            let status = if ok.is_none() && all_404 {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            let summary: Vec<String> = failures
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}: {}",
+                        f["endpoint"].as_str().unwrap_or(""),
+                        f["error"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
             let body = json!({
                 "error": format!("failed on {} of {total} endpoints: {}", failures.len(), summary.join("; ")),
                 "endpoints": failures,
@@ -138,7 +204,11 @@ fn stream_fan_out(
         let results = join_all(endpoints.iter().map(|ep| {
             let mut tx = tx.clone();
             let (method, body, headers) = (method.clone(), body.clone(), headers.clone());
-            async move { relay_progress(ep, method, path, body, &headers, connect, &mut tx).await.map_err(|e| format!("{}: {e}", ep.cfg.url)) }
+            async move {
+                relay_progress(ep, method, path, body, &headers, connect, &mut tx)
+                    .await
+                    .map_err(|e| format!("{}: {e}", ep.cfg.url))
+            }
         }))
         .await;
         let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
@@ -151,7 +221,10 @@ fn stream_fan_out(
         let _ = tx.send(Bytes::from(format!("{last}\n"))).await;
     });
     let mut resp = Response::new(RouterBody::Channel(rx));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
     resp
 }
 
@@ -165,14 +238,26 @@ async fn relay_progress(
     connect: Duration,
     tx: &mut mpsc::Sender<Bytes>,
 ) -> Result<(), String> {
-    let (resp, lease) = fetch::send(ep, method, path, body, Some(headers), connect, MANAGE_TIMEOUT).await.map_err(|e| e.to_string())?;
+    let (resp, lease) = fetch::send(
+        ep,
+        method,
+        path,
+        body,
+        Some(headers),
+        connect,
+        MANAGE_TIMEOUT,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let status = resp.status();
     let mut body = resp.into_body();
     let mut pending: Vec<u8> = Vec::new();
     let mut error = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| e.to_string())?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         pending.extend_from_slice(&data);
         while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=pos).collect();
@@ -199,28 +284,52 @@ async fn relay_progress(
 async fn forward_line(line: &[u8], tx: &mut mpsc::Sender<Bytes>) -> Result<Option<String>, String> {
     let v: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
     if let Some(e) = v.get("error") {
-        return Ok(Some(e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string())));
+        return Ok(Some(
+            e.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| e.to_string()),
+        ));
     }
     if v.get("status").and_then(Value::as_str) == Some("success") {
         return Ok(None);
     }
-    tx.send(Bytes::copy_from_slice(line)).await.map_err(|_| "client went away".to_string())?;
+    tx.send(Bytes::copy_from_slice(line))
+        .await
+        .map_err(|_| "client went away".to_string())?;
     Ok(None)
 }
 
 /// `HEAD/POST /api/blobs/:digest`: present everywhere (HEAD 200), or uploaded everywhere (POST 201).
-pub async fn blob(shared: &Shared, method: &Method, digest: &str, headers: &http::HeaderMap, body: Bytes) -> Result<Response<RouterBody>, ApiError> {
+pub async fn blob(
+    shared: &Shared,
+    method: &Method,
+    digest: &str,
+    headers: &http::HeaderMap,
+    body: Bytes,
+) -> Result<Response<RouterBody>, ApiError> {
     let endpoints = ollama_endpoints(shared);
     let path = format!("/api/blobs/{digest}");
     let answers = join_all(endpoints.iter().map(|ep| {
         let (body, method, path) = (body.clone(), method.clone(), path.clone());
-        async move { (ep.cfg.url.clone(), fetch::send_collect(ep, method, &path, body, Some(headers), MANAGE_TIMEOUT).await) }
+        async move {
+            (
+                ep.cfg.url.clone(),
+                fetch::send_collect(ep, method, &path, body, Some(headers), MANAGE_TIMEOUT).await,
+            )
+        }
     }))
     .await;
     if method == Method::HEAD {
-        let all_present = !answers.is_empty() && answers.iter().all(|(_, a)| matches!(a, Ok((s, _)) if s.is_success()));
+        let all_present = !answers.is_empty()
+            && answers
+                .iter()
+                .all(|(_, a)| matches!(a, Ok((s, _)) if s.is_success()));
         let mut resp = Response::new(RouterBody::empty());
-        *resp.status_mut() = if all_present { StatusCode::OK } else { StatusCode::NOT_FOUND };
+        *resp.status_mut() = if all_present {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
         return Ok(resp);
     }
     Ok(merge(answers, false))

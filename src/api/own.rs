@@ -11,7 +11,10 @@ use crate::state::Shared;
 pub fn root(headers: &HeaderMap) -> Response<RouterBody> {
     let _ = headers;
     let mut resp = Response::new(RouterBody::full("Ollama is running"));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -32,14 +35,25 @@ pub fn health(shared: &Shared) -> Response<RouterBody> {
         })
         .collect();
     let ok = shared.any_healthy();
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    json_value(status, &json!({"status": if ok { "ok" } else { "error" }, "endpoints": endpoints}))
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_value(
+        status,
+        &json!({"status": if ok { "ok" } else { "error" }, "endpoints": endpoints}),
+    )
 }
 
 /// `GET /api/usage`: in-flight per endpoint×model and queue depth per model.
 pub fn usage(shared: &Shared) -> Response<RouterBody> {
     let placement = shared.placement.load();
-    let mut usage: serde_json::Map<String, Value> = shared.endpoints.iter().map(|e| (e.cfg.url.clone(), json!({}))).collect();
+    let mut usage: serde_json::Map<String, Value> = shared
+        .endpoints
+        .iter()
+        .map(|e| (e.cfg.url.clone(), json!({})))
+        .collect();
     let mut queues = serde_json::Map::new();
     let mut total_in_flight = 0u64;
     let mut total_queued = 0u64;
@@ -47,7 +61,10 @@ pub fn usage(shared: &Shared) -> Response<RouterBody> {
         let n = slot.in_flight();
         total_in_flight += u64::from(n);
         if let Some(Value::Object(m)) = usage.get_mut(&slot.endpoint.cfg.url) {
-            m.insert(slot.model.to_string(), json!({"in_flight": n, "limit": slot.limit}));
+            m.insert(
+                slot.model.to_string(),
+                json!({"in_flight": n, "limit": slot.limit}),
+            );
         }
         let depth = slot.queue.depth();
         if depth > 0 || !queues.contains_key(&*slot.model) {
@@ -76,7 +93,10 @@ pub fn config(shared: &Shared) -> Response<RouterBody> {
         })
     };
     use crate::config::EndpointKind::LlamaServer;
-    let (llama, plain): (Vec<_>, Vec<_>) = shared.endpoints.iter().partition(|e| e.kind() == LlamaServer);
+    let (llama, plain): (Vec<_>, Vec<_>) = shared
+        .endpoints
+        .iter()
+        .partition(|e| e.kind() == LlamaServer);
     let endpoints: Vec<Value> = plain.into_iter().map(|e| describe(e)).collect();
     let llama: Vec<Value> = llama.into_iter().map(|e| describe(e)).collect();
     let c = &shared.config;

@@ -20,7 +20,9 @@ pub enum Inference {
 impl Inference {
     pub fn format(self) -> ApiFormat {
         match self {
-            Inference::Chat | Inference::Generate | Inference::Embed | Inference::Embeddings => ApiFormat::Ollama,
+            Inference::Chat | Inference::Generate | Inference::Embed | Inference::Embeddings => {
+                ApiFormat::Ollama
+            }
             _ => ApiFormat::OpenAi,
         }
     }
@@ -31,7 +33,10 @@ impl Inference {
     }
 
     pub fn can_stream(self) -> bool {
-        matches!(self, Inference::Chat | Inference::Generate | Inference::OaiChat | Inference::OaiCompletions)
+        matches!(
+            self,
+            Inference::Chat | Inference::Generate | Inference::OaiChat | Inference::OaiCompletions
+        )
     }
 
     /// Path after the API base (`/api/...` for Ollama, after `/v1` for OpenAI).
@@ -149,7 +154,11 @@ pub fn route(method: &Method, path: &str) -> Route {
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
     let wrong = |allowed: &'static str| Route::MethodNotAllowed(allowed);
-    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
     let r = match path {
         "/" => return if get { Route::Root } else { wrong("GET, HEAD") },
         "/api/chat" => Route::Inference(Inference::Chat),
@@ -165,10 +174,22 @@ pub fn route(method: &Method, path: &str) -> Route {
         "/api/create" => Route::Manage(Manage::Create),
         "/api/copy" => Route::Manage(Manage::Copy),
         "/api/show" => Route::Show,
-        "/api/delete" => return if method == Method::DELETE { Route::Manage(Manage::Delete) } else { wrong("DELETE") },
+        "/api/delete" => {
+            return if method == Method::DELETE {
+                Route::Manage(Manage::Delete)
+            } else {
+                wrong("DELETE")
+            }
+        }
         "/api/tags" => return if get { Route::Tags } else { wrong("GET, HEAD") },
         "/api/ps" => return if get { Route::Ps } else { wrong("GET") },
-        "/api/version" => return if get { Route::Version } else { wrong("GET, HEAD") },
+        "/api/version" => {
+            return if get {
+                Route::Version
+            } else {
+                wrong("GET, HEAD")
+            }
+        }
         "/v1/models" => return if get { Route::OaiModels } else { wrong("GET") },
         "/health" => return if get { Route::Health } else { wrong("GET") },
         "/api/usage" => return if get { Route::Usage } else { wrong("GET") },
@@ -176,10 +197,21 @@ pub fn route(method: &Method, path: &str) -> Route {
         "/api/ps_details" => return if get { Route::PsDetails } else { wrong("GET") },
         p => {
             if let Some(id) = p.strip_prefix("/v1/models/").filter(|id| !id.is_empty()) {
-                return if get { Route::OaiModel(id.to_string()) } else { wrong("GET") };
+                return if get {
+                    Route::OaiModel(id.to_string())
+                } else {
+                    wrong("GET")
+                };
             }
-            if let Some(digest) = p.strip_prefix("/api/blobs/").filter(|d| !d.is_empty() && !d.contains('/')) {
-                return if post || method == Method::HEAD { Route::Blob(digest.to_string()) } else { wrong("HEAD, POST") };
+            if let Some(digest) = p
+                .strip_prefix("/api/blobs/")
+                .filter(|d| !d.is_empty() && !d.contains('/'))
+            {
+                return if post || method == Method::HEAD {
+                    Route::Blob(digest.to_string())
+                } else {
+                    wrong("HEAD, POST")
+                };
             }
             return Route::NotFound;
         }
@@ -197,13 +229,31 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(route(&Method::POST, "/api/chat"), Route::Inference(Inference::Chat));
-        assert_eq!(route(&Method::GET, "/api/chat"), Route::MethodNotAllowed("POST"));
+        assert_eq!(
+            route(&Method::POST, "/api/chat"),
+            Route::Inference(Inference::Chat)
+        );
+        assert_eq!(
+            route(&Method::GET, "/api/chat"),
+            Route::MethodNotAllowed("POST")
+        );
         assert_eq!(route(&Method::HEAD, "/"), Route::Root);
-        assert_eq!(route(&Method::DELETE, "/api/delete"), Route::Manage(Manage::Delete));
-        assert_eq!(route(&Method::GET, "/v1/models/org/model:q4"), Route::OaiModel("org/model:q4".into()));
-        assert_eq!(route(&Method::HEAD, "/api/blobs/sha256:abc"), Route::Blob("sha256:abc".into()));
-        assert_eq!(route(&Method::POST, "/rerank"), Route::Inference(Inference::Rerank));
+        assert_eq!(
+            route(&Method::DELETE, "/api/delete"),
+            Route::Manage(Manage::Delete)
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/models/org/model:q4"),
+            Route::OaiModel("org/model:q4".into())
+        );
+        assert_eq!(
+            route(&Method::HEAD, "/api/blobs/sha256:abc"),
+            Route::Blob("sha256:abc".into())
+        );
+        assert_eq!(
+            route(&Method::POST, "/rerank"),
+            Route::Inference(Inference::Rerank)
+        );
         assert_eq!(route(&Method::GET, "/nope"), Route::NotFound);
         assert_eq!(route(&Method::GET, "/api/tags/"), Route::Tags);
     }

@@ -62,7 +62,11 @@ impl<'de> Deserialize<'de> for Kind {
                 Ok(Kind::Number)
             }
             fn visit_str<E>(self, s: &str) -> Result<Kind, E> {
-                Ok(if s.is_empty() { Kind::EmptyString } else { Kind::String })
+                Ok(if s.is_empty() {
+                    Kind::EmptyString
+                } else {
+                    Kind::String
+                })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
                 while seq.next_element::<Kind>()?.is_some() {}
@@ -133,12 +137,17 @@ pub struct Sniffed {
 /// Parses and checks a body for an inference route.
 pub fn sniff(body: &[u8], route: Inference) -> Result<Sniffed, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("request body is empty: expected a JSON object"));
+        return Err(ApiError::bad_request(
+            "request body is empty: expected a JSON object",
+        ));
     }
     let raw: Raw = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) if e.classify() == serde_json::error::Category::Data => {
-            return Err(ApiError::bad_request(format!("invalid request: {}", data_error(&e))))
+            return Err(ApiError::bad_request(format!(
+                "invalid request: {}",
+                data_error(&e)
+            )))
         }
         Err(e) => return Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
     };
@@ -152,28 +161,60 @@ pub fn sniff(body: &[u8], route: Inference) -> Result<Sniffed, ApiError> {
     let stream = match raw.stream {
         None | Some(Kind::Null) => route.streams_by_default(),
         Some(Kind::Bool(b)) => b,
-        Some(k) => return Err(ApiError::bad_request(format!("stream must be a boolean, not {}", k.name()))),
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "stream must be a boolean, not {}",
+                k.name()
+            )))
+        }
     };
     expect(raw.options, "options", &[Kind::Object], false)?;
     match route {
         Inference::Chat => expect(raw.messages, "messages", &[Kind::Array], false)?,
         Inference::OaiChat => expect(raw.messages, "messages", &[Kind::Array], true)?,
-        Inference::Generate | Inference::Embeddings => expect(raw.prompt, "prompt", &[Kind::String, Kind::EmptyString], false)?,
-        Inference::OaiCompletions => expect(raw.prompt, "prompt", &[Kind::String, Kind::Array], true)?,
-        Inference::Embed | Inference::OaiEmbeddings => expect(raw.input, "input", &[Kind::String, Kind::EmptyString, Kind::Array], true)?,
+        Inference::Generate | Inference::Embeddings => expect(
+            raw.prompt,
+            "prompt",
+            &[Kind::String, Kind::EmptyString],
+            false,
+        )?,
+        Inference::OaiCompletions => {
+            expect(raw.prompt, "prompt", &[Kind::String, Kind::Array], true)?
+        }
+        Inference::Embed | Inference::OaiEmbeddings => expect(
+            raw.input,
+            "input",
+            &[Kind::String, Kind::EmptyString, Kind::Array],
+            true,
+        )?,
         Inference::Rerank => {}
     }
-    Ok(Sniffed { model, stream: stream && route.can_stream(), has_nomyo: raw.nomyo.is_some() })
+    Ok(Sniffed {
+        model,
+        stream: stream && route.can_stream(),
+        has_nomyo: raw.nomyo.is_some(),
+    })
 }
 
-fn expect(kind: Option<Kind>, field: &str, allowed: &[Kind], required: bool) -> Result<(), ApiError> {
+fn expect(
+    kind: Option<Kind>,
+    field: &str,
+    allowed: &[Kind],
+    required: bool,
+) -> Result<(), ApiError> {
     match kind {
-        None | Some(Kind::Null) if required => Err(ApiError::bad_request(format!("{field} is required"))),
+        None | Some(Kind::Null) if required => {
+            Err(ApiError::bad_request(format!("{field} is required")))
+        }
         None | Some(Kind::Null) => Ok(()),
         Some(k) if allowed.contains(&k) => Ok(()),
         Some(k) => {
             let want: Vec<&str> = allowed.iter().map(|k| k.name()).collect();
-            Err(ApiError::bad_request(format!("{field} must be {}, not {}", want.join(" or "), k.name())))
+            Err(ApiError::bad_request(format!(
+                "{field} must be {}, not {}",
+                want.join(" or "),
+                k.name()
+            )))
         }
     }
 }
@@ -191,8 +232,8 @@ fn data_error(e: &serde_json::Error) -> String {
 /// Removes the router-only `nomyo` field and, when given, replaces `model`. Only used when needed:
 /// the common case forwards the client's bytes untouched.
 pub fn rewrite(body: &[u8], model: Option<&str>) -> Result<Vec<u8>, ApiError> {
-    let mut v: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     v.remove("nomyo");
     if let Some(m) = model {
         v.insert("model".into(), serde_json::Value::String(m.to_string()));
@@ -206,13 +247,32 @@ mod tests {
 
     #[test]
     fn reads_model_and_stream_defaults() {
-        let s = sniff(br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#, Inference::Chat).unwrap();
-        assert_eq!(s, Sniffed { model: "m".into(), stream: true, has_nomyo: false });
+        let s = sniff(
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+            Inference::Chat,
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            Sniffed {
+                model: "m".into(),
+                stream: true,
+                has_nomyo: false
+            }
+        );
         let s = sniff(br#"{"model":"m","messages":[]}"#, Inference::OaiChat).unwrap();
         assert!(!s.stream);
-        let s = sniff(br#"{"model":"m","prompt":"","stream":false,"nomyo":{"cache":false}}"#, Inference::Generate).unwrap();
+        let s = sniff(
+            br#"{"model":"m","prompt":"","stream":false,"nomyo":{"cache":false}}"#,
+            Inference::Generate,
+        )
+        .unwrap();
         assert!(!s.stream && s.has_nomyo);
-        let s = sniff(br#"{"model":"m","input":["a"],"stream":true}"#, Inference::Embed).unwrap();
+        let s = sniff(
+            br#"{"model":"m","input":["a"],"stream":true}"#,
+            Inference::Embed,
+        )
+        .unwrap();
         assert!(!s.stream, "embeddings never stream");
     }
 
@@ -225,16 +285,41 @@ mod tests {
             (b"{\"messages\":[]}", Inference::Chat, "model is required"),
             (b"{\"model\":5}", Inference::Chat, "model must be a string"),
             (b"{\"model\":\"\"}", Inference::Chat, "model is required"),
-            (b"{\"model\":\"m\",\"stream\":\"yes\"}", Inference::Chat, "stream must be a boolean"),
-            (b"{\"model\":\"m\",\"messages\":\"hi\"}", Inference::Chat, "messages must be an array"),
-            (b"{\"model\":\"m\",\"options\":[]}", Inference::Generate, "options must be an object"),
-            (b"{\"model\":\"m\"}", Inference::OaiChat, "messages is required"),
+            (
+                b"{\"model\":\"m\",\"stream\":\"yes\"}",
+                Inference::Chat,
+                "stream must be a boolean",
+            ),
+            (
+                b"{\"model\":\"m\",\"messages\":\"hi\"}",
+                Inference::Chat,
+                "messages must be an array",
+            ),
+            (
+                b"{\"model\":\"m\",\"options\":[]}",
+                Inference::Generate,
+                "options must be an object",
+            ),
+            (
+                b"{\"model\":\"m\"}",
+                Inference::OaiChat,
+                "messages is required",
+            ),
             (b"{\"model\":\"m\"}", Inference::Embed, "input is required"),
-            (b"{\"model\":\"m\",\"prompt\":7}", Inference::Generate, "prompt must be a string"),
+            (
+                b"{\"model\":\"m\",\"prompt\":7}",
+                Inference::Generate,
+                "prompt must be a string",
+            ),
         ];
         for (body, route, want) in cases {
             let err = sniff(body, *route).unwrap_err();
-            assert!(err.message.contains(want), "{:?}: {}", String::from_utf8_lossy(body), err.message);
+            assert!(
+                err.message.contains(want),
+                "{:?}: {}",
+                String::from_utf8_lossy(body),
+                err.message
+            );
         }
     }
 

@@ -17,7 +17,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn get(&self, key: &str) -> Option<(&Value, &Origin)> {
-        self.layers.get(key).map(|(v, o)| (v, o)).filter(|(v, _)| !v.is_null())
+        self.layers
+            .get(key)
+            .map(|(v, o)| (v, o))
+            .filter(|(v, _)| !v.is_null())
     }
 
     fn err(&self, key: &str, msg: impl Into<String>) -> ConfigError {
@@ -83,7 +86,10 @@ impl Reader<'_> {
         };
         match secs {
             Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
-            _ => Err(self.err(key, "expected a duration: seconds as a number, or e.g. \"500ms\", \"30s\", \"5m\"")),
+            _ => Err(self.err(
+                key,
+                "expected a duration: seconds as a number, or e.g. \"500ms\", \"30s\", \"5m\"",
+            )),
         }
     }
 
@@ -99,7 +105,9 @@ impl Reader<'_> {
     fn string_list(&self, key: &str) -> Result<Vec<(Value, Option<Origin>)>, ConfigError> {
         match self.get(key) {
             None => Ok(Vec::new()),
-            Some((Value::Sequence(items), o)) => Ok(items.iter().map(|v| (v.clone(), Some(o.clone()))).collect()),
+            Some((Value::Sequence(items), o)) => {
+                Ok(items.iter().map(|v| (v.clone(), Some(o.clone()))).collect())
+            }
             Some((Value::String(s), o)) => Ok(vec![(Value::String(s.clone()), Some(o.clone()))]),
             Some(_) => Err(self.err(key, "expected a list")),
         }
@@ -127,7 +135,12 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
     let default_slots = r.uint("max_concurrent_connections", 1, 1, 1_000_000)? as u32;
     let mut endpoints = read_endpoints(&r, "endpoints", default_slots, None)?;
-    endpoints.extend(read_endpoints(&r, "llama_server_endpoints", default_slots, Some(EndpointKind::LlamaServer))?);
+    endpoints.extend(read_endpoints(
+        &r,
+        "llama_server_endpoints",
+        default_slots,
+        Some(EndpointKind::LlamaServer),
+    )?);
     reject_duplicates(&r, &endpoints)?;
     apply_api_keys(&r, &mut endpoints, &mut warnings)?;
 
@@ -135,12 +148,22 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
         warnings.push("cache_enabled is set, but the response cache is not part of this release: requests go to the backends".into());
     }
     let router_api_key = Some(r.string("router_api_key", "")?).filter(|k| !k.is_empty());
-    let io_driver = match r.choice("io_driver", "auto", &["auto", "io_uring", "iouring", "epoll"])?.as_str() {
+    let io_driver = match r
+        .choice(
+            "io_driver",
+            "auto",
+            &["auto", "io_uring", "iouring", "epoll"],
+        )?
+        .as_str()
+    {
         "auto" => IoDriver::Auto,
         "epoll" => IoDriver::Epoll,
         _ => IoDriver::IoUring,
     };
-    let mode = match r.choice("queue.mode", "queue", &["queue", "overflow", "reject"])?.as_str() {
+    let mode = match r
+        .choice("queue.mode", "queue", &["queue", "overflow", "reject"])?
+        .as_str()
+    {
         "overflow" => SaturationMode::Overflow,
         "reject" => SaturationMode::Reject,
         _ => SaturationMode::Queue,
@@ -149,16 +172,27 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
         "json" => LogFormat::Json,
         _ => LogFormat::Text,
     };
-    let log_level = r.choice("log_level", "info", &["trace", "debug", "info", "warn", "error", "off"])?;
+    let log_level = r.choice(
+        "log_level",
+        "info",
+        &["trace", "debug", "info", "warn", "error", "off"],
+    )?;
     let cors_origins = match r.string_list("cors_origins")? {
         v if v.is_empty() && r.get("cors_origins").is_none() => vec!["*".to_string()],
-        v => v.into_iter().map(|(v, _)| v.as_str().unwrap_or_default().to_string()).collect(),
+        v => v
+            .into_iter()
+            .map(|(v, _)| v.as_str().unwrap_or_default().to_string())
+            .collect(),
     };
     let ttl = match r.get("cache_ttl") {
         None => None,
         Some(_) => Some(r.uint("cache_ttl", 3600, 0, u64::MAX)?),
     };
-    let ttl = if r.layers.contains_key("cache_ttl") { ttl } else { Some(3600) };
+    let ttl = if r.layers.contains_key("cache_ttl") {
+        ttl
+    } else {
+        Some(3600)
+    };
 
     Ok(Config {
         source: source.to_string(),
@@ -182,9 +216,15 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
             queue_timeout: r.duration("queue.queue_timeout", 300.0)?,
         },
         discovery: DiscoveryConfig {
-            loaded_interval: r.duration("discovery.loaded_interval", 2.0)?.max(Duration::from_millis(50)),
-            models_interval: r.duration("discovery.models_interval", 30.0)?.max(Duration::from_millis(50)),
-            poll_timeout: r.duration("discovery.poll_timeout", 2.0)?.max(Duration::from_millis(10)),
+            loaded_interval: r
+                .duration("discovery.loaded_interval", 2.0)?
+                .max(Duration::from_millis(50)),
+            models_interval: r
+                .duration("discovery.models_interval", 30.0)?
+                .max(Duration::from_millis(50)),
+            poll_timeout: r
+                .duration("discovery.poll_timeout", 2.0)?
+                .max(Duration::from_millis(10)),
         },
         limits: Limits {
             max_body_bytes: r.uint("limits.max_body_bytes", 64 << 20, 1024, 1 << 34)? as usize,
@@ -195,7 +235,11 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
         },
         cache: CacheConfig {
             enabled: r.boolean("cache_enabled", false)?,
-            backend: r.choice("cache_backend", "memory", &["memory", "mmap", "sqlite", "redis"])?,
+            backend: r.choice(
+                "cache_backend",
+                "memory",
+                &["memory", "mmap", "sqlite", "redis"],
+            )?,
             similarity: r.float("cache_similarity", 1.0, 0.0, 1.0)?,
             ttl,
             history_weight: r.float("cache_history_weight", 0.3, 0.0, 1.0)?,
@@ -224,33 +268,65 @@ fn read_endpoints(
             Value::Mapping(m) => {
                 for k in m.keys() {
                     let k = k.as_str().unwrap_or_default();
-                    if !["url", "kind", "max_concurrent_connections", "api_key", "weight"].contains(&k) {
-                        return Err(err(format!("unknown endpoint field '{k}'"))
-                            .hint("fields: url, kind, max_concurrent_connections, api_key, weight"));
+                    if ![
+                        "url",
+                        "kind",
+                        "max_concurrent_connections",
+                        "api_key",
+                        "weight",
+                    ]
+                    .contains(&k)
+                    {
+                        return Err(err(format!("unknown endpoint field '{k}'")).hint(
+                            "fields: url, kind, max_concurrent_connections, api_key, weight",
+                        ));
                     }
                 }
-                let url = m.get("url").and_then(Value::as_str).ok_or_else(|| err("an endpoint mapping needs 'url'".into()))?;
+                let url = m
+                    .get("url")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| err("an endpoint mapping needs 'url'".into()))?;
                 let kind = match m.get("kind").and_then(Value::as_str) {
                     None => None,
                     Some("ollama") => Some(EndpointKind::Ollama),
                     Some("openai") => Some(EndpointKind::OpenAi),
                     Some("llama-server") | Some("llama_server") => Some(EndpointKind::LlamaServer),
-                    Some(other) => return Err(err(format!("kind '{other}' is not one of: ollama, openai, llama-server"))),
+                    Some(other) => {
+                        return Err(err(format!(
+                            "kind '{other}' is not one of: ollama, openai, llama-server"
+                        )))
+                    }
                 };
                 let slots = match m.get("max_concurrent_connections") {
                     None => None,
-                    Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| err("max_concurrent_connections must be a whole number ≥ 1".into()))? as u32),
+                    Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+                        err("max_concurrent_connections must be a whole number ≥ 1".into())
+                    })? as u32),
                 };
                 let api_key = m.get("api_key").and_then(Value::as_str).map(str::to_string);
                 let weight = m.get("weight").and_then(Value::as_u64).unwrap_or(1) as u32;
                 (url.to_string(), kind, slots, api_key, weight)
             }
-            _ => return Err(err("each endpoint must be a URL string or a mapping with 'url'".into())),
+            _ => {
+                return Err(err(
+                    "each endpoint must be a URL string or a mapping with 'url'".into(),
+                ))
+            }
         };
         let url = url::normalise(&url_text);
         url::parse(&url).map_err(|e| err(format!("malformed URL: {e}")))?;
-        let kind = forced.or(kind).unwrap_or(if url.contains("/v1") { EndpointKind::OpenAi } else { EndpointKind::Ollama });
-        out.push(EndpointConfig { url, kind, max_concurrent: slots.unwrap_or(default_slots), api_key, weight });
+        let kind = forced.or(kind).unwrap_or(if url.contains("/v1") {
+            EndpointKind::OpenAi
+        } else {
+            EndpointKind::Ollama
+        });
+        out.push(EndpointConfig {
+            url,
+            kind,
+            max_concurrent: slots.unwrap_or(default_slots),
+            api_key,
+            weight,
+        });
     }
     Ok(out)
 }
@@ -262,23 +338,42 @@ fn reject_duplicates(r: &Reader, endpoints: &[EndpointConfig]) -> Result<(), Con
     for (i, ep) in endpoints.iter().enumerate() {
         if !seen.insert(ep.url.as_str()) {
             let later_is_llama = ep.kind == EndpointKind::LlamaServer
-                && endpoints[..i].iter().any(|e| e.url == ep.url && e.kind != EndpointKind::LlamaServer);
+                && endpoints[..i]
+                    .iter()
+                    .any(|e| e.url == ep.url && e.kind != EndpointKind::LlamaServer);
             if !later_is_llama {
-                let key = if ep.kind == EndpointKind::LlamaServer { "llama_server_endpoints" } else { "endpoints" };
-                return Err(r.err(key, format!("duplicate endpoint '{}'", ep.url)).hint("list each backend once"));
+                let key = if ep.kind == EndpointKind::LlamaServer {
+                    "llama_server_endpoints"
+                } else {
+                    "endpoints"
+                };
+                return Err(r
+                    .err(key, format!("duplicate endpoint '{}'", ep.url))
+                    .hint("list each backend once"));
             }
         }
     }
     Ok(())
 }
 
-fn apply_api_keys(r: &Reader, endpoints: &mut Vec<EndpointConfig>, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+fn apply_api_keys(
+    r: &Reader,
+    endpoints: &mut Vec<EndpointConfig>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
     // Merge an endpoint listed both as plain and as llama-server into the llama-server entry.
-    let llama: HashSet<String> =
-        endpoints.iter().filter(|e| e.kind == EndpointKind::LlamaServer).map(|e| e.url.clone()).collect();
+    let llama: HashSet<String> = endpoints
+        .iter()
+        .filter(|e| e.kind == EndpointKind::LlamaServer)
+        .map(|e| e.url.clone())
+        .collect();
     endpoints.retain(|e| e.kind == EndpointKind::LlamaServer || !llama.contains(&e.url));
-    let Some((value, _)) = r.get("api_keys") else { return Ok(()) };
-    let Value::Mapping(map) = value else { return Err(r.err("api_keys", "expected a mapping of endpoint URL to key")) };
+    let Some((value, _)) = r.get("api_keys") else {
+        return Ok(());
+    };
+    let Value::Mapping(map) = value else {
+        return Err(r.err("api_keys", "expected a mapping of endpoint URL to key"));
+    };
     let mut unknown = Vec::new();
     for (k, v) in map {
         let url = url::normalise(k.as_str().unwrap_or_default());
@@ -294,7 +389,10 @@ fn apply_api_keys(r: &Reader, endpoints: &mut Vec<EndpointConfig>, warnings: &mu
         }
     }
     if !unknown.is_empty() {
-        warnings.push(format!("api_keys names endpoints that are not configured (ignored): {}", unknown.join(", ")));
+        warnings.push(format!(
+            "api_keys names endpoints that are not configured (ignored): {}",
+            unknown.join(", ")
+        ));
     }
     Ok(())
 }
@@ -311,7 +409,11 @@ mod tests {
     #[test]
     fn endpoint_kinds_follow_the_rules() {
         let c = cfg("endpoints:\n  - http://a:11434/\n  - https://api.openai.com/v1\n  - {url: http://c:8080, kind: openai, max_concurrent_connections: 4}\nllama_server_endpoints:\n  - http://l:8889/v1\n").unwrap();
-        let kinds: Vec<_> = c.endpoints.iter().map(|e| (e.url.as_str(), e.kind, e.max_concurrent)).collect();
+        let kinds: Vec<_> = c
+            .endpoints
+            .iter()
+            .map(|e| (e.url.as_str(), e.kind, e.max_concurrent))
+            .collect();
         assert_eq!(
             kinds,
             vec![
@@ -325,11 +427,20 @@ mod tests {
 
     #[test]
     fn wrong_types_and_bad_urls_are_located() {
-        let e = cfg("endpoints: []\nport: banana\n").unwrap_err().to_string();
+        let e = cfg("endpoints: []\nport: banana\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("c.yaml:2: key 'port'"), "{e}");
-        let e = cfg("endpoints:\n  - ollama:11434\n").unwrap_err().to_string();
-        assert!(e.contains("malformed URL") && e.starts_with("c.yaml:1"), "{e}");
-        let e = cfg("endpoints:\n  - http://a:1\n  - http://a:1/\n").unwrap_err().to_string();
+        let e = cfg("endpoints:\n  - ollama:11434\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("malformed URL") && e.starts_with("c.yaml:1"),
+            "{e}"
+        );
+        let e = cfg("endpoints:\n  - http://a:1\n  - http://a:1/\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("duplicate endpoint"), "{e}");
         let e = cfg("queue:\n  mode: sometimes\n").unwrap_err().to_string();
         assert!(e.starts_with("c.yaml:2: key 'queue.mode'"), "{e}");
@@ -345,7 +456,10 @@ mod tests {
 
     #[test]
     fn api_keys_for_unknown_endpoints_warn() {
-        let c = cfg("endpoints:\n  - http://a:1\napi_keys:\n  \"http://a:1\": k1\n  \"http://zzz:1\": k2\n").unwrap();
+        let c = cfg(
+            "endpoints:\n  - http://a:1\napi_keys:\n  \"http://a:1\": k1\n  \"http://zzz:1\": k2\n",
+        )
+        .unwrap();
         assert_eq!(c.endpoints[0].api_key.as_deref(), Some("k1"));
         assert!(c.warnings[0].contains("http://zzz:1"));
     }

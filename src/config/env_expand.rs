@@ -50,7 +50,10 @@ mod tests {
     fn expands_whole_and_partial_references() {
         assert_eq!(expand("${KEY}", &env).unwrap(), "secret");
         assert_eq!(expand("Bearer ${KEY}!", &env).unwrap(), "Bearer secret!");
-        assert_eq!(expand("http://${HOST:-127.0.0.1}:${PORT:-11434}", &env).unwrap(), "http://127.0.0.1:11434");
+        assert_eq!(
+            expand("http://${HOST:-127.0.0.1}:${PORT:-11434}", &env).unwrap(),
+            "http://127.0.0.1:11434"
+        );
         assert_eq!(expand("${EMPTY:-x}", &env).unwrap(), "");
         assert_eq!(expand("cost $5", &env).unwrap(), "cost $5");
     }

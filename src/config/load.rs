@@ -10,7 +10,8 @@ use super::schema::{all_top_level, canonical_top, section_keys, SECTIONS, TOP_KE
 use super::source::{line_of_key, suggest, ConfigError, Origin};
 
 /// The configuration used when no file is found: one Ollama on this machine.
-pub const EMBEDDED_DEFAULT: &str = "endpoints:\n  - http://127.0.0.1:11434\nmax_concurrent_connections: 1\n";
+pub const EMBEDDED_DEFAULT: &str =
+    "endpoints:\n  - http://127.0.0.1:11434\nmax_concurrent_connections: 1\n";
 
 /// Values keyed by flat key (`port`, `timeouts.connect`), each with where it came from.
 pub type Layered = BTreeMap<String, (Value, Origin)>;
@@ -26,7 +27,10 @@ pub fn resolve_path(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) ->
             return Some(expand_home(&p, env));
         }
     }
-    ["config.yaml", "config/config.yaml"].into_iter().find(|p| std::path::Path::new(p).exists()).map(str::to_string)
+    ["config.yaml", "config/config.yaml"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .map(str::to_string)
 }
 
 fn expand_home(path: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
@@ -39,7 +43,10 @@ fn expand_home(path: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
 /// Parses YAML text into the flat map. `path` names the file in errors.
 pub fn parse_file(text: &str, path: &str) -> Result<Layered, ConfigError> {
     let doc: Value = yaml_serde::from_str(text).map_err(|e| {
-        let origin = e.location().map(|l| Origin::File { path: path.to_string(), line: l.line() });
+        let origin = e.location().map(|l| Origin::File {
+            path: path.to_string(),
+            line: l.line(),
+        });
         ConfigError::new(origin.as_ref(), "", format!("invalid YAML: {e}"))
     })?;
     let mut out = Layered::new();
@@ -47,14 +54,24 @@ pub fn parse_file(text: &str, path: &str) -> Result<Layered, ConfigError> {
         Value::Null => return Ok(out),
         Value::Mapping(m) => m,
         _ => {
-            let origin = Origin::File { path: path.to_string(), line: 1 };
-            return Err(ConfigError::new(Some(&origin), "", "the file must be a mapping of keys to values"));
+            let origin = Origin::File {
+                path: path.to_string(),
+                line: 1,
+            };
+            return Err(ConfigError::new(
+                Some(&origin),
+                "",
+                "the file must be a mapping of keys to values",
+            ));
         }
     };
     for (k, v) in map {
         let key = key_string(&k);
         let line = line_of_key(text, &key, 0);
-        let origin = Origin::File { path: path.to_string(), line };
+        let origin = Origin::File {
+            path: path.to_string(),
+            line,
+        };
         let Some(canon) = canonical_top(&key) else {
             let mut err = ConfigError::new(Some(&origin), &key, "unknown key");
             if let Some(s) = suggest(&key, &all_top_level()) {
@@ -81,15 +98,27 @@ fn flatten_section(
     line: usize,
     out: &mut Layered,
 ) -> Result<(), ConfigError> {
-    let origin = Origin::File { path: path.to_string(), line };
+    let origin = Origin::File {
+        path: path.to_string(),
+        line,
+    };
     let map = match value {
         Value::Null => return Ok(()),
         Value::Mapping(m) => m,
-        _ => return Err(ConfigError::new(Some(&origin), section, "expected a mapping of keys")),
+        _ => {
+            return Err(ConfigError::new(
+                Some(&origin),
+                section,
+                "expected a mapping of keys",
+            ))
+        }
     };
     for (k, v) in map {
         let key = key_string(&k);
-        let sub_origin = Origin::File { path: path.to_string(), line: line_of_key(text, &key, line) };
+        let sub_origin = Origin::File {
+            path: path.to_string(),
+            line: line_of_key(text, &key, line),
+        };
         let flat = format!("{section}.{key}");
         if !keys.contains(&key.as_str()) {
             let mut err = ConfigError::new(Some(&sub_origin), &flat, "unknown key");
@@ -106,7 +135,10 @@ fn flatten_section(
 fn key_string(k: &Value) -> String {
     match k {
         Value::String(s) => s.clone(),
-        other => yaml_serde::to_string(other).unwrap_or_default().trim().to_string(),
+        other => yaml_serde::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     }
 }
 
@@ -115,7 +147,10 @@ pub fn env_name(flat: &str) -> String {
     if flat == "router_api_key" {
         return "NOMYO_ROUTER_API_KEY".into();
     }
-    format!("NOMYO_ROUTER_{}", flat.replace('.', "_").to_ascii_uppercase())
+    format!(
+        "NOMYO_ROUTER_{}",
+        flat.replace('.', "_").to_ascii_uppercase()
+    )
 }
 
 /// Every flat key that can be set.
@@ -139,7 +174,11 @@ pub fn scalar_from_text(text: &str) -> Value {
 pub fn apply_env(layers: &mut Layered, env: &dyn Fn(&str) -> Option<String>) {
     for key in all_flat_keys() {
         let name = env_name(&key);
-        let value = env(&name).or_else(|| (key == "router_api_key").then(|| env("NOMYO_ROUTER_ROUTER_API_KEY")).flatten());
+        let value = env(&name).or_else(|| {
+            (key == "router_api_key")
+                .then(|| env("NOMYO_ROUTER_ROUTER_API_KEY"))
+                .flatten()
+        });
         if let Some(text) = value {
             // An empty router key in the environment does not erase one from the file.
             if text.is_empty() && key == "router_api_key" {
@@ -160,7 +199,11 @@ fn list_from_text(text: &str) -> Value {
     match yaml_serde::from_str::<Value>(text) {
         Ok(v @ Value::Sequence(_)) => v,
         _ => Value::Sequence(
-            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_string())).collect(),
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
         ),
     }
 }
@@ -168,12 +211,18 @@ fn list_from_text(text: &str) -> Value {
 /// Applies command-line flags, the strongest layer.
 pub fn apply_flags(layers: &mut Layered, flags: &[(&str, String, &str)]) {
     for (key, text, flag) in flags {
-        layers.insert(key.to_string(), (scalar_from_text(text), Origin::Flag(flag.to_string())));
+        layers.insert(
+            key.to_string(),
+            (scalar_from_text(text), Origin::Flag(flag.to_string())),
+        );
     }
 }
 
 /// Expands `${NAME}` in every string, recursively. An unset variable is an error naming it and the key.
-pub fn expand_all(layers: &mut Layered, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+pub fn expand_all(
+    layers: &mut Layered,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
     for (key, (value, origin)) in layers.iter_mut() {
         expand_value(value, env).map_err(|e| ConfigError::new(Some(origin), key, e))?;
     }
@@ -204,16 +253,27 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_suggestion() {
-        let err = parse_file("endpoints: []\nmax_concurent_connections: 2\n", "c.yaml").unwrap_err();
+        let err =
+            parse_file("endpoints: []\nmax_concurent_connections: 2\n", "c.yaml").unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("c.yaml:2: key 'max_concurent_connections'"), "{text}");
-        assert!(text.contains("did you mean 'max_concurrent_connections'"), "{text}");
+        assert!(
+            text.starts_with("c.yaml:2: key 'max_concurent_connections'"),
+            "{text}"
+        );
+        assert!(
+            text.contains("did you mean 'max_concurrent_connections'"),
+            "{text}"
+        );
     }
 
     #[test]
     fn nested_unknown_key_is_located() {
         let err = parse_file("port: 1\ntimeouts:\n  conect: 3\n", "c.yaml").unwrap_err();
-        assert!(err.to_string().starts_with("c.yaml:3: key 'timeouts.conect'"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("c.yaml:3: key 'timeouts.conect'"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -225,7 +285,9 @@ mod tests {
     #[test]
     fn env_overrides_file_and_flags_override_env() {
         let mut l = parse_file("port: 1000\n", "c.yaml").unwrap();
-        apply_env(&mut l, &|n| (n == "NOMYO_ROUTER_PORT").then(|| "2000".to_string()));
+        apply_env(&mut l, &|n| {
+            (n == "NOMYO_ROUTER_PORT").then(|| "2000".to_string())
+        });
         assert_eq!(l["port"].0, Value::Number(2000.into()));
         apply_flags(&mut l, &[("port", "3000".into(), "--port")]);
         assert_eq!(l["port"].0, Value::Number(3000.into()));
@@ -234,14 +296,20 @@ mod tests {
     #[test]
     fn endpoints_from_env_accept_comma_lists() {
         let mut l = Layered::new();
-        apply_env(&mut l, &|n| (n == "NOMYO_ROUTER_ENDPOINTS").then(|| "http://a:1, http://b:2".to_string()));
+        apply_env(&mut l, &|n| {
+            (n == "NOMYO_ROUTER_ENDPOINTS").then(|| "http://a:1, http://b:2".to_string())
+        });
         assert_eq!(l["endpoints"].0.as_sequence().unwrap().len(), 2);
     }
 
     #[test]
     fn expansion_error_names_key_and_variable() {
-        let mut l = parse_file("api_keys:\n  \"https://x/v1\": \"${NOPE_KEY}\"\n", "c.yaml").unwrap();
+        let mut l =
+            parse_file("api_keys:\n  \"https://x/v1\": \"${NOPE_KEY}\"\n", "c.yaml").unwrap();
         let err = expand_all(&mut l, &|_| None).unwrap_err().to_string();
-        assert!(err.contains("api_keys") && err.contains("NOPE_KEY"), "{err}");
+        assert!(
+            err.contains("api_keys") && err.contains("NOPE_KEY"),
+            "{err}"
+        );
     }
 }

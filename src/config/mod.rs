@@ -15,7 +15,10 @@ pub use types::*;
 
 /// Loads the configuration from the file chosen by flag/env/cwd, the environment and the given flag overrides
 /// (`(flat key, value, flag name)`).
-pub fn load_config(config_flag: Option<&str>, flags: &[(&str, String, &str)]) -> Result<Config, ConfigError> {
+pub fn load_config(
+    config_flag: Option<&str>,
+    flags: &[(&str, String, &str)],
+) -> Result<Config, ConfigError> {
     let env = |name: &str| std::env::var(name).ok();
     let path = load::resolve_path(config_flag, &env);
     let (mut layers, source) = match &path {
@@ -26,7 +29,10 @@ pub fn load_config(config_flag: Option<&str>, flags: &[(&str, String, &str)]) ->
             })?;
             (load::parse_file(&text, p)?, p.clone())
         }
-        None => (load::parse_file(load::EMBEDDED_DEFAULT, "<built-in defaults>")?, "built-in defaults".to_string()),
+        None => (
+            load::parse_file(load::EMBEDDED_DEFAULT, "<built-in defaults>")?,
+            "built-in defaults".to_string(),
+        ),
     };
     load::apply_env(&mut layers, &env);
     load::apply_flags(&mut layers, flags);

@@ -27,10 +27,25 @@ pub const TOP_KEYS: &[&str] = &[
 
 /// Sections whose value is a mapping of their own keys.
 pub const SECTIONS: &[(&str, &[&str])] = &[
-    ("timeouts", &["connect", "first_byte", "first_byte_cold", "idle", "total"]),
+    (
+        "timeouts",
+        &["connect", "first_byte", "first_byte_cold", "idle", "total"],
+    ),
     ("queue", &["mode", "max_queue", "queue_timeout"]),
-    ("discovery", &["loaded_interval", "models_interval", "poll_timeout"]),
-    ("limits", &["max_body_bytes", "max_headers", "max_header_bytes", "header_read_timeout", "max_retries"]),
+    (
+        "discovery",
+        &["loaded_interval", "models_interval", "poll_timeout"],
+    ),
+    (
+        "limits",
+        &[
+            "max_body_bytes",
+            "max_headers",
+            "max_header_bytes",
+            "header_read_timeout",
+            "max_retries",
+        ],
+    ),
 ];
 
 /// Spellings of the router key accepted by the reference implementation.
@@ -65,5 +80,8 @@ pub fn canonical_top(key: &str) -> Option<&'static str> {
 }
 
 pub fn section_keys(section: &str) -> Option<&'static [&'static str]> {
-    SECTIONS.iter().find(|(s, _)| *s == section).map(|(_, k)| *k)
+    SECTIONS
+        .iter()
+        .find(|(s, _)| *s == section)
+        .map(|(_, k)| *k)
 }

@@ -128,7 +128,10 @@ mod tests {
     fn suggests_close_keys_only() {
         let known = ["endpoints", "max_concurrent_connections", "port"];
         assert_eq!(suggest("endpoint", &known), Some("endpoints"));
-        assert_eq!(suggest("max-concurent-connections", &known), Some("max_concurrent_connections"));
+        assert_eq!(
+            suggest("max-concurent-connections", &known),
+            Some("max_concurrent_connections")
+        );
         assert_eq!(suggest("banana", &known), None);
     }
 }

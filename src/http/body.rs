@@ -66,7 +66,14 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(upstream: Incoming, lease: Lease, guard: Option<SlotGuard>, framing: StreamFraming, idle: Duration, on_end: OnEnd) -> Self {
+    pub fn new(
+        upstream: Incoming,
+        lease: Lease,
+        guard: Option<SlotGuard>,
+        framing: StreamFraming,
+        idle: Duration,
+        on_end: OnEnd,
+    ) -> Self {
         Relay {
             upstream,
             lease: Some(lease),
@@ -111,7 +118,9 @@ impl Relay {
                 return true;
             }
             let deadline = self.deadline;
-            let timer = self.timer.get_or_insert_with(|| Box::pin(monoio::time::sleep_until(deadline.into())));
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(monoio::time::sleep_until(deadline.into())));
             timer.as_mut().reset(deadline.into());
             if timer.as_mut().poll(cx).is_pending() {
                 return false;
@@ -151,10 +160,15 @@ impl Body for RouterBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             RouterBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            RouterBody::Channel(rx) => Pin::new(rx).poll_next(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+            RouterBody::Channel(rx) => Pin::new(rx)
+                .poll_next(cx)
+                .map(|o| o.map(|b| Ok(Frame::data(b)))),
             RouterBody::Relay(r) => {
                 if r.done {
                     return Poll::Ready(None);
@@ -181,11 +195,17 @@ impl Body for RouterBody {
                         r.end(Outcome::Complete);
                         Poll::Ready(None)
                     }
-                    Poll::Ready(Some(Err(e))) => r.fail(format!("upstream {} failed mid-response: {e}", endpoint_name(r))),
+                    Poll::Ready(Some(Err(e))) => r.fail(format!(
+                        "upstream {} failed mid-response: {e}",
+                        endpoint_name(r)
+                    )),
                     Poll::Pending => {
                         if r.idle_expired(cx) {
                             let idle = r.idle;
-                            r.fail(format!("upstream {} sent nothing for {idle:?}", endpoint_name(r)))
+                            r.fail(format!(
+                                "upstream {} sent nothing for {idle:?}",
+                                endpoint_name(r)
+                            ))
                         } else {
                             Poll::Pending
                         }
@@ -213,5 +233,8 @@ impl Body for RouterBody {
 }
 
 fn endpoint_name(r: &Relay) -> String {
-    r.guard.as_ref().map(|g| g.endpoint().cfg.url.clone()).unwrap_or_else(|| "endpoint".into())
+    r.guard
+        .as_ref()
+        .map(|g| g.endpoint().cfg.url.clone())
+        .unwrap_or_else(|| "endpoint".into())
 }

@@ -22,13 +22,21 @@ pub async fn send(
     first_byte: Duration,
 ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
     let empty = HeaderMap::new();
-    let headers = upstream_request(client_headers.unwrap_or(&empty), &ep.url.authority(), ep.cfg.api_key.as_deref(), body.len());
+    let headers = upstream_request(
+        client_headers.unwrap_or(&empty),
+        &ep.url.authority(),
+        ep.cfg.api_key.as_deref(),
+        body.len(),
+    );
     let mut req = Request::builder().method(method).uri(path);
     if let Some(h) = req.headers_mut() {
         *h = headers;
     }
     let req = req.body(Full::new(body)).map_err(|e| {
-        UpstreamError::Connect(ep.cfg.url.clone(), std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        UpstreamError::Connect(
+            ep.cfg.url.clone(),
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+        )
     })?;
     upstream::send(&ep.url, &ep.cfg.url, req, connect_timeout, first_byte).await
 }
@@ -43,9 +51,16 @@ pub async fn send_collect(
     timeout: Duration,
 ) -> Result<(http::StatusCode, Bytes), String> {
     let work = async {
-        let (resp, lease) = send(ep, method, path, body, client_headers, timeout, timeout).await.map_err(|e| e.to_string())?;
+        let (resp, lease) = send(ep, method, path, body, client_headers, timeout, timeout)
+            .await
+            .map_err(|e| e.to_string())?;
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(|e| format!("{}: {e}", ep.cfg.url))?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("{}: {e}", ep.cfg.url))?
+            .to_bytes();
         lease.finish();
         Ok((status, bytes))
     };
@@ -56,11 +71,19 @@ pub async fn send_collect(
 }
 
 /// GETs `path` and parses the JSON answer; any failure is a message naming the endpoint.
-pub async fn get_json(ep: &EndpointState, path: &str, timeout: Duration) -> Result<serde_json::Value, String> {
+pub async fn get_json(
+    ep: &EndpointState,
+    path: &str,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
     let (status, body) = send_collect(ep, Method::GET, path, Bytes::new(), None, timeout).await?;
     if !status.is_success() {
         let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
-        return Err(format!("{} answered {status} to GET {path}: {snippet}", ep.cfg.url));
+        return Err(format!(
+            "{} answered {status} to GET {path}: {snippet}",
+            ep.cfg.url
+        ));
     }
-    serde_json::from_slice(&body).map_err(|e| format!("{} sent invalid JSON for GET {path}: {e}", ep.cfg.url))
+    serde_json::from_slice(&body)
+        .map_err(|e| format!("{} sent invalid JSON for GET {path}: {e}", ep.cfg.url))
 }

@@ -3,8 +3,17 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-const HOP_BY_HOP: &[&str] =
-    &["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
     HOP_BY_HOP.contains(&name.as_str()) || connection_listed.iter().any(|c| c == name.as_str())
@@ -23,11 +32,20 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
 }
 
 /// Headers to send upstream: the client's end-to-end headers, our Host, the endpoint's key.
-pub fn upstream_request(client: &HeaderMap, authority: &str, api_key: Option<&str>, body_len: usize) -> HeaderMap {
+pub fn upstream_request(
+    client: &HeaderMap,
+    authority: &str,
+    api_key: Option<&str>,
+    body_len: usize,
+) -> HeaderMap {
     let listed = connection_listed(client);
     let mut out = HeaderMap::with_capacity(client.len() + 3);
     for (name, value) in client {
-        if is_hop_by_hop(name, &listed) || name == header::HOST || name == header::AUTHORIZATION || name == header::CONTENT_LENGTH {
+        if is_hop_by_hop(name, &listed)
+            || name == header::HOST
+            || name == header::AUTHORIZATION
+            || name == header::CONTENT_LENGTH
+        {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -74,8 +92,15 @@ mod tests {
         assert_eq!(up.get("authorization").unwrap(), "Bearer k");
         assert_eq!(up.get("traceparent").unwrap(), "00-abc");
         assert_eq!(up.get("content-length").unwrap(), "5");
-        assert!(up.get("x-secret").is_none() && up.get("transfer-encoding").is_none() && up.get("connection").is_none());
+        assert!(
+            up.get("x-secret").is_none()
+                && up.get("transfer-encoding").is_none()
+                && up.get("connection").is_none()
+        );
         let up = upstream_request(&h, "b", None, 0);
-        assert!(up.get("authorization").is_none(), "the client's key never goes upstream");
+        assert!(
+            up.get("authorization").is_none(),
+            "the client's key never goes upstream"
+        );
     }
 }

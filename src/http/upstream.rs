@@ -38,7 +38,10 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     pub fn is_timeout(&self) -> bool {
-        matches!(self, UpstreamError::ConnectTimeout(_) | UpstreamError::FirstByteTimeout(..))
+        matches!(
+            self,
+            UpstreamError::ConnectTimeout(_) | UpstreamError::FirstByteTimeout(..)
+        )
     }
 }
 
@@ -78,7 +81,9 @@ fn take_idle(key: &str) -> Option<Sender> {
 }
 
 async fn connect(url: &EndpointUrl, key: &str, timeout: Duration) -> Result<Sender, UpstreamError> {
-    let io = match monoio::time::timeout(timeout, super::io::connect(&url.host, url.port, url.tls)).await {
+    let io = match monoio::time::timeout(timeout, super::io::connect(&url.host, url.port, url.tls))
+        .await
+    {
         Ok(Ok(io)) => io,
         Ok(Err(e)) => return Err(UpstreamError::Connect(key.to_string(), e)),
         Err(_) => return Err(UpstreamError::ConnectTimeout(key.to_string())),
@@ -107,11 +112,21 @@ pub async fn send(
     if let Some(mut sender) = take_idle(key) {
         let retry_copy = clone_request(&req);
         match monoio::time::timeout(first_byte, sender.send_request(req)).await {
-            Ok(Ok(resp)) => return Ok((resp, Lease { key: key.to_string(), sender })),
+            Ok(Ok(resp)) => {
+                return Ok((
+                    resp,
+                    Lease {
+                        key: key.to_string(),
+                        sender,
+                    },
+                ))
+            }
             Ok(Err(e)) if !(e.is_canceled() || e.is_closed() || e.is_incomplete_message()) => {
                 return Err(UpstreamError::Http(key.to_string(), e))
             }
-            Ok(Err(_)) => return send_fresh(url, key, retry_copy, connect_timeout, first_byte).await,
+            Ok(Err(_)) => {
+                return send_fresh(url, key, retry_copy, connect_timeout, first_byte).await
+            }
             Err(_) => return Err(UpstreamError::FirstByteTimeout(key.to_string(), first_byte)),
         }
     }
@@ -127,17 +142,27 @@ async fn send_fresh(
 ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
     let mut sender = connect(url, key, connect_timeout).await?;
     match monoio::time::timeout(first_byte, sender.send_request(req)).await {
-        Ok(Ok(resp)) => Ok((resp, Lease { key: key.to_string(), sender })),
+        Ok(Ok(resp)) => Ok((
+            resp,
+            Lease {
+                key: key.to_string(),
+                sender,
+            },
+        )),
         Ok(Err(e)) => Err(UpstreamError::Http(key.to_string(), e)),
         Err(_) => Err(UpstreamError::FirstByteTimeout(key.to_string(), first_byte)),
     }
 }
 
 fn clone_request(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-    let mut b = Request::builder().method(req.method().clone()).uri(req.uri().clone()).version(req.version());
+    let mut b = Request::builder()
+        .method(req.method().clone())
+        .uri(req.uri().clone())
+        .version(req.version());
     if let Some(h) = b.headers_mut() {
         *h = req.headers().clone();
     }
     // Full<Bytes> is cheap to clone (refcounted bytes).
-    b.body(req.body().clone()).expect("parts of a valid request")
+    b.body(req.body().clone())
+        .expect("parts of a valid request")
 }

@@ -57,7 +57,12 @@ pub fn try_choose(cands: &[Candidate], skip: &[usize]) -> Option<SlotGuard> {
         .filter(usable)
         .filter(|c| c.slot.in_flight() < c.slot.limit)
         .collect();
-    tier2.sort_by_key(|c| c.slot.endpoint.in_flight.load(std::sync::atomic::Ordering::Relaxed));
+    tier2.sort_by_key(|c| {
+        c.slot
+            .endpoint
+            .in_flight
+            .load(std::sync::atomic::Ordering::Relaxed)
+    });
     tier2.into_iter().find_map(|c| c.slot.try_acquire())
 }
 
@@ -73,11 +78,17 @@ fn least_busy<'a>(cands: &'a [Candidate], skip: &[usize]) -> Option<&'a Arc<Slot
 }
 
 /// Gets a slot for one of `cands`, waiting in line when all are full and the mode says so.
-pub async fn acquire(cands: &[Candidate], skip: &[usize], queue: &QueueConfig) -> Result<SlotGuard, Saturated> {
+pub async fn acquire(
+    cands: &[Candidate],
+    skip: &[usize],
+    queue: &QueueConfig,
+) -> Result<SlotGuard, Saturated> {
     if let Some(g) = try_choose(cands, skip) {
         return Ok(g);
     }
-    let Some(first) = least_busy(cands, skip) else { return Err(Saturated::NoneHealthy) };
+    let Some(first) = least_busy(cands, skip) else {
+        return Err(Saturated::NoneHealthy);
+    };
     match queue.mode {
         SaturationMode::Reject => return Err(Saturated::Rejected),
         SaturationMode::Overflow => return Ok(first.force_acquire()),
@@ -123,7 +134,10 @@ pub async fn acquire(cands: &[Candidate], skip: &[usize], queue: &QueueConfig) -
                 return Err(Saturated::TimedOut);
             }
             Err(_) => {
-                if !cands.iter().any(|c| c.slot.endpoint.is_healthy() && !skip.contains(&c.endpoint())) {
+                if !cands
+                    .iter()
+                    .any(|c| c.slot.endpoint.is_healthy() && !skip.contains(&c.endpoint()))
+                {
                     ticket.cancel(rx);
                     return Err(Saturated::NoneHealthy);
                 }
@@ -139,5 +153,7 @@ pub async fn acquire(cands: &[Candidate], skip: &[usize], queue: &QueueConfig) -
 /// Whether a handed-over slot is one this request may use.
 fn usable(guard: &SlotGuard, cands: &[Candidate], skip: &[usize]) -> bool {
     let ep = guard.endpoint();
-    ep.is_healthy() && !skip.contains(&ep.index) && cands.iter().any(|c| Arc::ptr_eq(&c.slot, guard.slot()))
+    ep.is_healthy()
+        && !skip.contains(&ep.index)
+        && cands.iter().any(|c| Arc::ptr_eq(&c.slot, guard.slot()))
 }

@@ -37,21 +37,39 @@ fn names(v: &Value, list: &str) -> Vec<String> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|m| m.get("id").or_else(|| m.get("name")).or_else(|| m.get("model")).and_then(Value::as_str))
+        .filter_map(|m| {
+            m.get("id")
+                .or_else(|| m.get("name"))
+                .or_else(|| m.get("model"))
+                .and_then(Value::as_str)
+        })
         .map(str::to_string)
         .collect()
 }
 
-async fn poll(ep: &EndpointState, want_models: bool, timeout: Duration) -> Result<PollResult, String> {
+async fn poll(
+    ep: &EndpointState,
+    want_models: bool,
+    timeout: Duration,
+) -> Result<PollResult, String> {
     match ep.kind() {
         EndpointKind::Ollama => {
-            let loaded = names(&get_json(ep, &format!("{}/api/ps", ep.url.base_path), timeout).await?, "models");
+            let loaded = names(
+                &get_json(ep, &format!("{}/api/ps", ep.url.base_path), timeout).await?,
+                "models",
+            );
             let advertised = if want_models {
-                Some(names(&get_json(ep, &format!("{}/api/tags", ep.url.base_path), timeout).await?, "models"))
+                Some(names(
+                    &get_json(ep, &format!("{}/api/tags", ep.url.base_path), timeout).await?,
+                    "models",
+                ))
             } else {
                 None
             };
-            Ok(PollResult { advertised, loaded: Some(loaded) })
+            Ok(PollResult {
+                advertised,
+                loaded: Some(loaded),
+            })
         }
         EndpointKind::LlamaServer => {
             let v = get_json(ep, &format!("{}/models", ep.openai_base()), timeout).await?;
@@ -64,11 +82,17 @@ async fn poll(ep: &EndpointState, want_models: bool, timeout: Duration) -> Resul
                 .filter(|m| crate::api::listing::llama_is_loaded(m))
                 .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string))
                 .collect();
-            Ok(PollResult { advertised: Some(all), loaded: Some(loaded) })
+            Ok(PollResult {
+                advertised: Some(all),
+                loaded: Some(loaded),
+            })
         }
         EndpointKind::OpenAi => {
             let v = get_json(ep, &format!("{}/models", ep.openai_base()), timeout).await?;
-            Ok(PollResult { advertised: Some(names(&v, "data")), loaded: None })
+            Ok(PollResult {
+                advertised: Some(names(&v, "data")),
+                loaded: None,
+            })
         }
     }
 }
@@ -76,7 +100,12 @@ async fn poll(ep: &EndpointState, want_models: bool, timeout: Duration) -> Resul
 impl Discovery {
     pub fn new(shared: Arc<Shared>) -> Self {
         let n = shared.endpoints.len();
-        Discovery { shared, slots: HashMap::new(), queues: HashMap::new(), reports: vec![EndpointModels::default(); n] }
+        Discovery {
+            shared,
+            slots: HashMap::new(),
+            queues: HashMap::new(),
+            reports: vec![EndpointModels::default(); n],
+        }
     }
 
     /// Polls every endpoint once and publishes the result. `full` also asks for advertised models.
@@ -86,7 +115,13 @@ impl Discovery {
         let results = join_all(endpoints.iter().map(|ep| {
             // Remote OpenAI APIs have no load state: ask them only on full polls, or to probe them back.
             let skip = ep.kind() == EndpointKind::OpenAi && !full && ep.is_healthy();
-            async move { if skip { None } else { Some(poll(ep, full, timeout).await) } }
+            async move {
+                if skip {
+                    None
+                } else {
+                    Some(poll(ep, full, timeout).await)
+                }
+            }
         }))
         .await;
         for (ep, result) in endpoints.iter().zip(results) {
@@ -126,7 +161,11 @@ impl Discovery {
             slots
                 .entry((ep, name.to_string()))
                 .or_insert_with(|| {
-                    let key = if kinds[ep] == EndpointKind::LlamaServer { llama_short(name) } else { strip_latest(name) };
+                    let key = if kinds[ep] == EndpointKind::LlamaServer {
+                        llama_short(name)
+                    } else {
+                        strip_latest(name)
+                    };
                     let queue = queues.entry(key.to_string()).or_default().clone();
                     Arc::new(Slot::new(shared.endpoints[ep].clone(), name.into(), queue))
                 })
@@ -155,14 +194,16 @@ impl Discovery {
 pub fn start(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let driver = shared.config.io_driver;
-    let handle = std::thread::Builder::new().name("discovery".into()).spawn(move || {
-        crate::server::runtime::block_on(driver, async move {
-            let mut discovery = Discovery::new(shared);
-            discovery.poll_once(true).await;
-            let _ = ready_tx.send(());
-            discovery.run().await;
-        })
-    })?;
+    let handle = std::thread::Builder::new()
+        .name("discovery".into())
+        .spawn(move || {
+            crate::server::runtime::block_on(driver, async move {
+                let mut discovery = Discovery::new(shared);
+                discovery.poll_once(true).await;
+                let _ = ready_tx.send(());
+                discovery.run().await;
+            })
+        })?;
     // The first poll is bounded by the poll timeout; wait a little longer at most.
     let _ = ready_rx.recv_timeout(Duration::from_secs(30));
     Ok(handle)

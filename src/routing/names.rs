@@ -25,7 +25,10 @@ mod tests {
     fn equivalences() {
         assert_eq!(strip_latest("llama3:latest"), "llama3");
         assert_eq!(strip_latest("llama3:8b"), "llama3:8b");
-        assert_eq!(llama_short("unsloth/gpt-oss-20b-GGUF:F16"), "gpt-oss-20b-GGUF");
+        assert_eq!(
+            llama_short("unsloth/gpt-oss-20b-GGUF:F16"),
+            "gpt-oss-20b-GGUF"
+        );
         assert_eq!(llama_short("a/b/c-GGUF:Q4_K_M:latest"), "c-GGUF");
         assert_eq!(llama_short("plain"), "plain");
         assert!(ollama_equivalent("llama3", "llama3:latest"));

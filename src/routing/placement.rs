@@ -23,7 +23,11 @@ impl Candidate {
 
     /// Loaded by the last poll, or answered for this model since.
     pub fn is_loaded(&self) -> bool {
-        self.loaded || self.slot.answered.load(std::sync::atomic::Ordering::Relaxed)
+        self.loaded
+            || self
+                .slot
+                .answered
+                .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -52,7 +56,10 @@ impl Placement {
         kinds: &[EndpointKind],
         slot_for: &mut dyn FnMut(usize, &str) -> Arc<Slot>,
     ) -> Placement {
-        let mut p = Placement { models, ..Default::default() };
+        let mut p = Placement {
+            models,
+            ..Default::default()
+        };
         for (ep, report) in p.models.clone().into_iter().enumerate() {
             let mut names = report.advertised.clone();
             for l in &report.loaded {
@@ -66,9 +73,15 @@ impl Placement {
                 p.slots.push(slot.clone());
                 let cand = Candidate { slot, loaded };
                 p.exact.entry(name.clone()).or_default().push(cand.clone());
-                p.latest.entry(strip_latest(&name).to_string()).or_default().push(cand.clone());
+                p.latest
+                    .entry(strip_latest(&name).to_string())
+                    .or_default()
+                    .push(cand.clone());
                 if kinds.get(ep) == Some(&EndpointKind::LlamaServer) {
-                    p.llama.entry(llama_short(&name).to_string()).or_default().push(cand);
+                    p.llama
+                        .entry(llama_short(&name).to_string())
+                        .or_default()
+                        .push(cand);
                 }
             }
         }
@@ -83,6 +96,9 @@ impl Placement {
         if let Some(c) = self.latest.get(strip_latest(model)) {
             return c;
         }
-        self.llama.get(llama_short(model)).map(Vec::as_slice).unwrap_or(&[])
+        self.llama
+            .get(llama_short(model))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 }

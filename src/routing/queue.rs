@@ -46,7 +46,13 @@ impl WaitQueue {
         }
         self.len.store(w.len(), Ordering::SeqCst);
         drop(w);
-        (Ticket { queue: self.clone(), id }, rx)
+        (
+            Ticket {
+                queue: self.clone(),
+                id,
+            },
+            rx,
+        )
     }
 
     /// Gives `guard` to the longest waiter still waiting; returns it when nobody takes it.

@@ -22,7 +22,14 @@ pub struct Slot {
 impl Slot {
     pub fn new(endpoint: Arc<EndpointState>, model: Arc<str>, queue: Arc<WaitQueue>) -> Self {
         let limit = endpoint.cfg.max_concurrent.max(1);
-        Slot { endpoint, model, limit, in_flight: AtomicU32::new(0), answered: AtomicBool::new(false), queue }
+        Slot {
+            endpoint,
+            model,
+            limit,
+            in_flight: AtomicU32::new(0),
+            answered: AtomicBool::new(false),
+            queue,
+        }
     }
 
     pub fn in_flight(&self) -> u32 {
@@ -36,7 +43,12 @@ impl Slot {
             if cur >= self.limit {
                 return None;
             }
-            match self.in_flight.compare_exchange_weak(cur, cur + 1, Ordering::SeqCst, Ordering::Relaxed) {
+            match self.in_flight.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return Some(self.taken()),
                 Err(now) => cur = now,
             }
@@ -51,13 +63,17 @@ impl Slot {
 
     fn taken(self: &Arc<Self>) -> SlotGuard {
         self.endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
-        SlotGuard { slot: Some(self.clone()) }
+        SlotGuard {
+            slot: Some(self.clone()),
+        }
     }
 
     fn release(self: &Arc<Self>) {
         if self.queue.has_waiters() {
             // Hand the slot, still counted, to the longest waiter.
-            if let Some(rejected) = self.queue.hand_off(SlotGuard { slot: Some(self.clone()) }) {
+            if let Some(rejected) = self.queue.hand_off(SlotGuard {
+                slot: Some(self.clone()),
+            }) {
                 rejected.forget();
             } else {
                 return;
@@ -84,7 +100,9 @@ pub struct SlotGuard {
 
 impl SlotGuard {
     pub fn slot(&self) -> &Arc<Slot> {
-        self.slot.as_ref().expect("guard holds a slot until dropped")
+        self.slot
+            .as_ref()
+            .expect("guard holds a slot until dropped")
     }
 
     pub fn endpoint(&self) -> &Arc<EndpointState> {
@@ -132,7 +150,10 @@ mod tests {
         drop(a);
         assert_eq!(s.in_flight(), 1);
         drop(b);
-        assert_eq!((s.in_flight(), s.endpoint.in_flight.load(Ordering::Relaxed)), (0, 0));
+        assert_eq!(
+            (s.in_flight(), s.endpoint.in_flight.load(Ordering::Relaxed)),
+            (0, 0)
+        );
     }
 
     #[test]

@@ -17,11 +17,14 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Binds `count` listeners on `host:port` (port 0: the first picks a port, the others share it).
 pub fn bind_all(host: &str, port: u16, count: usize) -> std::io::Result<Vec<TcpListener>> {
-    let addr = (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("cannot resolve listen host '{host}'")))?;
-    let first = bind_one(addr).map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let addr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("cannot resolve listen host '{host}'"),
+        )
+    })?;
+    let first = bind_one(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let actual = first.local_addr()?;
     let mut out = vec![first];
     for _ in 1..count.max(1) {

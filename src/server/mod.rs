@@ -25,12 +25,23 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = futures_channel::oneshot::channel::<()>();
         stops.push(stop_tx);
         let shared = shared.clone();
-        handles.push(std::thread::Builder::new().name(format!("worker-{i}")).spawn(move || worker::run(i, l, shared, stop_rx))?);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || worker::run(i, l, shared, stop_rx))?,
+        );
     }
     tracing::info!(port, "listening");
     shutdown::wait_for_signal();
-    tracing::info!(in_flight = shared.active_requests.load(std::sync::atomic::Ordering::SeqCst), "shutting down: no new connections, draining in-flight requests");
-    shared.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    tracing::info!(
+        in_flight = shared
+            .active_requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "shutting down: no new connections, draining in-flight requests"
+    );
+    shared
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     for s in stops {
         let _ = s.send(());
     }

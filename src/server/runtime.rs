@@ -22,15 +22,22 @@ pub fn describe(driver: IoDriver) -> &'static str {
 /// Runs `fut` to completion on a new runtime of this thread.
 pub fn block_on<F: Future>(driver: IoDriver, fut: F) -> F::Output {
     match driver {
-        IoDriver::Epoll => RuntimeBuilder::<LegacyDriver>::new().enable_timer().build().expect("epoll runtime").block_on(fut),
+        IoDriver::Epoll => RuntimeBuilder::<LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("epoll runtime")
+            .block_on(fut),
         IoDriver::IoUring => RuntimeBuilder::<IoUringDriver>::new()
             .with_entries(ENTRIES)
             .enable_timer()
             .build()
             .expect("io_uring runtime (use --io-driver epoll where io_uring is not allowed)")
             .block_on(fut),
-        IoDriver::Auto => {
-            RuntimeBuilder::<FusionDriver>::new().with_entries(ENTRIES).enable_timer().build().expect("runtime").block_on(fut)
-        }
+        IoDriver::Auto => RuntimeBuilder::<FusionDriver>::new()
+            .with_entries(ENTRIES)
+            .enable_timer()
+            .build()
+            .expect("runtime")
+            .block_on(fut),
     }
 }

@@ -13,7 +13,12 @@ use monoio_compat::hyper::{MonoioIo, MonoioTimer};
 use crate::api::handler::handle;
 use crate::state::Shared;
 
-pub fn run(id: usize, listener: std::net::TcpListener, shared: Arc<Shared>, stop: oneshot::Receiver<()>) {
+pub fn run(
+    id: usize,
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    stop: oneshot::Receiver<()>,
+) {
     let driver = shared.config.io_driver;
     crate::server::runtime::block_on(driver, async move {
         let listener = match monoio::net::TcpListener::from_std(listener) {
@@ -29,7 +34,11 @@ pub fn run(id: usize, listener: std::net::TcpListener, shared: Arc<Shared>, stop
     });
 }
 
-async fn accept_loop(listener: &monoio::net::TcpListener, shared: &Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+async fn accept_loop(
+    listener: &monoio::net::TcpListener,
+    shared: &Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) {
     loop {
         monoio::select! {
             _ = &mut stop => return,
@@ -57,7 +66,9 @@ async fn drain(shared: &Shared) {
 
 async fn serve_connection(stream: monoio::net::TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
-    let Ok(io) = stream.into_poll_io() else { return };
+    let Ok(io) = stream.into_poll_io() else {
+        return;
+    };
     let limits = &shared.config.limits;
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

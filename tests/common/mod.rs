@@ -9,7 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for_port(port: u16, what: &str) {
@@ -55,7 +59,10 @@ impl Mock {
             .spawn()
             .expect("start mock-backend");
         wait_for_port(port, "mock-backend");
-        Mock { port, proc: Proc { child } }
+        Mock {
+            port,
+            proc: Proc { child },
+        }
     }
 
     pub fn url(&self) -> String {
@@ -79,7 +86,8 @@ pub struct Router {
 }
 
 fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nomyo-test-{}-{}", std::process::id(), free_port()));
+    let dir =
+        std::env::temp_dir().join(format!("nomyo-test-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -97,16 +105,27 @@ impl Router {
         let port = free_port();
         let log = std::fs::File::create(dir.join("router.log")).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nomyo-router"));
-        cmd.args(["--config", config.to_str().unwrap(), "--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.args([
+            "--config",
+            config.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start nomyo-router");
         wait_for_port(port, "nomyo-router");
-        Router { port, proc: Proc { child }, dir }
+        Router {
+            port,
+            proc: Proc { child },
+            dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -148,7 +167,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -157,7 +179,9 @@ impl Resp {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build()
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build()
 }
 
 fn to_resp(r: Result<ureq::Response, ureq::Error>) -> Resp {
@@ -167,10 +191,23 @@ fn to_resp(r: Result<ureq::Response, ureq::Error>) -> Resp {
         Err(e) => panic!("transport error: {e}"),
     };
     let status = r.status();
-    let headers = r.headers_names().into_iter().map(|n| (n.to_ascii_lowercase(), r.header(&n).unwrap_or("").to_string())).collect();
+    let headers = r
+        .headers_names()
+        .into_iter()
+        .map(|n| {
+            (
+                n.to_ascii_lowercase(),
+                r.header(&n).unwrap_or("").to_string(),
+            )
+        })
+        .collect();
     let mut body = String::new();
     let _ = r.into_reader().read_to_string(&mut body);
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub fn get(url: &str) -> Resp {
@@ -179,7 +216,10 @@ pub fn get(url: &str) -> Resp {
 
 pub fn get_json(url: &str) -> (u16, serde_json::Value) {
     let r = get(url);
-    (r.status, serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null))
+    (
+        r.status,
+        serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 pub fn post(url: &str, body: &str) -> Resp {
@@ -199,7 +239,11 @@ pub fn request(method: &str, url: &str, body: &str, headers: &[(&str, &str)]) ->
     for (k, v) in headers {
         req = req.set(k, v);
     }
-    to_resp(if body.is_empty() { req.call() } else { req.send_string(body) })
+    to_resp(if body.is_empty() {
+        req.call()
+    } else {
+        req.send_string(body)
+    })
 }
 
 /// Sends raw bytes and returns what came back until the server closed or `timeout` passed.
@@ -226,9 +270,15 @@ pub fn raw(port: u16, bytes: &[u8], timeout: Duration) -> String {
 
 fn response_complete(data: &[u8]) -> bool {
     let text = String::from_utf8_lossy(data);
-    let Some(head_end) = text.find("\r\n\r\n") else { return false };
+    let Some(head_end) = text.find("\r\n\r\n") else {
+        return false;
+    };
     let head = text[..head_end].to_ascii_lowercase();
-    match head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok()) {
+    match head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
         Some(n) => data.len() >= head_end + 4 + n,
         None => head.contains("transfer-encoding: chunked") && text.ends_with("0\r\n\r\n"),
     }
@@ -246,7 +296,11 @@ pub fn stream_lines(url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Ve
         Err(e) => panic!("transport error: {e}"),
     };
     let status = r.status();
-    let lines = BufReader::new(r.into_reader()).lines().map_while(Result::ok).filter(|l| !l.is_empty()).collect();
+    let lines = BufReader::new(r.into_reader())
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.is_empty())
+        .collect();
     (status, lines)
 }
 
