@@ -1,9 +1,244 @@
-//! Criterion micro-benchmarks of the per-request hot pieces.
-use criterion::{criterion_group, criterion_main, Criterion};
+//! Criterion micro-benchmarks of the per-request hot pieces of the router:
+//!
+//! - `sniff`: reading `model`/`stream` (and checking field kinds) from a small and a ~30 KB chat body;
+//! - `route`: the route table match for common paths;
+//! - `placement`: resolving a requested model name to its candidates;
+//! - `choose`: endpoint choice plus slot take and release (guard drop), single-threaded and while a
+//!   second thread takes and releases slots on the same candidates;
+//! - `headers`: filtering the client's headers for upstream, and the upstream's for the client.
+//!
+//! Not here yet: stream chunk pass-through (`http::body::Relay` only wraps a hyper `Incoming`, which
+//! cannot be built without a connection), Ollama⇄OpenAI stream translation and cache key hashing (not
+//! in this release).
+//!
+//! Run: `cargo bench --bench hot_path` (about a minute), or `cargo bench --bench hot_path -- --quick`.
 
-fn placeholder(c: &mut Criterion) {
-    c.bench_function("noop", |b| b.iter(|| 1 + 1));
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use http::{HeaderMap, HeaderValue, Method};
+use nomyo_router::api::routes::{route, Inference};
+use nomyo_router::api::sniff::sniff;
+use nomyo_router::config::{EndpointConfig, EndpointKind};
+use nomyo_router::http::headers::{client_response, upstream_request};
+use nomyo_router::routing::choose::try_choose;
+use nomyo_router::routing::endpoint::EndpointState;
+use nomyo_router::routing::placement::{EndpointModels, Placement};
+use nomyo_router::routing::queue::WaitQueue;
+use nomyo_router::routing::slots::Slot;
+
+const SMALL_CHAT: &str = r#"{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}"#;
+
+/// A chat body of about 30 KB: a long conversation with options, like an agent's request.
+fn big_chat() -> Vec<u8> {
+    let mut messages = Vec::new();
+    let sentence = "The quick brown fox jumps over the lazy dog, then asks the router \\\"why?\\\" in UTF-8: \u{e9}t\u{e9}. ";
+    let mut size = 0;
+    let mut i = 0;
+    while size < 30_000 {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        let content = sentence.repeat(4);
+        size += content.len() + 40;
+        messages.push(format!(r#"{{"role":"{role}","content":"{content}"}}"#));
+        i += 1;
+    }
+    format!(
+        r#"{{"model":"qwen2:7b","messages":[{}],"stream":true,"options":{{"temperature":0.7,"top_p":0.9,"num_ctx":8192,"stop":["<|im_end|>"]}},"keep_alive":"5m","tools":[{{"type":"function","function":{{"name":"get_weather","parameters":{{"type":"object","properties":{{"city":{{"type":"string"}}}}}}}}}}]}}"#,
+        messages.join(",")
+    )
+    .into_bytes()
 }
 
-criterion_group!(benches, placeholder);
+fn bench_sniff(c: &mut Criterion) {
+    let big = big_chat();
+    assert!(sniff(SMALL_CHAT.as_bytes(), Inference::Chat).is_ok());
+    assert!(sniff(&big, Inference::Chat).is_ok(), "the 30 KB body must sniff");
+    let mut g = c.benchmark_group("sniff");
+    for (name, body) in [("small_chat", SMALL_CHAT.as_bytes()), ("chat_30kb", big.as_slice())] {
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(name), body, |b, body| {
+            b.iter(|| sniff(black_box(body), Inference::Chat).expect("valid body"))
+        });
+    }
+    g.finish();
+}
+
+fn bench_route(c: &mut Criterion) {
+    let mut g = c.benchmark_group("route");
+    let cases = [
+        ("post_api_chat", Method::POST, "/api/chat"),
+        ("post_v1_chat_completions", Method::POST, "/v1/chat/completions"),
+        ("get_v1_model_id", Method::GET, "/v1/models/org/model:q4"),
+        ("get_unknown", Method::GET, "/nope/nothing/here"),
+    ];
+    for (name, method, path) in cases {
+        g.bench_function(name, |b| b.iter(|| route(black_box(&method), black_box(path))));
+    }
+    g.finish();
+}
+
+fn endpoint(index: usize, limit: u32) -> Arc<EndpointState> {
+    let cfg = EndpointConfig {
+        url: format!("http://127.0.0.1:{}", 11434 + index),
+        kind: EndpointKind::Ollama,
+        max_concurrent: limit,
+        api_key: None,
+        weight: 1,
+    };
+    Arc::new(EndpointState::new(index, cfg))
+}
+
+/// Three Ollama endpoints advertising the same three models, each with a different one loaded (as in
+/// the load test), `limit` slots per endpoint×model.
+fn placement(limit: u32) -> Placement {
+    let models = ["llama3:latest", "qwen2:7b", "mistral:7b"];
+    let endpoints: Vec<_> = (0..3).map(|i| endpoint(i, limit)).collect();
+    let queues: Vec<Arc<WaitQueue>> = models.iter().map(|_| Arc::new(WaitQueue::default())).collect();
+    let reports = (0..3)
+        .map(|i| EndpointModels {
+            advertised: models.iter().map(|m| m.to_string()).collect(),
+            loaded: vec![models[i].to_string()],
+        })
+        .collect();
+    let kinds = [EndpointKind::Ollama; 3];
+    Placement::build(reports, &kinds, &mut |ep, name| {
+        let q = models.iter().position(|m| *m == name).expect("known model");
+        Arc::new(Slot::new(endpoints[ep].clone(), Arc::from(name), queues[q].clone()))
+    })
+}
+
+fn bench_placement(c: &mut Criterion) {
+    let p = placement(4);
+    let mut g = c.benchmark_group("placement_resolve");
+    for (name, model) in [("exact", "llama3:latest"), ("latest_alias", "llama3"), ("unknown", "no-such-model")] {
+        g.bench_function(name, |b| b.iter(|| p.resolve(black_box(model)).len()));
+    }
+    g.finish();
+}
+
+fn bench_choose(c: &mut Criterion) {
+    let p = placement(1_000);
+    let loaded = p.resolve("llama3:latest").to_vec();
+    assert_eq!(loaded.len(), 3);
+    let mut g = c.benchmark_group("choose_take_release");
+
+    // Tier 1: the model is loaded on one endpoint with a free slot.
+    g.bench_function("single_thread_loaded", |b| {
+        b.iter(|| {
+            let guard = try_choose(black_box(&loaded), &[]).expect("a free slot");
+            black_box(guard.endpoint().index)
+            // the guard drops here: the slot is released
+        })
+    });
+
+    // Tier 2: the loaded endpoint already failed this request, so a free slot elsewhere is taken.
+    g.bench_function("single_thread_tier2", |b| {
+        b.iter(|| {
+            let guard = try_choose(black_box(&loaded), &[0]).expect("a free slot");
+            black_box(guard.endpoint().index)
+        })
+    });
+
+    // The same while a second thread takes and releases slots on the same candidates in a loop:
+    // the atomics' cache lines bounce between cores.
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = Arc::new(AtomicBool::new(false));
+    let other = {
+        let (stop, running) = (stop.clone(), running.clone());
+        let cands = loaded.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            running.store(true, Ordering::Relaxed);
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(g) = try_choose(&cands, &[]) {
+                    n += g.endpoint().index as u64;
+                }
+            }
+            n
+        })
+    };
+    while !running.load(Ordering::Relaxed) {
+        std::hint::spin_loop();
+    }
+    g.bench_function("contended_2_threads", |b| {
+        b.iter(|| {
+            let guard = try_choose(black_box(&loaded), &[]).expect("a free slot");
+            black_box(guard.endpoint().index)
+        })
+    });
+    stop.store(true, Ordering::Relaxed);
+    black_box(other.join().expect("contending thread"));
+
+    // Saturated: every slot is taken (limit 1, held), so the choice finds nothing.
+    let full = placement(1);
+    let cands = full.resolve("llama3:latest").to_vec();
+    let held: Vec<_> = (0..3).filter_map(|_| try_choose(&cands, &[])).collect();
+    assert_eq!(held.len(), 3);
+    g.bench_function("single_thread_all_full", |b| b.iter(|| try_choose(black_box(&cands), &[]).is_none()));
+    drop(held);
+    g.finish();
+}
+
+fn client_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("host", "localhost:12434"),
+        ("user-agent", "ollama-python/0.4.7 (x86_64 linux) Python/3.11.7"),
+        ("accept", "application/json"),
+        ("accept-encoding", "gzip, deflate"),
+        ("content-type", "application/json"),
+        ("content-length", "118"),
+        ("connection", "keep-alive"),
+        ("authorization", "Bearer sk-router-key"),
+        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        ("x-request-id", "3f1c9f2e-7d4b-4a8e-9d61-2b7c2f1f0e11"),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    h
+}
+
+fn upstream_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("content-type", "application/x-ndjson"),
+        ("date", "Tue, 25 Nov 2025 22:44:00 GMT"),
+        ("transfer-encoding", "chunked"),
+        ("connection", "keep-alive"),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    h
+}
+
+fn bench_headers(c: &mut Criterion) {
+    let client = client_headers();
+    let upstream = upstream_headers();
+    let mut g = c.benchmark_group("headers");
+    g.bench_function("upstream_request_10_headers", |b| {
+        b.iter(|| upstream_request(black_box(&client), "127.0.0.1:11434", None, 118))
+    });
+    g.bench_function("upstream_request_with_key", |b| {
+        b.iter(|| upstream_request(black_box(&client), "127.0.0.1:11434", Some("sk-upstream"), 118))
+    });
+    g.bench_function("client_response_4_headers", |b| b.iter(|| client_response(black_box(&upstream))));
+    g.finish();
+}
+
+fn config() -> Criterion {
+    // Short runs: the whole file takes about a minute (`-- --quick` a few seconds).
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_sniff, bench_route, bench_placement, bench_choose, bench_headers
+}
 criterion_main!(benches);

@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Management calls can download gigabytes: generous limits.
+/// One endpoint's answer: its URL and `(status, body)` or why it failed.
+type EndpointAnswer = (String, Result<(StatusCode, Bytes), String>);
+
 const MANAGE_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 fn ollama_endpoints(shared: &Shared) -> Vec<Arc<EndpointState>> {
@@ -126,7 +129,7 @@ pub async fn manage(
 /// One answer for many endpoints: the first success when all succeeded (or, with `absent_ok`, when
 /// the others only lacked the model), else the failures by endpoint.
 fn merge(
-    answers: Vec<(String, Result<(StatusCode, Bytes), String>)>,
+    answers: Vec<EndpointAnswer>,
     absent_ok: bool,
 ) -> Response<RouterBody> {
     let total = answers.len();
