@@ -55,9 +55,15 @@ fn big_chat() -> Vec<u8> {
 fn bench_sniff(c: &mut Criterion) {
     let big = big_chat();
     assert!(sniff(SMALL_CHAT.as_bytes(), Inference::Chat).is_ok());
-    assert!(sniff(&big, Inference::Chat).is_ok(), "the 30 KB body must sniff");
+    assert!(
+        sniff(&big, Inference::Chat).is_ok(),
+        "the 30 KB body must sniff"
+    );
     let mut g = c.benchmark_group("sniff");
-    for (name, body) in [("small_chat", SMALL_CHAT.as_bytes()), ("chat_30kb", big.as_slice())] {
+    for (name, body) in [
+        ("small_chat", SMALL_CHAT.as_bytes()),
+        ("chat_30kb", big.as_slice()),
+    ] {
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_with_input(BenchmarkId::from_parameter(name), body, |b, body| {
             b.iter(|| sniff(black_box(body), Inference::Chat).expect("valid body"))
@@ -70,12 +76,18 @@ fn bench_route(c: &mut Criterion) {
     let mut g = c.benchmark_group("route");
     let cases = [
         ("post_api_chat", Method::POST, "/api/chat"),
-        ("post_v1_chat_completions", Method::POST, "/v1/chat/completions"),
+        (
+            "post_v1_chat_completions",
+            Method::POST,
+            "/v1/chat/completions",
+        ),
         ("get_v1_model_id", Method::GET, "/v1/models/org/model:q4"),
         ("get_unknown", Method::GET, "/nope/nothing/here"),
     ];
     for (name, method, path) in cases {
-        g.bench_function(name, |b| b.iter(|| route(black_box(&method), black_box(path))));
+        g.bench_function(name, |b| {
+            b.iter(|| route(black_box(&method), black_box(path)))
+        });
     }
     g.finish();
 }
@@ -96,7 +108,10 @@ fn endpoint(index: usize, limit: u32) -> Arc<EndpointState> {
 fn placement(limit: u32) -> Placement {
     let models = ["llama3:latest", "qwen2:7b", "mistral:7b"];
     let endpoints: Vec<_> = (0..3).map(|i| endpoint(i, limit)).collect();
-    let queues: Vec<Arc<WaitQueue>> = models.iter().map(|_| Arc::new(WaitQueue::default())).collect();
+    let queues: Vec<Arc<WaitQueue>> = models
+        .iter()
+        .map(|_| Arc::new(WaitQueue::default()))
+        .collect();
     let reports = (0..3)
         .map(|i| EndpointModels {
             advertised: models.iter().map(|m| m.to_string()).collect(),
@@ -106,14 +121,22 @@ fn placement(limit: u32) -> Placement {
     let kinds = [EndpointKind::Ollama; 3];
     Placement::build(reports, &kinds, &mut |ep, name| {
         let q = models.iter().position(|m| *m == name).expect("known model");
-        Arc::new(Slot::new(endpoints[ep].clone(), Arc::from(name), queues[q].clone()))
+        Arc::new(Slot::new(
+            endpoints[ep].clone(),
+            Arc::from(name),
+            queues[q].clone(),
+        ))
     })
 }
 
 fn bench_placement(c: &mut Criterion) {
     let p = placement(4);
     let mut g = c.benchmark_group("placement_resolve");
-    for (name, model) in [("exact", "llama3:latest"), ("latest_alias", "llama3"), ("unknown", "no-such-model")] {
+    for (name, model) in [
+        ("exact", "llama3:latest"),
+        ("latest_alias", "llama3"),
+        ("unknown", "no-such-model"),
+    ] {
         g.bench_function(name, |b| b.iter(|| p.resolve(black_box(model)).len()));
     }
     g.finish();
@@ -177,7 +200,9 @@ fn bench_choose(c: &mut Criterion) {
     let cands = full.resolve("llama3:latest").to_vec();
     let held: Vec<_> = (0..3).filter_map(|_| try_choose(&cands, &[])).collect();
     assert_eq!(held.len(), 3);
-    g.bench_function("single_thread_all_full", |b| b.iter(|| try_choose(black_box(&cands), &[]).is_none()));
+    g.bench_function("single_thread_all_full", |b| {
+        b.iter(|| try_choose(black_box(&cands), &[]).is_none())
+    });
     drop(held);
     g.finish();
 }
@@ -186,14 +211,20 @@ fn client_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in [
         ("host", "localhost:12434"),
-        ("user-agent", "ollama-python/0.4.7 (x86_64 linux) Python/3.11.7"),
+        (
+            "user-agent",
+            "ollama-python/0.4.7 (x86_64 linux) Python/3.11.7",
+        ),
         ("accept", "application/json"),
         ("accept-encoding", "gzip, deflate"),
         ("content-type", "application/json"),
         ("content-length", "118"),
         ("connection", "keep-alive"),
         ("authorization", "Bearer sk-router-key"),
-        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
         ("x-request-id", "3f1c9f2e-7d4b-4a8e-9d61-2b7c2f1f0e11"),
     ] {
         h.insert(k, HeaderValue::from_static(v));
@@ -222,9 +253,18 @@ fn bench_headers(c: &mut Criterion) {
         b.iter(|| upstream_request(black_box(&client), "127.0.0.1:11434", None, 118))
     });
     g.bench_function("upstream_request_with_key", |b| {
-        b.iter(|| upstream_request(black_box(&client), "127.0.0.1:11434", Some("sk-upstream"), 118))
+        b.iter(|| {
+            upstream_request(
+                black_box(&client),
+                "127.0.0.1:11434",
+                Some("sk-upstream"),
+                118,
+            )
+        })
     });
-    g.bench_function("client_response_4_headers", |b| b.iter(|| client_response(black_box(&upstream))));
+    g.bench_function("client_response_4_headers", |b| {
+        b.iter(|| client_response(black_box(&upstream)))
+    });
     g.finish();
 }
 

@@ -116,3 +116,32 @@ fn hung_backend_times_out_and_the_next_candidate_answers() {
         .contains("no response head"));
     assert_eq!(alone.wait_idle()["total_in_flight"], 0);
 }
+
+#[test]
+fn total_time_limit_ends_a_long_stream_with_an_error_line() {
+    let m = Mock::start(&["--models", "m", "--tokens", "40", "--token-delay-ms", "50"]);
+    let router = Router::start(
+        &config_for(&[m.url()], "timeouts:\n  total: 600ms\n"),
+        &["--log-level", "warn"],
+    );
+    let started = std::time::Instant::now();
+    let (status, lines) = stream_lines(
+        &router.url("/api/chat"),
+        r#"{"model":"m","messages":[]}"#,
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the limit did not apply"
+    );
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert!(
+        last["error"].as_str().unwrap().contains("total time limit"),
+        "{last}"
+    );
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+    // The backend saw the cancellation.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(m.stats()["cancelled"], 1);
+}

@@ -3,6 +3,7 @@
 //! byte and faults (refuse, 500, hang, die mid-stream) are set by flags, or per request by headers
 //! (`x-mock-fault`, `x-mock-tokens`, `x-mock-delay-ms`). `GET /mock/stats` tells what it served.
 
+mod answer;
 mod body;
 mod options;
 mod replies;

@@ -128,10 +128,7 @@ pub async fn manage(
 
 /// One answer for many endpoints: the first success when all succeeded (or, with `absent_ok`, when
 /// the others only lacked the model), else the failures by endpoint.
-fn merge(
-    answers: Vec<EndpointAnswer>,
-    absent_ok: bool,
-) -> Response<RouterBody> {
+fn merge(answers: Vec<EndpointAnswer>, absent_ok: bool) -> Response<RouterBody> {
     let total = answers.len();
     let mut failures = Vec::new();
     let mut first_ok: Option<(StatusCode, Bytes)> = None;

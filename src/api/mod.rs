@@ -10,4 +10,5 @@ pub mod proxy;
 pub mod routes;
 pub mod show;
 pub mod sniff;
+pub mod translated;
 pub mod util;

@@ -1,24 +1,36 @@
-//! The inference pipeline, one named step each: sniff → resolve → take slot → forward → relay.
+//! The inference pipeline, one named step each: sniff → resolve → take slot → prepare → send → relay.
 //! Failures before the first byte reached the client are retried on the next candidate (SPEC §4.6).
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 
-use super::errors::ApiError;
+use super::errors::{ApiError, ApiFormat};
 use super::routes::Inference;
 use super::sniff::{rewrite, sniff, Sniffed};
+use super::translated;
 use super::util::{forwardable_query, Ctx};
 use crate::config::EndpointKind;
-use crate::http::body::{Outcome, Relay, RouterBody, StreamFraming};
+use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming};
 use crate::http::fetch;
 use crate::http::headers::client_response;
 use crate::routing::choose::{acquire, Saturated};
+use crate::routing::endpoint::EndpointState;
 use crate::routing::names::ollama_equivalent;
 use crate::routing::placement::Candidate;
 use crate::routing::slots::SlotGuard;
+use crate::translate::OllamaRoute;
+
+/// Why one attempt failed.
+pub enum AttemptError {
+    /// Before any byte reached the client: another candidate may serve it.
+    Retry(usize, ApiError),
+    /// Final (e.g. the request cannot be translated).
+    Fatal(ApiError),
+}
 
 /// Serves one inference request end to end.
 pub async fn inference(
@@ -33,8 +45,8 @@ pub async fn inference(
     let cfg = &shared.config;
     let mut skip: Vec<usize> = Vec::new();
     let mut last_error: Option<ApiError> = None;
-    let attempts = 1 + cfg.limits.max_retries as usize;
-    for _ in 0..attempts.min(cands.len().max(1)) {
+    let attempts = (1 + cfg.limits.max_retries as usize).min(cands.len().max(1));
+    for _ in 0..attempts {
         let guard = match acquire(&cands, &skip, &cfg.queue).await {
             Ok(g) => g,
             Err(Saturated::NoneHealthy) if last_error.is_some() => break,
@@ -48,10 +60,11 @@ pub async fn inference(
         };
         let loaded = cands
             .iter()
-            .any(|c| std::sync::Arc::ptr_eq(&c.slot, guard.slot()) && c.is_loaded());
+            .any(|c| Arc::ptr_eq(&c.slot, guard.slot()) && c.is_loaded());
         match forward(ctx, route, parts, &body, &sniffed, guard, loaded).await {
             Ok(resp) => return Ok(resp),
-            Err((ep_index, err)) => {
+            Err(AttemptError::Fatal(e)) => return Err(e),
+            Err(AttemptError::Retry(ep_index, err)) => {
                 skip.push(ep_index);
                 last_error = Some(err);
             }
@@ -107,14 +120,25 @@ fn resolve(ctx: &Ctx, route: Inference, model: &str) -> Result<Vec<Candidate>, A
     Ok(usable)
 }
 
-/// Whether an endpoint of `kind` serves `route` without translation.
+/// Whether an endpoint of `kind` serves `route` (natively, or through translation).
 fn serves(kind: EndpointKind, route: Inference) -> bool {
     match route {
-        Inference::Chat | Inference::Generate | Inference::Embed | Inference::Embeddings => {
-            kind == EndpointKind::Ollama
-        }
         Inference::Rerank => kind != EndpointKind::Ollama,
         _ => true,
+    }
+}
+
+/// The Ollama route to translate into, when an Ollama-API request goes to an OpenAI-compatible endpoint.
+fn translation(route: Inference, kind: EndpointKind) -> Option<OllamaRoute> {
+    if kind == EndpointKind::Ollama {
+        return None;
+    }
+    match route {
+        Inference::Chat => Some(OllamaRoute::Chat),
+        Inference::Generate => Some(OllamaRoute::Generate),
+        Inference::Embed => Some(OllamaRoute::Embed),
+        Inference::Embeddings => Some(OllamaRoute::Embeddings),
+        _ => None,
     }
 }
 
@@ -143,26 +167,60 @@ fn saturated(s: Saturated, model: &str, timeout_secs: u64) -> ApiError {
     }
 }
 
-/// The path on the chosen endpoint.
-fn upstream_path(
-    ep_kind: EndpointKind,
-    ep: &crate::routing::endpoint::EndpointState,
+/// What goes upstream: path, body, and whether the upstream answer will stream.
+struct Prepared {
+    path: String,
+    body: Bytes,
+    stream: bool,
+    translate: Option<OllamaRoute>,
+}
+
+/// Builds the upstream request: the client's bytes (minus `nomyo`, with the model renamed when an
+/// alias was resolved), or their translation for an OpenAI-compatible endpoint.
+fn prepare(
+    ep: &EndpointState,
     route: Inference,
-    query: Option<&str>,
-) -> String {
-    let mut path = match (route.format(), ep_kind) {
-        (super::errors::ApiFormat::Ollama, _) => format!("{}{}", ep.url.base_path, route.path()),
-        (super::errors::ApiFormat::OpenAi, _) => format!("{}{}", ep.openai_base(), route.path()),
+    parts: &http::request::Parts,
+    body: &Bytes,
+    sniffed: &Sniffed,
+    upstream_model: &str,
+) -> Result<Prepared, ApiError> {
+    if let Some(oroute) = translation(route, ep.kind()) {
+        let t = crate::translate::request::ollama_to_openai(oroute, body, upstream_model)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        return Ok(Prepared {
+            path: format!("{}{}", ep.openai_base(), t.path),
+            body: Bytes::from(t.body),
+            stream: t.stream,
+            translate: Some(oroute),
+        });
+    }
+    let rename = upstream_model != sniffed.model
+        && !(ep.kind() == EndpointKind::Ollama
+            && ollama_equivalent(&sniffed.model, upstream_model));
+    let out_body = if sniffed.has_nomyo || rename {
+        Bytes::from(rewrite(body, rename.then_some(upstream_model))?)
+    } else {
+        body.clone()
     };
-    if let Some(q) = forwardable_query(query) {
+    let mut path = match route.format() {
+        ApiFormat::Ollama => format!("{}{}", ep.url.base_path, route.path()),
+        ApiFormat::OpenAi => format!("{}{}", ep.openai_base(), route.path()),
+    };
+    if let Some(q) = forwardable_query(parts.uri.query()) {
         path.push('?');
         path.push_str(&q);
     }
-    path
+    Ok(Prepared {
+        path,
+        body: out_body,
+        stream: sniffed.stream,
+        translate: None,
+    })
 }
 
-/// Sends the request to the guard's endpoint and builds the relayed response. On a failure before the
-/// response head the endpoint is marked down and its index returned so the caller tries another.
+/// Sends the request to the guard's endpoint and builds the relayed response. A failure before the
+/// response head marks the endpoint down and asks the caller to try another.
 async fn forward(
     ctx: &mut Ctx,
     route: Inference,
@@ -171,34 +229,31 @@ async fn forward(
     sniffed: &Sniffed,
     guard: SlotGuard,
     loaded: bool,
-) -> Result<Response<RouterBody>, (usize, ApiError)> {
+) -> Result<Response<RouterBody>, AttemptError> {
     let ep = guard.endpoint().clone();
     let shared = ctx.shared.clone();
     let cfg = &shared.config;
-    let upstream_model = &*guard.slot().model;
-    let rename = upstream_model != sniffed.model
-        && !(ep.kind() == EndpointKind::Ollama
-            && ollama_equivalent(&sniffed.model, upstream_model));
-    let out_body = if sniffed.has_nomyo || rename {
-        match rewrite(body, rename.then_some(upstream_model)) {
-            Ok(b) => Bytes::from(b),
-            Err(e) => return Err((ep.index, e)),
-        }
-    } else {
-        body.clone()
-    };
-    let path = upstream_path(ep.kind(), &ep, route, parts.uri.query());
-    let first_byte = if loaded {
+    let prepared = prepare(&ep, route, parts, body, sniffed, &guard.slot().model)
+        .map_err(AttemptError::Fatal)?;
+    let hard_deadline = (!cfg.timeouts.total.is_zero()).then(|| ctx.started + cfg.timeouts.total);
+    let mut first_byte = if loaded {
         cfg.timeouts.first_byte
     } else {
         cfg.timeouts.first_byte_cold
     };
+    if let Some(h) = hard_deadline {
+        first_byte = first_byte.min(h.saturating_duration_since(Instant::now()));
+    }
+    let headers = match prepared.translate {
+        Some(_) => translated::request_headers(&parts.headers),
+        None => parts.headers.clone(),
+    };
     let result = fetch::send(
         &ep,
         Method::POST,
-        &path,
-        out_body,
-        Some(&parts.headers),
+        &prepared.path,
+        prepared.body,
+        Some(&headers),
         cfg.timeouts.connect,
         first_byte,
     )
@@ -212,7 +267,7 @@ async fn forward(
             } else {
                 StatusCode::BAD_GATEWAY
             };
-            return Err((
+            return Err(AttemptError::Retry(
                 ep.index,
                 ApiError::new(status, format!("upstream failure: {e}")),
             ));
@@ -221,7 +276,7 @@ async fn forward(
     let status = resp.status();
     // An overloaded or failing gateway in front of the backend: try another candidate.
     if matches!(status.as_u16(), 502..=504) {
-        return Err((
+        return Err(AttemptError::Retry(
             ep.index,
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
@@ -232,29 +287,62 @@ async fn forward(
     if status.is_success() {
         guard.slot().answered.store(true, Ordering::Relaxed);
     }
-    let (head, upstream_body) = resp.into_parts();
-    let has_length = head.headers.contains_key(header::CONTENT_LENGTH);
-    let framing = match (sniffed.stream && !has_length, route.format()) {
-        (false, _) => StreamFraming::None,
-        (true, super::errors::ApiFormat::Ollama) => StreamFraming::Ndjson,
-        (true, super::errors::ApiFormat::OpenAi) => StreamFraming::Sse,
-    };
     let on_end = request_logger(ctx, route, &sniffed.model, &ep.cfg.url, status);
-    let relay = Relay::new(
-        upstream_body,
-        lease,
-        Some(guard),
-        framing,
-        cfg.timeouts.idle,
-        on_end,
-    );
-    let mut out = Response::new(RouterBody::Relay(Box::new(relay)));
-    *out.status_mut() = status;
-    *out.headers_mut() = client_response(&head.headers);
+    let mut out = match prepared.translate {
+        Some(oroute) => {
+            let t = translated::Answer {
+                route: oroute,
+                model: &sniffed.model,
+                stream: prepared.stream,
+                limits: &cfg.limits,
+                idle: cfg.timeouts.idle,
+                hard_deadline,
+            };
+            t.respond(resp, lease, guard, on_end).await
+        }
+        None => relay(
+            resp,
+            lease,
+            guard,
+            route,
+            sniffed.stream,
+            cfg.timeouts.idle,
+            on_end,
+            hard_deadline,
+        ),
+    };
     if let Ok(v) = HeaderValue::from_str(&ep.cfg.url) {
         out.headers_mut().insert("x-router-endpoint", v);
     }
     Ok(out)
+}
+
+/// Same-API answer: status, end-to-end headers and body bytes as they come.
+#[allow(clippy::too_many_arguments)]
+fn relay(
+    resp: Response<hyper::body::Incoming>,
+    lease: crate::http::upstream::Lease,
+    guard: SlotGuard,
+    route: Inference,
+    stream: bool,
+    idle: std::time::Duration,
+    on_end: OnEnd,
+    hard_deadline: Option<Instant>,
+) -> Response<RouterBody> {
+    let status = resp.status();
+    let (head, upstream_body) = resp.into_parts();
+    let has_length = head.headers.contains_key(header::CONTENT_LENGTH);
+    let framing = match (stream && !has_length, route.format()) {
+        (false, _) => StreamFraming::None,
+        (true, ApiFormat::Ollama) => StreamFraming::Ndjson,
+        (true, ApiFormat::OpenAi) => StreamFraming::Sse,
+    };
+    let relay = Relay::new(upstream_body, lease, Some(guard), framing, idle, on_end)
+        .with_hard_deadline(hard_deadline);
+    let mut out = Response::new(RouterBody::Relay(Box::new(relay)));
+    *out.status_mut() = status;
+    *out.headers_mut() = client_response(&head.headers);
+    out
 }
 
 /// The closure that writes the request's log line when its response ends, and releases its shutdown hold.
@@ -264,7 +352,7 @@ fn request_logger(
     model: &str,
     endpoint: &str,
     status: StatusCode,
-) -> Box<dyn FnOnce(Outcome)> {
+) -> OnEnd {
     let started: Instant = ctx.started;
     let request_id = ctx.request_id.clone();
     let active = ctx.active.take();

@@ -52,6 +52,15 @@ impl StreamFraming {
 
 pub type OnEnd = Box<dyn FnOnce(Outcome)>;
 
+/// Rewrites a stream on its way through (API translation). Must give the same output however the
+/// input is split.
+pub trait Transform {
+    /// Appends the output for `input` to `out` (possibly nothing yet).
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>);
+    /// The input ended: appends what is still owed.
+    fn finish(&mut self, out: &mut Vec<u8>);
+}
+
 /// Relays an upstream body. Owns the slot and the connection; releases both when done or dropped.
 pub struct Relay {
     upstream: Incoming,
@@ -60,8 +69,11 @@ pub struct Relay {
     framing: StreamFraming,
     idle: Duration,
     deadline: Instant,
+    /// The request's total budget (`timeouts.total`), when it has one.
+    hard_deadline: Option<Instant>,
     timer: Option<Pin<Box<monoio::time::Sleep>>>,
     on_end: Option<OnEnd>,
+    transform: Option<Box<dyn Transform>>,
     done: bool,
 }
 
@@ -81,10 +93,98 @@ impl Relay {
             framing,
             idle,
             deadline: Instant::now() + idle,
+            hard_deadline: None,
             timer: None,
             on_end: Some(on_end),
+            transform: None,
             done: false,
         }
+    }
+
+    /// Ends the relay at `at` whatever the upstream does (the request's total time budget).
+    pub fn with_hard_deadline(mut self, at: Option<Instant>) -> Self {
+        self.hard_deadline = at;
+        self.deadline = self.next_deadline();
+        self
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let idle = Instant::now() + self.idle;
+        self.hard_deadline.map_or(idle, |h| h.min(idle))
+    }
+
+    /// Passes every chunk through `t` (the size of the body is then unknown).
+    pub fn with_transform(mut self, t: Box<dyn Transform>) -> Self {
+        self.transform = Some(t);
+        self
+    }
+
+    /// The next frame for the client: upstream data (transformed when asked), an error line when the
+    /// upstream fails or goes idle, or the end.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let data = match Pin::new(&mut self.upstream).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    self.deadline = self.next_deadline();
+                    match frame.into_data() {
+                        Ok(data) => data,
+                        // Trailers are hop-by-hop for us: skip them.
+                        Err(_) => continue,
+                    }
+                }
+                Poll::Ready(None) => {
+                    let tail = self.finish_transform();
+                    self.end(Outcome::Complete);
+                    return Poll::Ready(tail.map(|b| Ok(Frame::data(b))));
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    return self.fail(format!(
+                        "upstream {} failed mid-response: {e}",
+                        endpoint_name(self)
+                    ))
+                }
+                Poll::Pending => {
+                    if self.idle_expired(cx) {
+                        let idle = self.idle;
+                        let reason = if self.hard_deadline.is_some_and(|h| Instant::now() >= h) {
+                            "the request's total time limit passed".to_string()
+                        } else {
+                            format!("upstream {} sent nothing for {idle:?}", endpoint_name(self))
+                        };
+                        return self.fail(reason);
+                    }
+                    return Poll::Pending;
+                }
+            };
+            let mut out = match self.transform.as_mut() {
+                None => data,
+                Some(t) => {
+                    let mut buf = Vec::new();
+                    t.feed(&data, &mut buf);
+                    Bytes::from(buf)
+                }
+            };
+            // A body of known length ends with its last byte: hyper may never poll again.
+            if self.upstream.is_end_stream() {
+                if let Some(tail) = self.finish_transform() {
+                    out = [out, tail].concat().into();
+                }
+                self.end(Outcome::Complete);
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+        }
+    }
+
+    fn finish_transform(&mut self) -> Option<Bytes> {
+        let t = self.transform.as_mut()?;
+        let mut buf = Vec::new();
+        t.finish(&mut buf);
+        (!buf.is_empty()).then(|| Bytes::from(buf))
     }
 
     fn end(&mut self, outcome: Outcome) {
@@ -169,49 +269,7 @@ impl Body for RouterBody {
             RouterBody::Channel(rx) => Pin::new(rx)
                 .poll_next(cx)
                 .map(|o| o.map(|b| Ok(Frame::data(b)))),
-            RouterBody::Relay(r) => {
-                if r.done {
-                    return Poll::Ready(None);
-                }
-                match Pin::new(&mut r.upstream).poll_frame(cx) {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        r.deadline = Instant::now() + r.idle;
-                        match frame.into_data() {
-                            Ok(data) => {
-                                // A body of known length ends with its last byte: hyper may never poll again.
-                                if r.upstream.is_end_stream() {
-                                    r.end(Outcome::Complete);
-                                }
-                                Poll::Ready(Some(Ok(Frame::data(data))))
-                            }
-                            // Trailers are hop-by-hop for us: skip them.
-                            Err(_) => {
-                                cx.waker().wake_by_ref();
-                                Poll::Pending
-                            }
-                        }
-                    }
-                    Poll::Ready(None) => {
-                        r.end(Outcome::Complete);
-                        Poll::Ready(None)
-                    }
-                    Poll::Ready(Some(Err(e))) => r.fail(format!(
-                        "upstream {} failed mid-response: {e}",
-                        endpoint_name(r)
-                    )),
-                    Poll::Pending => {
-                        if r.idle_expired(cx) {
-                            let idle = r.idle;
-                            r.fail(format!(
-                                "upstream {} sent nothing for {idle:?}",
-                                endpoint_name(r)
-                            ))
-                        } else {
-                            Poll::Pending
-                        }
-                    }
-                }
-            }
+            RouterBody::Relay(r) => r.poll_next(cx),
         }
     }
 
@@ -226,7 +284,9 @@ impl Body for RouterBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             RouterBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            RouterBody::Relay(r) if r.framing == StreamFraming::None => r.upstream.size_hint(),
+            RouterBody::Relay(r) if r.framing == StreamFraming::None && r.transform.is_none() => {
+                r.upstream.size_hint()
+            }
             _ => SizeHint::default(),
         }
     }

@@ -204,3 +204,51 @@ def router_stack(tmp_path_factory) -> Stack:
 @pytest.fixture(scope="session")
 def router_url(router_stack: Stack) -> str:
     return router_stack.base_url
+
+
+OPENAI_MOCK_ARGS = ["--kind", "openai", "--models", "gpt-4o-mini,text-embedding-3-small"]
+LLAMA_MOCK_ARGS = ["--kind", "llama-server", "--models", "unsloth/Qwen3-0.6B-GGUF:Q4_K_M"]
+
+
+@pytest.fixture(scope="session")
+def openai_stack(tmp_path_factory) -> Stack:
+    """The router in front of an OpenAI-compatible mock and a llama-server mock only: every Ollama
+    request to it is translated."""
+    workdir = tmp_path_factory.mktemp("nomyo-openai-stack")
+    started: list[subprocess.Popen] = []
+    try:
+        oai = start_mock(workdir, "mock-openai", OPENAI_MOCK_ARGS)
+        started.append(oai.proc)
+        llama = start_mock(workdir, "mock-llama", LLAMA_MOCK_ARGS)
+        started.append(llama.proc)
+        config = workdir / "router.yaml"
+        config.write_text(
+            "endpoints:\n"
+            f"  - {oai.url}/v1\n"
+            "llama_server_endpoints:\n"
+            f"  - {llama.url}\n"
+            "max_concurrent_connections: 2\n"
+            "api_keys:\n"
+            f"  \"{oai.url}/v1\": sk-upstream\n"
+        )
+        router_log = workdir / "router.log"
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        router = spawn(
+            [ROUTER_BIN, "--config", config, "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "2", "--log-level", "warn"],
+            router_log,
+        )
+        started.append(router)
+        wait_router_ready(router, base_url, router_log, 2)
+        yield Stack(base_url, router, router_log, [oai, llama])
+        if router.poll() is not None:
+            pytest.fail(f"router died during the tests (exit={router.returncode}):\n{_tail(router_log)}")
+    finally:
+        for proc in reversed(started):
+            try:
+                stop_process(proc)
+            finally:
+                if proc in _STARTED:
+                    _STARTED.remove(proc)
+        stop_all()

@@ -1,0 +1,346 @@
+#!/usr/bin/env python3
+"""Result bookkeeping for loadtest/run.sh (stdlib only).
+
+  results.py oha FILE.json KEY=VALUE...      one oha --output-format json run -> one JSONL record on stdout
+  results.py stream FILE.json KEY=VALUE...   one stream_client.py run -> one JSONL record on stdout
+  results.py record KEY=VALUE...             a free-form record (numbers are parsed)
+  results.py report RESULTS.jsonl META.json  the markdown report (table, target checks, details)
+
+Records carry `phase` (pinned | unpinned), `scenario` and `target` (direct | nginx | router | litellm).
+"""
+
+import json
+import statistics
+import sys
+
+
+def kv(args):
+    out = {}
+    for a in args:
+        k, _, v = a.partition("=")
+        if v == "":
+            out[k] = None
+            continue
+        try:
+            out[k] = int(v)
+        except ValueError:
+            try:
+                out[k] = float(v)
+            except ValueError:
+                out[k] = v
+    return out
+
+
+def oha_record(path, extra):
+    with open(path) as f:
+        d = json.load(f)
+    s = d["summary"]
+    lat = d.get("latencyPercentiles", {})
+    codes = d.get("statusCodeDistribution", {}) or {}
+    errs = d.get("errorDistribution", {}) or {}
+    ok = codes.get("200", 0)
+    total_s = s.get("total") or 0.0
+    rec = {
+        "tool": "oha",
+        "ok": ok,
+        "non_200": sum(v for k, v in codes.items() if k != "200"),
+        "errors": sum(errs.values()),
+        "error_kinds": errs,
+        "status": codes,
+        "duration_s": round(total_s, 3),
+        "rps": round(ok / total_s, 1) if total_s else 0.0,
+        "p50_us": round(lat.get("p50", 0) * 1e6, 1) if lat.get("p50") is not None else None,
+        "p90_us": round(lat.get("p90", 0) * 1e6, 1) if lat.get("p90") is not None else None,
+        "p99_us": round(lat.get("p99", 0) * 1e6, 1) if lat.get("p99") is not None else None,
+        "p999_us": round(lat.get("p99.9", 0) * 1e6, 1) if lat.get("p99.9") is not None else None,
+        "max_us": round((s.get("slowest") or 0) * 1e6, 1),
+        "rps_1s_min": round(d.get("rps", {}).get("min") or 0, 1),
+        "rps_1s_max": round(d.get("rps", {}).get("max") or 0, 1),
+    }
+    rec.update(extra)
+    return rec
+
+
+def stream_record(path, extra):
+    with open(path) as f:
+        d = json.loads(f.read().strip().splitlines()[-1])
+    d["tool"] = "stream_client"
+    d.update(extra)
+    return d
+
+
+# ---------------------------------------------------------------------------------------------------
+# Report
+
+TARGETS = ["direct", "nginx", "router"]
+
+
+def fmt_num(v, digits=0):
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        return v
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def us_or_ms(v):
+    """Microseconds as µs below 10 ms, else ms."""
+    if v is None:
+        return "—"
+    if abs(v) < 10_000:
+        return f"{v:,.0f} µs"
+    return f"{v / 1000:,.1f} ms"
+
+
+def signed_us(v):
+    if v is None:
+        return "—"
+    return ("+" if v >= 0 else "−") + us_or_ms(abs(v))
+
+
+def mb(kb):
+    return "—" if kb is None else f"{kb / 1024:.1f} MB"
+
+
+def mark(ok):
+    if ok is None:
+        return "n/a"
+    return "✅ met" if ok else "❌ missed"
+
+
+class Results:
+    def __init__(self, recs):
+        self.recs = recs
+
+    def get(self, **kw):
+        return [r for r in self.recs if all(r.get(k) == v for k, v in kw.items())]
+
+    def one(self, **kw):
+        rs = self.get(**kw)
+        return rs[-1] if rs else None
+
+    def median(self, field, **kw):
+        vals = [r[field] for r in self.get(**kw) if r.get(field) is not None]
+        return statistics.median(vals) if vals else None
+
+
+def report(jsonl, meta_path):
+    recs = [json.loads(line) for line in open(jsonl) if line.strip()]
+    meta = json.load(open(meta_path))
+    R = Results(recs)
+    has_litellm = bool(R.get(target="litellm"))
+    cols = TARGETS + (["litellm"] if has_litellm else [])
+    rows = []
+    checks = []
+
+    def row(scenario, metric, vals, verdict=""):
+        rows.append([scenario, metric] + [vals.get(c, "—") for c in cols] + [verdict])
+
+    # -- non-streaming, concurrency 1 (median over interleaved rounds) ------------------------------
+    p = "pinned"
+    c1 = {t: (R.median("p50_us", phase=p, scenario="c1", target=t), R.median("p99_us", phase=p, scenario="c1", target=t)) for t in TARGETS}
+    rounds = len(R.get(phase=p, scenario="c1", target="router"))
+    if rounds:
+        d50, d99 = c1["direct"]
+        r50, r99 = c1["router"]
+        add50 = None if None in (d50, r50) else r50 - d50
+        add99 = None if None in (d99, r99) else r99 - d99
+        n50, n99 = c1["nginx"]
+        nadd99 = None if None in (d99, n99) else n99 - d99
+        ok = None if add99 is None else add99 <= 150
+        checks.append(("added p99 latency at concurrency 1 ≤ 150 µs", f"router {signed_us(add99)} (nginx {signed_us(nadd99)})", ok))
+        row(f"non-stream c=1 (median of {rounds} rounds)", "latency p50 / p99",
+            {t: f"{us_or_ms(c1[t][0])} / {us_or_ms(c1[t][1])}" for t in TARGETS})
+        row("non-stream c=1", "added vs direct p50 / p99",
+            {"direct": "—",
+             "nginx": f"{signed_us(None if None in (d50, n50) else n50 - d50)} / {signed_us(nadd99)}",
+             "router": f"{signed_us(add50)} / {signed_us(add99)}"},
+            f"p99 ≤ +150 µs: {mark(ok)}")
+        c1_err = {t: sum(r["errors"] + r["non_200"] for r in R.get(phase=p, scenario="c1", target=t)) for t in TARGETS}
+        if any(c1_err.values()):
+            row("non-stream c=1", "errors", {t: fmt_num(c1_err[t]) for t in TARGETS})
+
+    # -- throughput ------------------------------------------------------------------------------------
+    for phase in ("pinned", "unpinned"):
+        for c in (64, 512):
+            sc = f"c{c}"
+            recs_c = {t: R.one(phase=phase, scenario=sc, target=t) for t in TARGETS}
+            if not any(recs_c.values()):
+                continue
+            label = f"non-stream c={c}" + (" (unpinned)" if phase == "unpinned" else "")
+            rps = {t: (r["rps"] if r else None) for t, r in recs_c.items()}
+            verdict = ""
+            if rps["router"] is not None and rps["nginx"]:
+                ratio = rps["router"] / rps["nginx"]
+                ok = rps["router"] >= rps["nginx"]
+                verdict = f"router/nginx {ratio:.2f}: {mark(ok)}"
+                if phase == "pinned":
+                    checks.append((f"router req/s ≥ nginx req/s at concurrency {c}",
+                                   f"{fmt_num(rps['router'])} vs {fmt_num(rps['nginx'])} ({ratio:.2f}×)", ok))
+                else:
+                    verdict = f"router/nginx {ratio:.2f} (info)"
+            row(label, "req/s", {t: fmt_num(rps[t]) for t in TARGETS}, verdict)
+            row(label, "p50 / p99", {t: (f"{us_or_ms(r['p50_us'])} / {us_or_ms(r['p99_us'])}" if r else "—") for t, r in recs_c.items()})
+            errs = {t: (r["errors"] + r["non_200"] if r else None) for t, r in recs_c.items()}
+            row(label, "errors", {t: fmt_num(errs[t]) for t in TARGETS})
+
+    # -- streaming -------------------------------------------------------------------------------------
+    st = {t: R.one(phase=p, scenario="stream1000", target=t) for t in TARGETS}
+    if any(st.values()):
+        n = next(r for r in st.values() if r)["streams"]
+        label = f"{n} streams × 100 tok @10 ms"
+        errs = {t: r["errors"] for t, r in st.items() if r}
+        ok0 = errs.get("router") == 0 if "router" in errs else None
+        checks.append((f"{n} concurrent streams: 0 errors", f"router {errs.get('router')} errors (direct {errs.get('direct')}, nginx {errs.get('nginx')})", ok0))
+        row(label, "completed / errors", {t: f"{r['completed']} / {r['errors']}" for t, r in st.items() if r}, f"0 errors: {mark(ok0)}")
+        row(label, "TTFT p50 / p99", {t: f"{us_or_ms(r['ttfb_p50_us'])} / {us_or_ms(r['ttfb_p99_us'])}" for t, r in st.items() if r})
+        d, rr, ng = st["direct"], st["router"], st["nginx"]
+        if d and rr:
+            a50 = rr["ttfb_p50_us"] - d["ttfb_p50_us"]
+            a99 = rr["ttfb_p99_us"] - d["ttfb_p99_us"]
+            okt = a99 <= 250
+            n99 = (ng["ttfb_p99_us"] - d["ttfb_p99_us"]) if ng else None
+            n50 = (ng["ttfb_p50_us"] - d["ttfb_p50_us"]) if ng else None
+            checks.append(("added time-to-first-token p99 ≤ 250 µs", f"router {signed_us(a99)} (nginx {signed_us(n99)})", okt))
+            row(label, "added TTFT vs direct p50 / p99",
+                {"direct": "—", "nginx": f"{signed_us(n50)} / {signed_us(n99)}", "router": f"{signed_us(a50)} / {signed_us(a99)}"},
+                f"p99 ≤ +250 µs: {mark(okt)}")
+        row(label, "worst inter-chunk gap p99 / max", {t: f"{fmt_num(r['worst_gap_p99_ms'], 1)} / {fmt_num(r['worst_gap_max_ms'], 1)} ms" for t, r in st.items() if r})
+        gap20 = {t: r["streams_gap_over_20ms"] for t, r in st.items() if r}
+        okg = None
+        if "router" in gap20 and "direct" in gap20:
+            okg = gap20["router"] <= gap20["direct"]
+            checks.append(("no inter-chunk gap > 20 ms that direct does not also show",
+                           f"streams with a gap > 20 ms: router {gap20['router']}, direct {gap20['direct']}, nginx {gap20.get('nginx')}", okg))
+        row(label, "streams with a gap > 20 ms", {t: fmt_num(v) for t, v in gap20.items()}, f"≤ direct: {mark(okg)}")
+        rss = {t: r for t, r in st.items() if r and r.get("rss_before_kb") is not None}
+        if rss:
+            row(label, "proxy RSS before → peak → after (direct: mock)",
+                {t: f"{mb(r['rss_before_kb'])} → {mb(r.get('peak_rss_kb'))} → {mb(r['rss_after_kb'])}" for t, r in rss.items()})
+            if "router" in rss:
+                peak = rss["router"].get("peak_rss_kb") or rss["router"]["rss_after_kb"]
+                okr = peak < 64 * 1024
+                checks.append((f"{n} streams: router RSS < 64 MB", f"peak {mb(peak)}", okr))
+                rows[-1][-1] = f"router < 64 MB: {mark(okr)}"
+            row(label, "proxy CPU seconds (direct: mock)", {t: fmt_num(r.get("cpu_s"), 2) for t, r in rss.items()})
+
+    tr = R.one(scenario="translated_stream")
+    if tr:
+        if tr.get("status") == "skipped":
+            row("translated stream (Ollama client → OpenAI mock)", "—", {"router": tr.get("reason", "n/a")}, "n/a")
+        else:
+            td = R.one(scenario="translated_stream", target="direct")
+            trr = R.one(scenario="translated_stream", target="router")
+            vals = {}
+            for t, r in (("direct", td), ("router", trr)):
+                if r:
+                    vals[t] = f"{r['completed']}/{r['streams']} ok, TTFT p99 {us_or_ms(r['ttfb_p99_us'])}, gap max {fmt_num(r['worst_gap_max_ms'], 1)} ms"
+            row(f"translated stream ({trr['streams'] if trr else '?'} streams)", "completed, TTFT p99, worst gap", vals)
+    row("exact / semantic cache hits", "—", {"router": "not in this release"}, "n/a")
+
+    # -- soak ------------------------------------------------------------------------------------------
+    soak = {t: sorted(R.get(phase=p, scenario="soak", target=t), key=lambda r: r["window"]) for t in TARGETS}
+    if any(soak.values()):
+        w = next(v for v in soak.values() if v)
+        total = sum(r["duration_s"] for r in w)
+        label = f"soak c=512, {total:.0f} s ({len(w)} windows)"
+        def rps_stats(ws):
+            if not ws:
+                return "—"
+            v = [r["rps"] for r in ws]
+            return f"{min(v):,.0f} / {statistics.mean(v):,.0f} / {max(v):,.0f}"
+        row(label, "req/s per window min / mean / max", {t: rps_stats(v) for t, v in soak.items()})
+        def spread(ws):
+            v = [r["rps"] for r in ws]
+            return (max(v) - min(v)) / statistics.mean(v) * 100 if v and statistics.mean(v) else None
+        row(label, "window spread (max−min)/mean", {t: (f"{spread(v):.1f} %" if v else "—") for t, v in soak.items()})
+        row(label, "errors", {t: fmt_num(sum(r["errors"] + r["non_200"] for r in v)) if v else "—" for t, v in soak.items()})
+        rs = soak["router"]
+        if rs:
+            start = rs[0].get("rss_start_kb")
+            first = rs[0].get("rss_end_kb")
+            end = rs[-1].get("rss_end_kb")
+            growth = None if None in (first, end) else end - first
+            okf = None if growth is None else growth <= max(2048, 0.05 * first)
+            ng = soak["nginx"]
+            vals = {"router": f"{mb(start)} → {mb(first)} → {mb(end)}"}
+            if ng and ng[0].get("rss_start_kb") is not None:
+                vals["nginx"] = f"{mb(ng[0]['rss_start_kb'])} → {mb(ng[0]['rss_end_kb'])} → {mb(ng[-1]['rss_end_kb'])}"
+            row(label, "RSS start → after 1st window → end", vals, f"flat: {mark(okf)}")
+            checks.append(("router RSS flat over the soak (≤ 2 MB or 5 % growth after the first window)",
+                           f"{mb(start)} → {mb(first)} → {mb(end)} ({'+' if (growth or 0) >= 0 else ''}{(growth or 0) / 1024:.1f} MB)", okf))
+            soak_errs = sum(r["errors"] + r["non_200"] for r in rs)
+            checks.append(("soak: 0 router errors", f"{soak_errs}", soak_errs == 0))
+
+    # -- LiteLLM ---------------------------------------------------------------------------------------
+    for sc, label in (("oai_c1", "OpenAI chat non-stream c=1"), ("oai_c64", "OpenAI chat non-stream c=64")):
+        rs = {t: R.one(phase=p, scenario=sc, target=t) for t in cols}
+        if not any(rs.values()):
+            continue
+        row(label, "req/s", {t: fmt_num(r["rps"]) for t, r in rs.items() if r})
+        row(label, "p50 / p99", {t: f"{us_or_ms(r['p50_us'])} / {us_or_ms(r['p99_us'])}" for t, r in rs.items() if r})
+        row(label, "errors", {t: fmt_num(r["errors"] + r["non_200"]) for t, r in rs.items() if r})
+    rs = {t: R.one(phase=p, scenario="oai_stream", target=t) for t in cols}
+    if any(rs.values()):
+        n = next(r for r in rs.values() if r)["streams"]
+        row(f"OpenAI SSE {n} streams", "completed / errors; TTFT p99", {t: f"{r['completed']} / {r['errors']}; {us_or_ms(r['ttfb_p99_us'])}" for t, r in rs.items() if r})
+    lit = R.one(scenario="litellm", target="litellm")
+    if lit and lit.get("status") == "skipped":
+        row("LiteLLM proxy comparison", "—", {"litellm": lit.get("reason", "skipped")}, "n/a")
+
+    # -- print -----------------------------------------------------------------------------------------
+    out = []
+    out.append(f"# nomyo-router load test — {meta.get('date')} — {meta.get('git')}")
+    out.append("")
+    out.append(f"- mode: {meta.get('mode')}; pinning: {meta.get('pinning')}")
+    out.append(f"- machine: {meta.get('nproc')} CPUs, {meta.get('cpu')}, {meta.get('mem')}, kernel {meta.get('kernel')}")
+    out.append(f"- versions: {meta.get('rustc')}; {meta.get('oha')}; {meta.get('nginx')}; {meta.get('python')}" + (f"; litellm {meta['litellm']}" if meta.get("litellm") else ""))
+    out.append(f"- router: `{meta.get('router_cmd')}` (max_concurrent_connections {meta.get('slots')}: it never queues)")
+    out.append(f"- load: {meta.get('load_desc')}")
+    out.append("")
+    header = ["Scenario", "Metric"] + cols + ["Target"]
+    out.append("| " + " | ".join(header) + " |")
+    out.append("|" + "|".join(["---"] * len(header)) + "|")
+    for r in rows:
+        out.append("| " + " | ".join(str(x) for x in r) + " |")
+    out.append("")
+    out.append("## Targets")
+    out.append("")
+    for name, val, ok in checks:
+        out.append(f"- {mark(ok)} — {name}: {val}")
+    out.append("")
+    out.append("## Details")
+    out.append("")
+    for t in TARGETS:
+        ws = soak.get(t) if any(soak.values()) else None
+        if ws:
+            out.append(f"- soak {t}: " + ", ".join(f"{r['rps']:,.0f}" for r in ws) + " req/s per window"
+                       + (f"; RSS per window end: " + ", ".join(mb(r.get('rss_end_kb')) for r in ws) if ws[0].get("rss_end_kb") is not None else ""))
+    for r in recs:
+        kinds = r.get("error_kinds")
+        if kinds:
+            out.append(f"- errors {r.get('phase')}/{r.get('scenario')}/{r.get('target')}: {json.dumps(kinds)}")
+    for r in R.get(scenario="stream1000"):
+        out.append(f"- stream {r['target']}: connect {r['connect_s']} s, wall {r['wall_s']} s, TTFT max {us_or_ms(r['ttfb_max_us'])}, "
+                   f"worst gap p50 {r['worst_gap_p50_ms']} ms, client loop {r.get('loop')}")
+    print("\n".join(out))
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "oha":
+        print(json.dumps(oha_record(sys.argv[2], kv(sys.argv[3:]))))
+    elif cmd == "stream":
+        print(json.dumps(stream_record(sys.argv[2], kv(sys.argv[3:]))))
+    elif cmd == "record":
+        print(json.dumps(kv(sys.argv[2:])))
+    elif cmd == "report":
+        report(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,533 @@
+#!/usr/bin/env bash
+# nomyo-router load test: the router against direct-to-mock and nginx, side by side, in one run.
+#
+# Usage:
+#   bash loadtest/run.sh [--quick] [--with-litellm] [--no-build] [--no-unpinned] [--io-driver auto|epoll]
+#
+#   --quick          short run (~3 min): fewer c=1 rounds, 3 s throughput runs, 10 s soak
+#   --with-litellm   also compare LiteLLM's proxy (pip install 'litellm[proxy]' into loadtest/.venv)
+#   --no-build       use the binaries already in $CARGO_TARGET_DIR/release
+#   --no-unpinned    skip the unpinned throughput runs
+#   --io-driver D    the router's --io-driver (default auto: io_uring when the kernel allows it)
+#
+# Environment: CARGO_TARGET_DIR (default ./target), LOADTEST_BASE_PORT (default 18000),
+#   LOADTEST_SERVER_CPUS (default 1) and LOADTEST_LOAD_CPUS (default 0) for the pinned runs.
+#
+# What it does (see docs/benchmarks.md):
+#   1. cargo build --release --bins; installs oha (cargo install oha --locked) and nginx (apt-get
+#      install nginx-light) when missing;
+#   2. starts three mock backends on 127.0.0.1 (each advertises llama3:latest, qwen2:7b, mistral:7b and
+#      has a different one loaded; the first has llama3:latest), one OpenAI-compatible mock (for the
+#      translated-stream probe), nginx as a plain keep-alive reverse proxy of the first mock, and the
+#      router in front of all mocks with max_concurrent_connections 100000 (it never queues);
+#   3. pinned phase: the servers (mocks, nginx 1 worker, router --workers 1) on CPU $LOADTEST_SERVER_CPUS,
+#      the load generators (oha --worker-threads 1, the Python stream client) on CPU $LOADTEST_LOAD_CPUS;
+#      scenarios, each against direct (mock), nginx and router:
+#        non-streaming /api/chat at concurrency 1 (interleaved rounds), 64 and 512;
+#        1,000 concurrent /api/chat streams of 100 tokens at 10 ms per token;
+#        translated stream probe (Ollama client -> OpenAI-compatible mock), skipped while the router
+#        answers 501;
+#        [--with-litellm] OpenAI /v1/chat/completions at c=1, c=64 and 100 SSE streams incl. LiteLLM;
+#        soak: 60 s (quick: 10 s) at concurrency 512 in 10 s (quick: 5 s) windows, with RSS per window;
+#      unpinned phase: concurrency 64 and 512 again with no pinning, router --workers = nproc;
+#   4. prints one markdown table and writes it with date, machine and versions to
+#      loadtest/results/<date>-<short-sha>[-quick].md (raw records in the .jsonl next to it);
+#   5. stops every process it started, by PID (trap on EXIT).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LT="$ROOT/loadtest"
+QUICK=0
+WITH_LITELLM=0
+BUILD=1
+UNPINNED=1
+IO_DRIVER=auto
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --with-litellm) WITH_LITELLM=1 ;;
+        --no-build) BUILD=0 ;;
+        --no-unpinned) UNPINNED=0 ;;
+        --io-driver) IO_DRIVER="$2"; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/release"
+BASE="${LOADTEST_BASE_PORT:-18000}"
+MOCK_PORTS=($((BASE + 81)) $((BASE + 82)) $((BASE + 83)))
+OAI_MOCK_PORT=$((BASE + 84))
+NGINX_PORT=$((BASE + 90))
+ROUTER_PORT=$((BASE + 100))
+LITELLM_PORT=$((BASE + 110))
+MODELS="llama3:latest,qwen2:7b,mistral:7b"
+LOADED=(llama3:latest qwen2:7b mistral:7b)
+MODEL="llama3:latest"
+SLOTS=100000
+NPROC="$(nproc)"
+CLK_TCK="$(getconf CLK_TCK)"
+
+if [ "$QUICK" = 1 ]; then
+    C1_ROUNDS=3; C1_N=3000; TP_DUR=3; SOAK_WINDOWS=2; SOAK_WIN=5; MODE="quick"
+else
+    C1_ROUNDS=5; C1_N=10000; TP_DUR=10; SOAK_WINDOWS=6; SOAK_WIN=10; MODE="full"
+fi
+STREAMS=1000
+STREAM_TOKENS=100
+STREAM_DELAY_MS=10
+STREAM_RAMP_MS=250
+
+BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}'
+OAI_BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16}'
+
+log() { printf '[loadtest %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---- processes: everything started is recorded by PID and stopped on exit ----------------------------
+RUN="$(mktemp -d /tmp/nomyo-loadtest.XXXXXX)"
+JSONL="$RUN/results.jsonl"
+: >"$JSONL"
+ALL_PIDS=()
+SERVER_PIDS=()
+FG_PID=""
+declare -A PID
+
+stop_pid() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid did not stop on TERM: KILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [ -n "$FG_PID" ] && stop_pid "$FG_PID"
+    local i
+    for ((i = ${#ALL_PIDS[@]} - 1; i >= 0; i--)); do
+        stop_pid "${ALL_PIDS[$i]}"
+    done
+    if [ "${KEEP_RUN_DIR:-0}" = 1 ] || [ $rc -ne 0 ]; then
+        log "run directory kept: $RUN"
+    else
+        rm -rf "$RUN"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME CMD...: runs CMD in the background (output to $RUN/NAME.log) and records its PID.
+start() {
+    local name=$1
+    shift
+    "$@" >"$RUN/$name.log" 2>&1 &
+    PID[$name]=$!
+    ALL_PIDS+=($!)
+    SERVER_PIDS+=($!)
+}
+
+# run_fg CMD...: runs a load generator in the foreground, stoppable by the EXIT trap.
+run_fg() {
+    local rc=0
+    "$@" &
+    FG_PID=$!
+    wait "$FG_PID" || rc=$?
+    FG_PID=""
+    return $rc
+}
+
+stop_servers() {
+    local i
+    for ((i = ${#SERVER_PIDS[@]} - 1; i >= 0; i--)); do
+        stop_pid "${SERVER_PIDS[$i]}"
+    done
+    SERVER_PIDS=()
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+    local port=$1 name=$2 secs=${3:-15} i
+    for i in $(seq 1 $((secs * 10))); do
+        port_open "$port" && return 0
+        kill -0 "${PID[$name]}" 2>/dev/null || { cat "$RUN/$name.log" >&2; die "$name exited before listening on $port"; }
+        sleep 0.1
+    done
+    cat "$RUN/$name.log" >&2
+    die "$name did not listen on $port within ${secs}s"
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# CPU seconds (user + system, all threads) of a process.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# nginx = master + workers.
+nginx_pids() { echo "${PID[nginx]}" $(pgrep -P "${PID[nginx]}" 2>/dev/null || true); }
+sum_rss() { local s=0 p; for p in "$@"; do s=$((s + $(rss_kb "$p"))); done; echo $s; }
+sum_ticks() { local s=0 p; for p in "$@"; do s=$((s + $(cpu_ticks "$p"))); done; echo $s; }
+# The processes that do the proxying work for a target (the mock itself for direct).
+target_pids() {
+    case $1 in
+        direct) echo "${PID[mock1]}" ;;
+        nginx) nginx_pids ;;
+        router) echo "${PID[router]}" ;;
+        litellm) echo "${PID[litellm]}" $(pgrep -P "${PID[litellm]}" 2>/dev/null || true) ;;
+    esac
+}
+target_port() {
+    case $1 in
+        direct) echo "${MOCK_PORTS[0]}" ;;
+        nginx) echo "$NGINX_PORT" ;;
+        router) echo "$ROUTER_PORT" ;;
+        litellm) echo "$LITELLM_PORT" ;;
+    esac
+}
+
+# ---- tools ------------------------------------------------------------------------------------------
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v taskset >/dev/null || die "taskset (util-linux) is required"
+command -v python3 >/dev/null || die "python3 is required"
+command -v curl >/dev/null || die "curl is required"
+if ! command -v oha >/dev/null; then
+    log "installing oha (cargo install oha --locked)"
+    cargo install oha --locked >&2
+fi
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    log "installing nginx (apt-get install nginx-light)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >&2 || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >&2
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" -ge 4096 ] || log "warning: open-files limit $(ulimit -n) is low for 1,000 streams"
+
+for p in "${MOCK_PORTS[@]}" "$OAI_MOCK_PORT" "$NGINX_PORT" "$ROUTER_PORT"; do
+    port_open "$p" && die "port $p is already in use (set LOADTEST_BASE_PORT)"
+done
+
+if [ "$BUILD" = 1 ]; then
+    log "building release binaries into $TARGET_DIR"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --bins) >&2
+fi
+[ -x "$BIN/nomyo-router" ] && [ -x "$BIN/mock-backend" ] || die "binaries missing in $BIN (build without --no-build)"
+
+# ---- pinning ----------------------------------------------------------------------------------------
+SERVER_CPUS="${LOADTEST_SERVER_CPUS:-1}"
+LOAD_CPUS="${LOADTEST_LOAD_CPUS:-0}"
+if [ "$NPROC" -lt 2 ]; then
+    log "only $NPROC CPU: no pinning possible, everything shares it"
+    PIN_OK=0
+else
+    PIN_OK=1
+fi
+
+# set_phase pinned|unpinned: sets SRV (prefix for servers), LOAD (prefix for load generators), worker counts.
+set_phase() {
+    PHASE=$1
+    if [ "$PHASE" = pinned ] && [ "$PIN_OK" = 1 ]; then
+        SRV=(taskset -c "$SERVER_CPUS")
+        LOAD=(taskset -c "$LOAD_CPUS")
+        ROUTER_WORKERS=1; MOCK_THREADS=1; NGINX_WORKERS=1; OHA_THREADS=1
+    else
+        SRV=()
+        LOAD=()
+        ROUTER_WORKERS=$NPROC; MOCK_THREADS=$NPROC; NGINX_WORKERS=$NPROC; OHA_THREADS=$NPROC
+    fi
+}
+
+start_servers() {
+    local i
+    for i in 0 1 2; do
+        start "mock$((i + 1))" "${SRV[@]}" "$BIN/mock-backend" --host 127.0.0.1 --port "${MOCK_PORTS[$i]}" \
+            --threads "$MOCK_THREADS" --models "$MODELS" --loaded "${LOADED[$i]}" --tokens 1
+    done
+    start mock_oai "${SRV[@]}" "$BIN/mock-backend" --host 127.0.0.1 --port "$OAI_MOCK_PORT" --threads 1 \
+        --kind openai --models gpt-4o-mini --tokens 1
+
+    mkdir -p "$RUN/nginx"
+    sed -e "s|@WORKERS@|$NGINX_WORKERS|" -e "s|@PORT@|$NGINX_PORT|" -e "s|@UPSTREAM@|127.0.0.1:${MOCK_PORTS[0]}|" \
+        -e "s|@RUN_DIR@|$RUN/nginx|g" "$LT/nginx.conf.template" >"$RUN/nginx/nginx.conf"
+    start nginx "${SRV[@]}" "$NGINX" -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/nginx-error.log" -g "daemon off;"
+
+    cat >"$RUN/router.yaml" <<EOF
+endpoints:
+  - http://127.0.0.1:${MOCK_PORTS[0]}
+  - http://127.0.0.1:${MOCK_PORTS[1]}
+  - http://127.0.0.1:${MOCK_PORTS[2]}
+  - url: http://127.0.0.1:${OAI_MOCK_PORT}/v1
+    kind: openai
+max_concurrent_connections: $SLOTS
+queue: {mode: queue, max_queue: $SLOTS}
+host: 127.0.0.1
+port: $ROUTER_PORT
+log_level: warn
+EOF
+    ROUTER_CMD="nomyo-router --config router.yaml --workers $ROUTER_WORKERS --io-driver $IO_DRIVER --log-level warn"
+    start router "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router.yaml" --workers "$ROUTER_WORKERS" \
+        --io-driver "$IO_DRIVER" --log-level warn
+
+    for i in 0 1 2; do wait_port "${MOCK_PORTS[$i]}" "mock$((i + 1))"; done
+    wait_port "$OAI_MOCK_PORT" mock_oai
+    wait_port "$NGINX_PORT" nginx
+    wait_port "$ROUTER_PORT" router
+    # Discovery must have seen llama3:latest loaded on the first mock: the router then sends it there.
+    local hdr ep=""
+    for i in $(seq 1 100); do
+        hdr="$(curl -s -o /dev/null -D - -H 'content-type: application/json' -d "$BODY" "http://127.0.0.1:$ROUTER_PORT/api/chat" || true)"
+        ep="$(printf '%s' "$hdr" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-router-endpoint" {print $2}')"
+        if printf '%s' "$hdr" | head -1 | grep -q ' 200' && [ "$ep" = "http://127.0.0.1:${MOCK_PORTS[0]}" ]; then
+            break
+        fi
+        sleep 0.1
+    done
+    [ "$ep" = "http://127.0.0.1:${MOCK_PORTS[0]}" ] || die "router does not route $MODEL to the first mock (got '$ep')"
+    curl -sf -o /dev/null -H 'content-type: application/json' -d "$BODY" "http://127.0.0.1:$NGINX_PORT/api/chat" || die "nginx does not proxy /api/chat"
+    log "servers up ($PHASE): mocks ${MOCK_PORTS[*]}, nginx $NGINX_PORT (pids $(nginx_pids)), router $ROUTER_PORT (pid ${PID[router]})"
+}
+
+record() { python3 "$LT/lib/results.py" "$@" >>"$JSONL"; }
+
+# oha_run SCENARIO TARGET CONCURRENCY (-n N | -z Ds) [KEY=VALUE...]: one oha run, one record.
+OHA_SEQ=0
+oha_run() {
+    local scenario=$1 target=$2 c=$3 flag=$4 amount=$5
+    shift 5
+    local path=/api/chat body=$BODY
+    case "$scenario" in oai_*) path=/v1/chat/completions; body=$OAI_BODY ;; esac
+    OHA_SEQ=$((OHA_SEQ + 1))
+    local out="$RUN/oha-$OHA_SEQ-$PHASE-$scenario-$target.json"
+    local extra=()
+    [ "$flag" = -z ] && extra=(-w)
+    run_fg "${LOAD[@]}" oha --no-tui --output-format json --worker-threads "$OHA_THREADS" -c "$c" "$flag" "$amount" "${extra[@]}" \
+        -m POST -H 'content-type: application/json' -d "$body" -o "$out" "http://127.0.0.1:$(target_port "$target")$path" \
+        || log "oha exited non-zero for $scenario/$target"
+    local after=()
+    # RSS_AFTER_PIDS set: also record their summed RSS right after the run.
+    [ -n "${RSS_AFTER_PIDS:-}" ] && after=(rss_end_kb="$(sum_rss $RSS_AFTER_PIDS)")
+    record oha "$out" phase="$PHASE" scenario="$scenario" target="$target" c="$c" "$@" "${after[@]}"
+}
+
+warm_up() {
+    local t
+    for t in "$@"; do
+        run_fg "${LOAD[@]}" oha --no-tui --output-format json --worker-threads "$OHA_THREADS" -c 512 -z 1s -w -m POST \
+            -H 'content-type: application/json' -d "$BODY" -o /dev/null "http://127.0.0.1:$(target_port "$t")/api/chat" || true
+    done
+}
+
+last_rps() { tail -1 "$JSONL" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r.get("rps"), "req/s, p99", r.get("p99_us"), "us, errors", r.get("errors", 0) + r.get("non_200", 0))'; }
+
+# stream_run SCENARIO TARGET [client args...]: the Python stream client plus RSS/CPU of the target.
+stream_run() {
+    local scenario=$1 target=$2
+    shift 2
+    local pids watch rss0 ticks0 rss1 ticks1 out="$RUN/stream-$PHASE-$scenario-$target.json"
+    pids=$(target_pids "$target")
+    watch=$(echo "$pids" | awk '{print $NF}')   # nginx / litellm: a worker; else the process itself
+    rss0=$(sum_rss $pids)
+    ticks0=$(sum_ticks $pids)
+    run_fg "${LOAD[@]}" python3 "$LT/lib/stream_client.py" --port "$(target_port "$target")" --tokens "$STREAM_TOKENS" \
+        --delay-ms "$STREAM_DELAY_MS" --ramp-ms "$STREAM_RAMP_MS" --watch-pid "$watch" "$@" >"$out" \
+        || log "stream client exited non-zero for $scenario/$target"
+    rss1=$(sum_rss $pids)
+    ticks1=$(sum_ticks $pids)
+    local peak_extra=()
+    # The peak is sampled on one process; for multi-process targets report the sum before/after only.
+    [ "$(echo $pids | wc -w)" -gt 1 ] && peak_extra=(peak_rss_kb=) || true
+    record stream "$out" phase="$PHASE" scenario="$scenario" target="$target" rss_before_kb="$rss0" rss_after_kb="$rss1" \
+        cpu_s="$(python3 -c "print(round(($ticks1 - $ticks0) / $CLK_TCK, 2))")" "${peak_extra[@]}"
+    tail -1 "$JSONL" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"  {r[\"target\"]}: {r[\"completed\"]}/{r[\"streams\"]} ok, TTFT p50/p99 {r[\"ttfb_p50_us\"]}/{r[\"ttfb_p99_us\"]} us, worst gap p99/max {r[\"worst_gap_p99_ms\"]}/{r[\"worst_gap_max_ms\"]} ms, cpu {r[\"cpu_s\"]} s, errors {r[\"error_kinds\"]}")' >&2
+}
+
+# ---- LiteLLM ------------------------------------------------------------------------------------------
+LITELLM_VERSION=""
+setup_litellm() {
+    local venv="$LT/.venv"
+    if [ ! -x "$venv/bin/litellm" ]; then
+        log "installing litellm[proxy] into $venv"
+        python3 -m venv "$venv" >&2 || return 1
+        "$venv/bin/pip" install -q 'litellm[proxy]' >&2 || return 1
+    fi
+    LITELLM_VERSION="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))' 2>/dev/null || echo '?')"
+    cat >"$RUN/litellm.yaml" <<EOF
+model_list:
+  - model_name: llama3:latest
+    litellm_params:
+      model: openai/llama3:latest
+      api_base: http://127.0.0.1:${MOCK_PORTS[0]}/v1
+      api_key: sk-mock
+litellm_settings:
+  drop_params: true
+  telemetry: false
+EOF
+    LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR start litellm "${SRV[@]}" "$venv/bin/litellm" --config "$RUN/litellm.yaml" \
+        --host 127.0.0.1 --port "$LITELLM_PORT" --num_workers 1
+    local i
+    for i in $(seq 1 1200); do
+        port_open "$LITELLM_PORT" && break
+        kill -0 "${PID[litellm]}" 2>/dev/null || { tail -20 "$RUN/litellm.log" >&2; return 1; }
+        sleep 0.1
+    done
+    port_open "$LITELLM_PORT" || return 1
+    curl -sf -o /dev/null -H 'content-type: application/json' -H 'authorization: Bearer sk-any' -d "$OAI_BODY" \
+        "http://127.0.0.1:$LITELLM_PORT/v1/chat/completions" || { tail -20 "$RUN/litellm.log" >&2; return 1; }
+}
+
+run_litellm() {
+    if ! setup_litellm; then
+        log "not implemented: litellm proxy comparison (LiteLLM could not be installed or started; see above)"
+        record record scenario=litellm target=litellm status=skipped reason="LiteLLM could not be installed or started"
+        return 0
+    fi
+    log "LiteLLM $LITELLM_VERSION up on $LITELLM_PORT: OpenAI /v1/chat/completions, c=1, c=64, 100 SSE streams"
+    local t n
+    for t in direct nginx router litellm; do
+        n=$C1_N
+        [ "$t" = litellm ] && n=$((C1_N / 10))
+        oha_run oai_c1 "$t" 1 -n "$n"
+        log "  oai c=1 $t: $(last_rps)"
+    done
+    for t in direct nginx router litellm; do
+        oha_run oai_c64 "$t" 64 -z "${TP_DUR}s"
+        log "  oai c=64 $t: $(last_rps)"
+    done
+    for t in direct nginx router litellm; do
+        stream_run oai_stream "$t" --streams 100 --path /v1/chat/completions --format sse --openai-body --timeout 120
+    done
+    stop_pid "${PID[litellm]}"
+}
+
+# ---- the run ------------------------------------------------------------------------------------------
+GIT_SHA="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+GIT_DIRTY="$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo "+dirty" || true)"
+DATE="$(date +%F)"
+T_START=$(date +%s)
+
+set_phase pinned
+PINNED_ROUTER_CMD=""
+log "phase pinned: servers on CPU $SERVER_CPUS, load on CPU $LOAD_CPUS (pinning available: $PIN_OK), $MODE run"
+start_servers
+PINNED_ROUTER_CMD="$ROUTER_CMD"
+warm_up direct nginx router
+
+log "non-streaming /api/chat, concurrency 1: $C1_ROUNDS interleaved rounds of $C1_N requests"
+for r in $(seq 1 "$C1_ROUNDS"); do
+    for t in direct nginx router; do
+        oha_run c1 "$t" 1 -n "$C1_N" round="$r"
+        log "  round $r $t: $(tail -1 "$JSONL" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("p50", r["p50_us"], "us, p99", r["p99_us"], "us")')"
+    done
+done
+
+for c in 64 512; do
+    log "non-streaming /api/chat, concurrency $c, ${TP_DUR}s each"
+    for t in direct nginx router; do
+        oha_run "c$c" "$t" "$c" -z "${TP_DUR}s"
+        log "  $t: $(last_rps)"
+    done
+done
+
+log "streaming /api/chat: $STREAMS concurrent streams x $STREAM_TOKENS tokens at ${STREAM_DELAY_MS} ms (starts spread over ${STREAM_RAMP_MS} ms)"
+for t in direct nginx router; do
+    stream_run stream1000 "$t" --streams "$STREAMS" --timeout 60
+    sleep 1
+done
+
+log "translated stream probe: Ollama /api/chat for a model only the OpenAI-compatible mock serves"
+code="$(curl -s -o "$RUN/translate-probe.txt" -w '%{http_code}' -H 'content-type: application/json' \
+    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":false}' "http://127.0.0.1:$ROUTER_PORT/api/chat" || true)"
+if [ "$code" = 200 ]; then
+    # direct: the OpenAI mock's own SSE stream; router: the same stream translated to Ollama NDJSON.
+    out_d="$RUN/stream-translated-direct.json"
+    run_fg "${LOAD[@]}" python3 "$LT/lib/stream_client.py" --port "$OAI_MOCK_PORT" --path /v1/chat/completions --format sse \
+        --openai-body --model gpt-4o-mini --streams 200 --tokens "$STREAM_TOKENS" --delay-ms "$STREAM_DELAY_MS" >"$out_d" || true
+    record stream "$out_d" phase="$PHASE" scenario=translated_stream target=direct
+    out_r="$RUN/stream-translated-router.json"
+    run_fg "${LOAD[@]}" python3 "$LT/lib/stream_client.py" --port "$ROUTER_PORT" --model gpt-4o-mini --streams 200 \
+        --tokens "$STREAM_TOKENS" --delay-ms "$STREAM_DELAY_MS" --watch-pid "${PID[router]}" >"$out_r" || true
+    record stream "$out_r" phase="$PHASE" scenario=translated_stream target=router
+else
+    log "  router answers HTTP $code ($(head -c 200 "$RUN/translate-probe.txt")): skipped"
+    record record phase="$PHASE" scenario=translated_stream target=router status=skipped reason="router answers HTTP $code (translation not in this release)"
+fi
+
+if [ "$WITH_LITELLM" = 1 ]; then
+    run_litellm
+fi
+
+log "soak: concurrency 512, $SOAK_WINDOWS windows of ${SOAK_WIN}s per target"
+for t in direct nginx router; do
+    pids=$(target_pids "$t")
+    rss_start=$(sum_rss $pids)
+    for w in $(seq 1 "$SOAK_WINDOWS"); do
+        RSS_AFTER_PIDS="$pids" oha_run soak "$t" 512 -z "${SOAK_WIN}s" window="$w" rss_start_kb="$rss_start"
+        log "  $t window $w: $(last_rps), RSS $(( $(sum_rss $pids) / 1024 )) MB"
+    done
+done
+
+stop_servers
+
+if [ "$UNPINNED" = 1 ]; then
+    set_phase unpinned
+    log "phase unpinned: no taskset, router --workers $ROUTER_WORKERS, mock --threads $MOCK_THREADS, nginx $NGINX_WORKERS workers"
+    start_servers
+    warm_up direct nginx router
+    for c in 64 512; do
+        for t in direct nginx router; do
+            oha_run "c$c" "$t" "$c" -z "${TP_DUR}s"
+            log "  unpinned c=$c $t: $(last_rps)"
+        done
+    done
+    stop_servers
+fi
+
+# ---- report -----------------------------------------------------------------------------------------
+if [ "$PIN_OK" = 1 ]; then
+    PINNING="servers (3 mocks, nginx 1 worker, router --workers 1) on CPU $SERVER_CPUS; oha --worker-threads 1 and the stream client on CPU $LOAD_CPUS (taskset)"
+else
+    PINNING="none (1 CPU)"
+fi
+python3 - "$RUN/meta.json" <<PY
+import json, sys
+meta = {
+    "date": "$DATE $(date +%T%z)",
+    "git": "$GIT_SHA$GIT_DIRTY",
+    "mode": "$MODE ($(( $(date +%s) - T_START )) s)",
+    "pinning": "$PINNING",
+    "nproc": "$NPROC",
+    "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')",
+    "mem": "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)",
+    "kernel": "$(uname -r)",
+    "rustc": "$(rustc --version 2>/dev/null)",
+    "oha": "$(oha --version 2>/dev/null | head -1)",
+    "nginx": "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')",
+    "python": "Python $(python3 -c 'import platform; print(platform.python_version())')",
+    "litellm": "$LITELLM_VERSION",
+    "router_cmd": "$PINNED_ROUTER_CMD",
+    "slots": $SLOTS,
+    "load_desc": "non-stream: POST /api/chat {stream:false}, mock answers 1 token; c=1: $C1_ROUNDS rounds x $C1_N requests (median of rounds); c=64/512: ${TP_DUR} s each (oha -z -w); streams: $STREAMS x $STREAM_TOKENS tokens at $STREAM_DELAY_MS ms, starts spread over $STREAM_RAMP_MS ms, connections opened first; soak: $SOAK_WINDOWS x ${SOAK_WIN} s at c=512",
+}
+json.dump(meta, open(sys.argv[1], "w"))
+PY
+mkdir -p "$LT/results"
+SUFFIX=""
+[ "$QUICK" = 1 ] && SUFFIX="-quick"
+OUT="$LT/results/$DATE-$GIT_SHA$SUFFIX.md"
+python3 "$LT/lib/results.py" report "$JSONL" "$RUN/meta.json" >"$OUT"
+cp "$JSONL" "${OUT%.md}.jsonl"
+echo
+cat "$OUT"
+echo
+log "written: $OUT (raw records: ${OUT%.md}.jsonl)"

@@ -1,0 +1,293 @@
+//! OpenAI SSE stream → Ollama NDJSON stream, for Ollama clients of OpenAI-compatible backends.
+//!
+//! Each content or reasoning delta becomes one Ollama line as soon as it arrives. Tool-call argument
+//! fragments are joined and sent as one whole Ollama call when the choice's `finish_reason` arrives.
+//! Usage may come with the finish chunk, in a later `choices: []` chunk, or as llama-server `timings`, so
+//! the final `done: true` line waits for `[DONE]` (or the end of the stream after a `finish_reason`). A
+//! stream that ends with neither is truncated and ends with an `{"error": ...}` line instead.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::lines::Next;
+use super::sse::SseParser;
+use crate::translate::json::{content_text, parse_lenient};
+use crate::translate::time::{self, rfc3339};
+use crate::translate::tools::ToolAccumulator;
+use crate::translate::upstream_error::message_of;
+use crate::translate::wire_ollama::{self, End, Metrics, OllamaToolCall, Parts};
+use crate::translate::{usage, OllamaRoute};
+
+/// OpenAI SSE stream → Ollama NDJSON stream. See the module documentation.
+#[derive(Debug)]
+pub struct SseToNdjson {
+    parser: SseParser,
+    st: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Streaming,
+    /// The final line was sent.
+    Done,
+    /// An error line was sent.
+    Failed,
+}
+
+#[derive(Debug)]
+struct State {
+    chat: bool,
+    model: String,
+    clock: fn() -> (i64, u32),
+    phase: Phase,
+    tools: ToolAccumulator,
+    /// Ollama `done_reason`, once a `finish_reason` was seen.
+    done_reason: Option<&'static str>,
+    usage: Option<(u64, u64)>,
+    timings: Option<Metrics>,
+}
+
+impl SseToNdjson {
+    /// `route` is Chat (lines carry `message`) or Generate (lines carry `response`); `model` is the name
+    /// the client asked for.
+    pub fn new(route: OllamaRoute, model: &str) -> Self {
+        Self::with_clock(route, model, time::now)
+    }
+
+    /// As [`Self::new`] with a fixed clock for `created_at`, so tests can compare bytes.
+    pub(crate) fn with_clock(route: OllamaRoute, model: &str, clock: fn() -> (i64, u32)) -> Self {
+        SseToNdjson {
+            parser: SseParser::new(),
+            st: State {
+                chat: route == OllamaRoute::Chat,
+                model: model.to_string(),
+                clock,
+                phase: Phase::Streaming,
+                tools: ToolAccumulator::default(),
+                done_reason: None,
+                usage: None,
+                timings: None,
+            },
+        }
+    }
+
+    /// Feeds upstream bytes; appends zero or more complete NDJSON lines ("...\n") to `out`.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        if self.st.phase != Phase::Streaming {
+            return;
+        }
+        self.parser.push(bytes);
+        while self.st.phase == Phase::Streaming {
+            match self.parser.next_event() {
+                Next::Line(data) => self.st.on_event(data, out),
+                Next::Pending => break,
+                Next::TooLong => self
+                    .st
+                    .fail("the upstream sent an over-long stream event", out),
+            }
+        }
+    }
+
+    /// Upstream ended. Appends whatever must still be sent: the final `done: true` line if it was not
+    /// sent yet, or an `{"error": ...}` line if the stream ended without a `finish_reason` and without
+    /// `[DONE]`. Further calls append nothing.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.st.phase != Phase::Streaming {
+            return;
+        }
+        if let Some(data) = self.parser.finish() {
+            self.st.on_event(data, out);
+        }
+        if self.st.phase != Phase::Streaming {
+            return;
+        }
+        if self.st.done_reason.is_some() {
+            self.st.complete(out);
+        } else {
+            self.st.fail(
+                "the upstream stream ended before the answer was complete",
+                out,
+            );
+        }
+    }
+
+    /// Usage learned so far: (prompt_tokens, completion_tokens).
+    pub fn usage(&self) -> Option<(u64, u64)> {
+        self.st.usage.or(self
+            .st
+            .timings
+            .map(|m| (m.prompt_tokens, m.completion_tokens)))
+    }
+}
+
+impl State {
+    fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let data = data.trim_ascii();
+        if data.is_empty() {
+            return;
+        }
+        if data == b"[DONE]" {
+            self.complete(out);
+            return;
+        }
+        match parse_lenient::<ChunkIn>(data) {
+            Ok(chunk) => self.on_chunk(chunk, out),
+            // Servers that omit the blank line between events put several payloads in one event.
+            Err(_) if data.contains(&b'\n') => {
+                for piece in data.split(|&b| b == b'\n') {
+                    if self.phase != Phase::Streaming {
+                        break;
+                    }
+                    self.on_event(piece, out);
+                }
+            }
+            Err(_) => {
+                let excerpt: String = String::from_utf8_lossy(data).chars().take(100).collect();
+                self.fail(
+                    &format!("the upstream sent an invalid stream event: {excerpt}"),
+                    out,
+                );
+            }
+        }
+    }
+
+    fn on_chunk(&mut self, chunk: ChunkIn, out: &mut Vec<u8>) {
+        if let Some(err) = chunk.error.filter(|e| !e.is_null()) {
+            let wrapped = serde_json::json!({ "error": err });
+            let message = message_of(&wrapped).unwrap_or_else(|| "upstream error".to_string());
+            self.fail(&message, out);
+            return;
+        }
+        // Later values win: some servers send running usage with completion_tokens 0 on early chunks.
+        if let Some(u) = chunk.usage.as_ref().and_then(usage::from_usage) {
+            self.usage = Some(u);
+        }
+        if let Some(t) = chunk.timings.as_ref().and_then(usage::from_timings) {
+            self.timings = Some(t);
+        }
+        for choice in chunk.choices.unwrap_or_default() {
+            // We never ask for n > 1; other choices would interleave into one Ollama answer.
+            if choice.index.unwrap_or(0) != 0 {
+                continue;
+            }
+            let delta = choice.delta.or(choice.message).unwrap_or_default();
+            let thinking = [&delta.reasoning, &delta.reasoning_content]
+                .into_iter()
+                .filter_map(|v| v.as_ref().and_then(Value::as_str))
+                .find(|s| !s.is_empty());
+            let mut content = content_text(delta.content.as_ref());
+            if content.is_empty() {
+                if let Some(text) = &choice.text {
+                    content = text.as_str().into();
+                }
+            }
+            if thinking.is_some() || !content.is_empty() {
+                let parts = Parts {
+                    content: &content,
+                    thinking,
+                    tool_calls: None,
+                };
+                self.emit(parts, None, out);
+            }
+            for call in delta.tool_calls.unwrap_or_default() {
+                let f = call.function.unwrap_or_default();
+                self.tools.push(
+                    call.index,
+                    call.id.as_deref(),
+                    f.name.as_deref(),
+                    f.arguments.as_ref(),
+                );
+            }
+            if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
+                self.done_reason = Some(usage::done_reason(Some(&reason)));
+                self.flush_tools(out);
+            }
+        }
+    }
+
+    /// Sends the accumulated tool calls as one Ollama line.
+    fn flush_tools(&mut self, out: &mut Vec<u8>) {
+        if self.tools.is_empty() {
+            return;
+        }
+        let calls: Vec<OllamaToolCall> = self.tools.take();
+        let parts = Parts {
+            content: "",
+            thinking: None,
+            tool_calls: Some(&calls),
+        };
+        self.emit(parts, None, out);
+    }
+
+    /// Sends the final `done: true` line (pending tool calls first).
+    fn complete(&mut self, out: &mut Vec<u8>) {
+        self.flush_tools(out);
+        let end = End {
+            done_reason: self.done_reason.unwrap_or("stop"),
+            metrics: usage::metrics(self.usage, self.timings),
+        };
+        self.emit(Parts::default(), Some(end), out);
+        self.phase = Phase::Done;
+    }
+
+    fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(&wire_ollama::error_line(message));
+        out.push(b'\n');
+        self.phase = Phase::Failed;
+    }
+
+    fn emit(&self, parts: Parts<'_>, end: Option<End<'_>>, out: &mut Vec<u8>) {
+        let (secs, nanos) = (self.clock)();
+        let created_at = rfc3339(secs, nanos);
+        out.extend_from_slice(&wire_ollama::line(
+            self.chat,
+            &self.model,
+            &created_at,
+            parts,
+            end,
+        ));
+        out.push(b'\n');
+    }
+}
+
+/// One chunk of an OpenAI chat (or text completion) stream; unknown fields are ignored, and fields whose
+/// type varies between servers are read as `Value`.
+#[derive(Debug, Deserialize)]
+struct ChunkIn {
+    choices: Option<Vec<ChoiceIn>>,
+    usage: Option<Value>,
+    timings: Option<Value>,
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChoiceIn {
+    index: Option<u64>,
+    delta: Option<DeltaIn>,
+    /// Some servers stream whole `message` objects instead of deltas.
+    message: Option<DeltaIn>,
+    /// Legacy text completions.
+    text: Option<String>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DeltaIn {
+    content: Option<Value>,
+    reasoning: Option<Value>,
+    reasoning_content: Option<Value>,
+    tool_calls: Option<Vec<ToolDeltaIn>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ToolDeltaIn {
+    index: Option<u64>,
+    id: Option<String>,
+    function: Option<FunctionDeltaIn>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FunctionDeltaIn {
+    name: Option<String>,
+    arguments: Option<Value>,
+}

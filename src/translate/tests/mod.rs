@@ -1,0 +1,1 @@
+//! Golden and property tests of the translators on recorded-style wire examples (wire-formats.md).
