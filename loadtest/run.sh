@@ -347,7 +347,8 @@ stream_run() {
     local peak_extra=()
     # The peak is sampled on one process; for multi-process targets report the sum before/after only.
     [ "$(echo $pids | wc -w)" -gt 1 ] && peak_extra=(peak_rss_kb=) || true
-    record stream "$out" phase="$PHASE" scenario="$scenario" target="$target" rss_before_kb="$rss0" rss_after_kb="$rss1" \
+    record stream "$out" phase="$PHASE" scenario="$scenario" target="$target" tokens="$STREAM_TOKENS" \
+        delay_ms="$STREAM_DELAY_MS" ramp_ms="$STREAM_RAMP_MS" rss_before_kb="$rss0" rss_after_kb="$rss1" \
         cpu_s="$(python3 -c "print(round(($ticks1 - $ticks0) / $CLK_TCK, 2))")" "${peak_extra[@]}"
     tail -1 "$JSONL" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"  {r[\"target\"]}: {r[\"completed\"]}/{r[\"streams\"]} ok, TTFT p50/p99 {r[\"ttfb_p50_us\"]}/{r[\"ttfb_p99_us\"]} us, worst gap p99/max {r[\"worst_gap_p99_ms\"]}/{r[\"worst_gap_max_ms\"]} ms, cpu {r[\"cpu_s\"]} s, errors {r[\"error_kinds\"]}")' >&2
 }
@@ -442,6 +443,11 @@ done
 log "streaming /api/chat: $STREAMS concurrent streams x $STREAM_TOKENS tokens at ${STREAM_DELAY_MS} ms (starts spread over ${STREAM_RAMP_MS} ms)"
 for t in direct nginx router; do
     stream_run stream1000 "$t" --streams "$STREAMS" --timeout 60
+    sleep 1
+done
+log "streaming /api/chat, 200 streams (an unsaturated reference for TTFT and gaps)"
+for t in direct nginx router; do
+    stream_run stream200 "$t" --streams 200 --timeout 60
     sleep 1
 done
 

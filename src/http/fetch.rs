@@ -24,7 +24,7 @@ pub async fn send(
     let empty = HeaderMap::new();
     let headers = upstream_request(
         client_headers.unwrap_or(&empty),
-        &ep.url.authority(),
+        &ep.authority,
         ep.cfg.api_key.as_deref(),
         body.len(),
     );

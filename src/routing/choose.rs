@@ -34,36 +34,36 @@ pub enum Saturated {
 }
 
 /// Takes the best free slot: loaded with fewest in-flight on the model, else free with the least total
-/// in-flight on the endpoint. `skip` lists endpoints that already failed this request.
+/// in-flight on the endpoint. `skip` lists endpoints that already failed this request. No allocation:
+/// one scan picks the best, and a lost race for that slot scans again.
 pub fn try_choose(cands: &[Candidate], skip: &[usize]) -> Option<SlotGuard> {
     let start = rotor();
     let n = cands.len();
-    let usable = |c: &&Candidate| c.slot.endpoint.is_healthy() && !skip.contains(&c.endpoint());
-    // Tier 1: loaded and free, fewest in-flight for the model first; ties rotate.
-    let mut tier1: Vec<&Candidate> = (0..n)
-        .map(|i| &cands[(start + i) % n])
-        .filter(usable)
-        .filter(|c| c.is_loaded() && c.slot.in_flight() < c.slot.limit)
-        .collect();
-    tier1.sort_by_key(|c| c.slot.in_flight());
-    for c in tier1 {
+    for _ in 0..4 {
+        let mut best: Option<(&Candidate, (u8, u32))> = None;
+        for i in 0..n {
+            let c = &cands[(start + i) % n];
+            let slot = &c.slot;
+            if !slot.endpoint.is_healthy() || skip.contains(&c.endpoint()) || slot.in_flight() >= slot.limit {
+                continue;
+            }
+            // Tier 1 ranks by the model's in-flight, tier 2 by the endpoint's total; ties keep the
+            // rotated order, so no endpoint is a fixed favourite.
+            let key = if c.is_loaded() {
+                (0, slot.in_flight())
+            } else {
+                (1, slot.endpoint.in_flight.load(std::sync::atomic::Ordering::Relaxed))
+            };
+            if best.is_none_or(|(_, k)| key < k) {
+                best = Some((c, key));
+            }
+        }
+        let (c, _) = best?;
         if let Some(g) = c.slot.try_acquire() {
             return Some(g);
         }
     }
-    // Tier 2: any free slot, least total in-flight on the endpoint first.
-    let mut tier2: Vec<&Candidate> = (0..n)
-        .map(|i| &cands[(start + i) % n])
-        .filter(usable)
-        .filter(|c| c.slot.in_flight() < c.slot.limit)
-        .collect();
-    tier2.sort_by_key(|c| {
-        c.slot
-            .endpoint
-            .in_flight
-            .load(std::sync::atomic::Ordering::Relaxed)
-    });
-    tier2.into_iter().find_map(|c| c.slot.try_acquire())
+    None
 }
 
 /// The least busy usable candidate, for `overflow`.

@@ -11,6 +11,8 @@ pub struct EndpointState {
     pub index: usize,
     pub cfg: EndpointConfig,
     pub url: EndpointUrl,
+    /// The `Host` header value, computed once.
+    pub authority: String,
     healthy: AtomicBool,
     /// Requests in flight on this endpoint, over all models.
     pub in_flight: AtomicU32,
@@ -25,6 +27,7 @@ impl EndpointState {
         EndpointState {
             index,
             cfg,
+            authority: url.authority(),
             url,
             // Unknown until the first poll: assume usable so that a request is never refused before it.
             healthy: AtomicBool::new(true),

@@ -151,7 +151,7 @@ pub(crate) fn count(v: Option<&Value>) -> Option<u64> {
         return Some(u);
     }
     let f = v.as_f64()?;
-    (f.is_finite() && f >= 0.0 && f < 1.8e19).then_some(f.round() as u64)
+    (0.0..1.8e19).contains(&f).then_some(f.round() as u64)
 }
 
 /// The text of an OpenAI `content`: a string, or the `text` of its text parts joined (some servers send

@@ -10,6 +10,9 @@ mod sse_to_ndjson;
 pub use ndjson_to_sse::NdjsonToSse;
 pub use sse_to_ndjson::SseToNdjson;
 
+#[cfg(test)]
+pub(crate) use ndjson_to_sse::Stamp;
+
 /// Longest line or event the translators buffer; an upstream that exceeds it is treated as broken rather
 /// than allowed to grow the router's memory without bound.
 const MAX_PENDING: usize = 16 * 1024 * 1024;

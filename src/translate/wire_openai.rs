@@ -120,13 +120,30 @@ pub(crate) struct Completion<'a> {
     pub usage: UsageOut,
 }
 
-/// `data: {"error": {...}}` event body, in OpenAI's error object shape.
+/// `data: {"error": {...}}` event, in OpenAI's error object shape.
 pub(crate) fn error_event(message: &str) -> Vec<u8> {
-    let body = serde_json::json!({
-        "error": { "message": message, "type": "api_error", "param": null, "code": null }
-    });
+    #[derive(Serialize)]
+    struct Body<'a> {
+        error: ErrorOut<'a>,
+    }
+    #[derive(Serialize)]
+    struct ErrorOut<'a> {
+        message: &'a str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        param: Option<()>,
+        code: Option<()>,
+    }
+    let body = Body {
+        error: ErrorOut {
+            message,
+            kind: "api_error",
+            param: None,
+            code: None,
+        },
+    };
     let mut out = b"data: ".to_vec();
-    // Serialising a Value cannot fail; the fallback keeps the stream well-formed regardless.
+    // Serialising a plain struct cannot fail; the fallback keeps the stream well-formed regardless.
     out.extend(
         serde_json::to_vec(&body)
             .unwrap_or_else(|_| br#"{"error":{"message":"upstream error"}}"#.to_vec()),

@@ -14,6 +14,8 @@ use crate::translate::wire_ollama::OllamaIn;
 use crate::translate::wire_openai::{error_event, Chunk, ChunkChoice, Delta, UsageOut};
 use crate::translate::{ids, usage, OpenAiRoute};
 
+const TRUNCATED: &str = "the upstream stream ended before the answer was complete";
+
 /// Ollama NDJSON stream → OpenAI SSE stream. See the module documentation.
 #[derive(Debug)]
 pub struct NdjsonToSse {
@@ -95,7 +97,7 @@ impl NdjsonToSse {
         self.lines.push(bytes);
         while self.st.phase == Phase::Streaming {
             match self.lines.next_line() {
-                Next::Line(line) => self.st.on_line(line, out),
+                Next::Line(line) => self.st.on_line(line, false, out),
                 Next::Pending => break,
                 Next::TooLong => self
                     .st
@@ -112,13 +114,10 @@ impl NdjsonToSse {
             return;
         }
         if let Some(rest) = self.lines.take_rest() {
-            self.st.on_line(&rest, out);
+            self.st.on_line(&rest, true, out);
         }
         if self.st.phase == Phase::Streaming {
-            self.st.fail(
-                "the upstream stream ended before the answer was complete",
-                out,
-            );
+            self.st.fail(TRUNCATED, out);
         }
     }
 
@@ -129,13 +128,18 @@ impl NdjsonToSse {
 }
 
 impl State {
-    fn on_line(&mut self, line: &[u8], out: &mut Vec<u8>) {
+    /// `at_end`: the line was cut off by the end of the stream, so unparseable means truncated.
+    fn on_line(&mut self, line: &[u8], at_end: bool, out: &mut Vec<u8>) {
         let line = line.trim_ascii();
         if line.is_empty() {
             return;
         }
         let r: OllamaIn = match parse_lenient(line) {
             Ok(r) => r,
+            Err(_) if at_end => {
+                self.fail(TRUNCATED, out);
+                return;
+            }
             Err(_) => {
                 let excerpt: String = String::from_utf8_lossy(line).chars().take(100).collect();
                 self.fail(

@@ -18,6 +18,8 @@ use crate::translate::upstream_error::message_of;
 use crate::translate::wire_ollama::{self, End, Metrics, OllamaToolCall, Parts};
 use crate::translate::{usage, OllamaRoute};
 
+const TRUNCATED: &str = "the upstream stream ended before the answer was complete";
+
 /// OpenAI SSE stream → Ollama NDJSON stream. See the module documentation.
 #[derive(Debug)]
 pub struct SseToNdjson {
@@ -79,7 +81,7 @@ impl SseToNdjson {
         self.parser.push(bytes);
         while self.st.phase == Phase::Streaming {
             match self.parser.next_event() {
-                Next::Line(data) => self.st.on_event(data, out),
+                Next::Line(data) => self.st.on_event(data, false, out),
                 Next::Pending => break,
                 Next::TooLong => self
                     .st
@@ -96,7 +98,7 @@ impl SseToNdjson {
             return;
         }
         if let Some(data) = self.parser.finish() {
-            self.st.on_event(data, out);
+            self.st.on_event(data, true, out);
         }
         if self.st.phase != Phase::Streaming {
             return;
@@ -104,10 +106,7 @@ impl SseToNdjson {
         if self.st.done_reason.is_some() {
             self.st.complete(out);
         } else {
-            self.st.fail(
-                "the upstream stream ended before the answer was complete",
-                out,
-            );
+            self.st.fail(TRUNCATED, out);
         }
     }
 
@@ -121,7 +120,8 @@ impl SseToNdjson {
 }
 
 impl State {
-    fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
+    /// `at_end`: the event was cut off by the end of the stream, so unparseable means truncated.
+    fn on_event(&mut self, data: &[u8], at_end: bool, out: &mut Vec<u8>) {
         let data = data.trim_ascii();
         if data.is_empty() {
             return;
@@ -138,9 +138,10 @@ impl State {
                     if self.phase != Phase::Streaming {
                         break;
                     }
-                    self.on_event(piece, out);
+                    self.on_event(piece, at_end, out);
                 }
             }
+            Err(_) if at_end => self.fail(TRUNCATED, out),
             Err(_) => {
                 let excerpt: String = String::from_utf8_lossy(data).chars().take(100).collect();
                 self.fail(
