@@ -328,7 +328,7 @@ warm_up() {
     done
 }
 
-last_rps() { tail -1 "$JSONL" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r.get("rps"), "req/s, p99", r.get("p99_us"), "us, errors", r.get("errors", 0) + r.get("non_200", 0))'; }
+last_rps() { python3 "$LT/lib/results.py" last "$JSONL"; }
 
 # stream_run SCENARIO TARGET [client args...]: the Python stream client plus RSS/CPU of the target.
 stream_run() {
@@ -350,7 +350,7 @@ stream_run() {
     record stream "$out" phase="$PHASE" scenario="$scenario" target="$target" tokens="$STREAM_TOKENS" \
         delay_ms="$STREAM_DELAY_MS" ramp_ms="$STREAM_RAMP_MS" rss_before_kb="$rss0" rss_after_kb="$rss1" \
         cpu_s="$(python3 -c "print(round(($ticks1 - $ticks0) / $CLK_TCK, 2))")" "${peak_extra[@]}"
-    tail -1 "$JSONL" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"  {r[\"target\"]}: {r[\"completed\"]}/{r[\"streams\"]} ok, TTFT p50/p99 {r[\"ttfb_p50_us\"]}/{r[\"ttfb_p99_us\"]} us, worst gap p99/max {r[\"worst_gap_p99_ms\"]}/{r[\"worst_gap_max_ms\"]} ms, cpu {r[\"cpu_s\"]} s, errors {r[\"error_kinds\"]}")' >&2
+    log "  $(python3 "$LT/lib/results.py" last "$JSONL")"
 }
 
 # ---- LiteLLM ------------------------------------------------------------------------------------------
@@ -428,7 +428,7 @@ log "non-streaming /api/chat, concurrency 1: $C1_ROUNDS interleaved rounds of $C
 for r in $(seq 1 "$C1_ROUNDS"); do
     for t in direct nginx router; do
         oha_run c1 "$t" 1 -n "$C1_N" round="$r"
-        log "  round $r $t: $(tail -1 "$JSONL" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("p50", r["p50_us"], "us, p99", r["p99_us"], "us")')"
+        log "  round $r $t: $(last_rps)"
     done
 done
 

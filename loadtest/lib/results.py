@@ -346,6 +346,18 @@ def main():
         print(json.dumps(stream_record(sys.argv[2], kv(sys.argv[3:]))))
     elif cmd == "record":
         print(json.dumps(kv(sys.argv[2:])))
+    elif cmd == "last":
+        r = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+        if r.get("tool") == "stream_client":
+            print(f"{r['target']}: {r['completed']}/{r['streams']} ok, TTFT p50/p99 {r['ttfb_p50_us']}/{r['ttfb_p99_us']} us, "
+                  f"worst gap p50/p99/max {r['worst_gap_p50_ms']}/{r['worst_gap_p99_ms']}/{r['worst_gap_max_ms']} ms, "
+                  f"wall {r['wall_s']} s, cpu {r.get('cpu_s')} s, RSS {r.get('rss_before_kb')} -> peak {r.get('peak_rss_kb')} -> {r.get('rss_after_kb')} kB"
+                  + (f", errors {r['error_kinds']}" if r.get("error_kinds") else ""))
+        elif r.get("tool") == "oha":
+            print(f"{r['rps']} req/s, p50 {r['p50_us']} us, p99 {r['p99_us']} us, errors {r['errors'] + r['non_200']}"
+                  + (f" {r['error_kinds']}" if r.get("error_kinds") else ""))
+        else:
+            print(json.dumps(r))
     elif cmd == "report":
         report(sys.argv[2], sys.argv[3])
     else:

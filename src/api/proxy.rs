@@ -186,8 +186,14 @@ fn prepare(
     upstream_model: &str,
 ) -> Result<Prepared, ApiError> {
     if let Some(oroute) = translation(route, ep.kind()) {
-        let t = crate::translate::request::ollama_to_openai(oroute, body, upstream_model)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let t = crate::translate::request::ollama_to_openai(oroute, body, upstream_model).map_err(
+            |e| {
+                ApiError::new(
+                    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                    e.to_string(),
+                )
+            },
+        )?;
         return Ok(Prepared {
             path: format!("{}{}", ep.openai_base(), t.path),
             body: Bytes::from(t.body),

@@ -15,7 +15,7 @@ use crate::http::upstream::Lease;
 use crate::routing::slots::SlotGuard;
 use crate::translate::response::{error_message, openai_to_ollama_response};
 use crate::translate::stream::SseToNdjson;
-use crate::translate::OllamaRoute;
+use crate::translate::{OllamaRoute, TranslateError};
 
 impl Transform for SseToNdjson {
     fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {

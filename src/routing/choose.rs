@@ -44,7 +44,10 @@ pub fn try_choose(cands: &[Candidate], skip: &[usize]) -> Option<SlotGuard> {
         for i in 0..n {
             let c = &cands[(start + i) % n];
             let slot = &c.slot;
-            if !slot.endpoint.is_healthy() || skip.contains(&c.endpoint()) || slot.in_flight() >= slot.limit {
+            if !slot.endpoint.is_healthy()
+                || skip.contains(&c.endpoint())
+                || slot.in_flight() >= slot.limit
+            {
                 continue;
             }
             // Tier 1 ranks by the model's in-flight, tier 2 by the endpoint's total; ties keep the
@@ -52,7 +55,12 @@ pub fn try_choose(cands: &[Candidate], skip: &[usize]) -> Option<SlotGuard> {
             let key = if c.is_loaded() {
                 (0, slot.in_flight())
             } else {
-                (1, slot.endpoint.in_flight.load(std::sync::atomic::Ordering::Relaxed))
+                (
+                    1,
+                    slot.endpoint
+                        .in_flight
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                )
             };
             if best.is_none_or(|(_, k)| key < k) {
                 best = Some((c, key));

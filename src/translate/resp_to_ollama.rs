@@ -53,7 +53,8 @@ pub(crate) fn chat_or_generate(
         v.get("timings").and_then(usage::from_timings),
     );
     let created_at = match v.get("created").and_then(Value::as_i64) {
-        Some(secs) if secs > 0 => rfc3339(secs, 0),
+        // Only years 1970-9999 make an RFC 3339 timestamp clients can parse.
+        Some(secs) if (1..253_402_300_800).contains(&secs) => rfc3339(secs, 0),
         _ => {
             let (secs, nanos) = now();
             rfc3339(secs, nanos)

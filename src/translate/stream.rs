@@ -2,6 +2,7 @@
 //! the reverse ([`NdjsonToSse`]). They are fed upstream bytes as they arrive, emit each translated piece as
 //! soon as it is complete, and give byte-identical output however the input is split.
 
+mod chunk_in;
 mod lines;
 mod ndjson_to_sse;
 mod sse;

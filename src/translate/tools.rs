@@ -70,8 +70,13 @@ impl ToolAccumulator {
             },
         };
         let pos = pos.unwrap_or_else(|| {
-            let index =
-                index.unwrap_or_else(|| self.calls.iter().map(|c| c.index + 1).max().unwrap_or(0));
+            let index = index.unwrap_or_else(|| {
+                self.calls
+                    .iter()
+                    .map(|c| c.index.saturating_add(1))
+                    .max()
+                    .unwrap_or(0)
+            });
             self.calls.push(Partial {
                 index,
                 id: None,
@@ -97,6 +102,14 @@ impl ToolAccumulator {
             }
             _ => {}
         }
+    }
+
+    /// Bytes of arguments held, so a caller can bound what an upstream makes it buffer.
+    pub(crate) fn pending_bytes(&self) -> usize {
+        self.calls
+            .iter()
+            .map(|c| c.arguments.len() + c.name.len())
+            .sum()
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -41,13 +41,16 @@ fn ms_to_ns(ms: Option<&Value>) -> u64 {
     }
 }
 
-/// The metrics of an answer: counts from `usage` when the server sent it, else from `timings`; durations
+/// The metrics of an answer: counts from `usage` when the server sent real ones, else from `timings`; durations
 /// from `timings` (OpenAI servers report none; we do not invent any).
 pub(crate) fn metrics(usage: Option<(u64, u64)>, timings: Option<Metrics>) -> Metrics {
     let mut m = timings.unwrap_or_default();
     if let Some((prompt, completion)) = usage {
-        m.prompt_tokens = prompt;
-        m.completion_tokens = completion;
+        // A running `usage` still at zero (llama-server's first chunks) loses to real `timings` counts.
+        if completion > 0 || m.completion_tokens == 0 {
+            m.prompt_tokens = prompt;
+            m.completion_tokens = completion;
+        }
     }
     m
 }

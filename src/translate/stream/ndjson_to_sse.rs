@@ -9,7 +9,7 @@ use super::lines::{LineBuffer, Next};
 use crate::translate::json::parse_lenient;
 use crate::translate::resp_to_openai::openai_calls;
 use crate::translate::time::now_unix;
-use crate::translate::upstream_error::message_of;
+use crate::translate::upstream_error::{error_message, message_of};
 use crate::translate::wire_ollama::OllamaIn;
 use crate::translate::wire_openai::{error_event, Chunk, ChunkChoice, Delta, UsageOut};
 use crate::translate::{ids, usage, OpenAiRoute};
@@ -52,8 +52,9 @@ struct State {
 }
 
 impl NdjsonToSse {
-    /// `route` is Chat (`chat.completion.chunk`) or Completions (`text_completion`); `model` is the name
-    /// the client asked for; `include_usage` from the client's `stream_options`.
+    /// `route` is Chat (`chat.completion.chunk`) or Completions (`text_completion`; Embeddings, which never
+    /// streams, is treated as Chat); `model` is the name the client asked for; `include_usage` from the
+    /// client's `stream_options` (see [`crate::translate::request::stream_include_usage`]).
     pub fn new(route: OpenAiRoute, model: &str, include_usage: bool) -> Self {
         let chat = route != OpenAiRoute::Completions;
         let stamp = Stamp {
@@ -136,8 +137,14 @@ impl State {
         }
         let r: OllamaIn = match parse_lenient(line) {
             Ok(r) => r,
-            Err(_) if at_end => {
+            // A cut-off last line means a truncated stream; unless nothing came before it, then it is
+            // a plain error body (an HTML error page) whose text is the best message there is.
+            Err(_) if at_end && self.started => {
                 self.fail(TRUNCATED, out);
+                return;
+            }
+            Err(_) if at_end => {
+                self.fail(&error_message(line), out);
                 return;
             }
             Err(_) => {

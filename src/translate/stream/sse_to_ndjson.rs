@@ -6,25 +6,33 @@
 //! the final `done: true` line waits for `[DONE]` (or the end of the stream after a `finish_reason`). A
 //! stream that ends with neither is truncated and ends with an `{"error": ...}` line instead.
 
-use serde::Deserialize;
 use serde_json::Value;
 
+use super::chunk_in::ChunkIn;
 use super::lines::Next;
 use super::sse::SseParser;
+use super::MAX_PENDING;
 use crate::translate::json::{content_text, parse_lenient};
+use crate::translate::resp_to_ollama;
 use crate::translate::time::{self, rfc3339};
 use crate::translate::tools::ToolAccumulator;
-use crate::translate::upstream_error::message_of;
+use crate::translate::upstream_error::{error_message, message_of};
 use crate::translate::wire_ollama::{self, End, Metrics, OllamaToolCall, Parts};
 use crate::translate::{usage, OllamaRoute};
 
 const TRUNCATED: &str = "the upstream stream ended before the answer was complete";
+
+/// How much of a stream's start is kept until its first event, in case the upstream answered with a
+/// plain (non-SSE) body.
+const PRELUDE_CAP: usize = 1024 * 1024;
 
 /// OpenAI SSE stream → Ollama NDJSON stream. See the module documentation.
 #[derive(Debug)]
 pub struct SseToNdjson {
     parser: SseParser,
     st: State,
+    /// The first bytes of the stream, kept until the first event arrives (then freed).
+    prelude: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +55,13 @@ struct State {
     done_reason: Option<&'static str>,
     usage: Option<(u64, u64)>,
     timings: Option<Metrics>,
+    /// An SSE event was dispatched (the body is a stream, not a plain answer).
+    seen_event: bool,
 }
 
 impl SseToNdjson {
-    /// `route` is Chat (lines carry `message`) or Generate (lines carry `response`); `model` is the name
-    /// the client asked for.
+    /// `route` is Chat (lines carry `message`) or Generate (lines carry `response`; the embedding routes,
+    /// which never stream, are treated alike); `model` is the name the client asked for.
     pub fn new(route: OllamaRoute, model: &str) -> Self {
         Self::with_clock(route, model, time::now)
     }
@@ -69,7 +79,9 @@ impl SseToNdjson {
                 done_reason: None,
                 usage: None,
                 timings: None,
+                seen_event: false,
             },
+            prelude: Vec::new(),
         }
     }
 
@@ -77,6 +89,11 @@ impl SseToNdjson {
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
         if self.st.phase != Phase::Streaming {
             return;
+        }
+        if !self.st.seen_event {
+            let room = PRELUDE_CAP.saturating_sub(self.prelude.len());
+            self.prelude
+                .extend_from_slice(&bytes[..room.min(bytes.len())]);
         }
         self.parser.push(bytes);
         while self.st.phase == Phase::Streaming {
@@ -87,6 +104,9 @@ impl SseToNdjson {
                     .st
                     .fail("the upstream sent an over-long stream event", out),
             }
+        }
+        if self.st.seen_event && self.prelude.capacity() > 0 {
+            self.prelude = Vec::new();
         }
     }
 
@@ -105,6 +125,8 @@ impl SseToNdjson {
         }
         if self.st.done_reason.is_some() {
             self.st.complete(out);
+        } else if !self.st.seen_event {
+            self.st.plain_body(&self.prelude, out);
         } else {
             self.st.fail(TRUNCATED, out);
         }
@@ -122,6 +144,7 @@ impl SseToNdjson {
 impl State {
     /// `at_end`: the event was cut off by the end of the stream, so unparseable means truncated.
     fn on_event(&mut self, data: &[u8], at_end: bool, out: &mut Vec<u8>) {
+        self.seen_event = true;
         let data = data.trim_ascii();
         if data.is_empty() {
             return;
@@ -153,6 +176,12 @@ impl State {
     }
 
     fn on_chunk(&mut self, chunk: ChunkIn, out: &mut Vec<u8>) {
+        // vLLM's error object, when it arrives as an event of its own.
+        if chunk.object.as_deref() == Some("error") {
+            let message = chunk.message.as_ref().and_then(Value::as_str);
+            self.fail(message.unwrap_or("upstream error"), out);
+            return;
+        }
         if let Some(err) = chunk.error.filter(|e| !e.is_null()) {
             let wrapped = serde_json::json!({ "error": err });
             let message = message_of(&wrapped).unwrap_or_else(|| "upstream error".to_string());
@@ -178,8 +207,10 @@ impl State {
                 .find(|s| !s.is_empty());
             let mut content = content_text(delta.content.as_ref());
             if content.is_empty() {
-                if let Some(text) = &choice.text {
-                    content = text.as_str().into();
+                // A legacy text completion, or a refusal streamed in place of content.
+                let refusal = delta.refusal.as_ref().and_then(Value::as_str);
+                if let Some(text) = choice.text.as_deref().or(refusal) {
+                    content = text.into();
                 }
             }
             if thinking.is_some() || !content.is_empty() {
@@ -199,11 +230,44 @@ impl State {
                     f.arguments.as_ref(),
                 );
             }
+            if self.tools.pending_bytes() > MAX_PENDING {
+                self.fail("the upstream sent over-long tool call arguments", out);
+                return;
+            }
             if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
                 self.done_reason = Some(usage::done_reason(Some(&reason)));
                 self.flush_tools(out);
             }
         }
+    }
+
+    /// The upstream answered the streaming request with a plain body (no SSE event at all): a whole
+    /// chat completion (servers that ignore `stream`) becomes the one final line; anything else (an error
+    /// object, an HTML error page) becomes the error line with its message.
+    fn plain_body(&mut self, body: &[u8], out: &mut Vec<u8>) {
+        let body = body.trim_ascii();
+        // Only comments, or an event cut off before its end: a stream that was cut short.
+        let sse_like = [&b":"[..], b"data", b"event:", b"id:", b"retry:"]
+            .iter()
+            .any(|p| body.starts_with(p));
+        if body.is_empty() || sse_like {
+            self.fail(TRUNCATED, out);
+            return;
+        }
+        if let Ok(v) = parse_lenient::<Value>(body) {
+            let is_answer = v.get("choices").is_some() && v.get("error").is_none_or(Value::is_null);
+            if is_answer {
+                if let Ok(line) = resp_to_ollama::chat_or_generate(self.chat, body, &self.model) {
+                    self.usage = v.get("usage").and_then(usage::from_usage);
+                    self.timings = v.get("timings").and_then(usage::from_timings);
+                    out.extend_from_slice(&line);
+                    out.push(b'\n');
+                    self.phase = Phase::Done;
+                    return;
+                }
+            }
+        }
+        self.fail(&error_message(body), out);
     }
 
     /// Sends the accumulated tool calls as one Ollama line.
@@ -249,46 +313,4 @@ impl State {
         ));
         out.push(b'\n');
     }
-}
-
-/// One chunk of an OpenAI chat (or text completion) stream; unknown fields are ignored, and fields whose
-/// type varies between servers are read as `Value`.
-#[derive(Debug, Deserialize)]
-struct ChunkIn {
-    choices: Option<Vec<ChoiceIn>>,
-    usage: Option<Value>,
-    timings: Option<Value>,
-    error: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChoiceIn {
-    index: Option<u64>,
-    delta: Option<DeltaIn>,
-    /// Some servers stream whole `message` objects instead of deltas.
-    message: Option<DeltaIn>,
-    /// Legacy text completions.
-    text: Option<String>,
-    finish_reason: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct DeltaIn {
-    content: Option<Value>,
-    reasoning: Option<Value>,
-    reasoning_content: Option<Value>,
-    tool_calls: Option<Vec<ToolDeltaIn>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ToolDeltaIn {
-    index: Option<u64>,
-    id: Option<String>,
-    function: Option<FunctionDeltaIn>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct FunctionDeltaIn {
-    name: Option<String>,
-    arguments: Option<Value>,
 }

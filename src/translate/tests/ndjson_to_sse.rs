@@ -195,3 +195,18 @@ fn invalid_line_is_an_error_event() {
     assert_eq!(payloads.len(), 1);
     assert!(payloads[0].contains("invalid stream line: <html>502 Bad Gateway</html>"));
 }
+
+#[test]
+fn plain_error_page_keeps_its_text() {
+    let out = run_ndjson(
+        OpenAiRoute::Chat,
+        false,
+        &[b"<html>503 Service Unavailable</html>"],
+    );
+    assert_eq!(
+        sse_payloads(&out),
+        [
+            r#"{"error":{"message":"<html>503 Service Unavailable</html>","type":"api_error","param":null,"code":null}}"#
+        ]
+    );
+}

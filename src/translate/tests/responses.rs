@@ -265,3 +265,11 @@ fn error_messages_in_either_format() {
         "upstream connect error or disconnect/reset before headers"
     );
 }
+
+#[test]
+fn out_of_range_created_falls_back_to_now() {
+    let body = br#"{"created":99999999999999,"choices":[{"message":{"content":"x"},"finish_reason":"stop"}]}"#;
+    let out = value(openai_to_ollama_response(OllamaRoute::Chat, body, "m").unwrap());
+    let at = out["created_at"].as_str().unwrap();
+    assert!(at.len() >= 20 && at.starts_with("20"), "{at}");
+}

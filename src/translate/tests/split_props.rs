@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use super::ndjson_to_sse::{OLLAMA_CHAT_STREAM, OLLAMA_GENERATE_STREAM};
 use super::sse_to_ndjson::{
-    llama_server_stream, AZURE_STREAM, ERROR_STREAM, OPENAI_TOOL_STREAM, REASONING_STREAM,
-    SYNTAX_STREAM, VLLM_STREAM,
+    llama_server_stream, AZURE_STREAM, ERROR_STREAM, OPENAI_TOOL_STREAM, PLAIN_JSON_ANSWER,
+    REASONING_STREAM, SYNTAX_STREAM, VLLM_STREAM,
 };
 use super::{ndjson_values, run_ndjson, run_sse, sse, sse_payloads};
 use crate::translate::{OllamaRoute, OpenAiRoute};
@@ -33,6 +33,11 @@ fn sse_streams() -> Vec<(OllamaRoute, String)> {
         (OllamaRoute::Chat, utf8.clone()),
         (OllamaRoute::Generate, utf8.replace('\n', "\r")),
         (OllamaRoute::Chat, utf8.replace('\n', "\r\n")),
+        (OllamaRoute::Generate, PLAIN_JSON_ANSWER.to_string()),
+        (
+            OllamaRoute::Chat,
+            "{\"error\":\"héllo 日本 overloaded\"}".to_string(),
+        ),
         // Cut mid-stream: ends in an error line whatever the split.
         (
             OllamaRoute::Chat,

@@ -399,3 +399,87 @@ fn escapes_survive() {
     let out = ndjson_values(&run_sse(OllamaRoute::Chat, &[stream.as_bytes()]));
     assert_eq!(out[0]["message"]["content"], "line1\nquote\" tab\t é 😀");
 }
+
+#[test]
+fn streamed_refusal_is_content() {
+    let stream = sse(&[
+        r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"refusal":"I can't help with that."}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+        "[DONE]",
+    ]);
+    let expected = [
+        content_line("I can't help with that."),
+        final_line("stop", 0, 0),
+    ]
+    .concat();
+    assert_eq!(run_sse(OllamaRoute::Chat, &[stream.as_bytes()]), expected);
+}
+
+#[test]
+fn absurd_tool_call_indexes_do_not_panic() {
+    let stream = sse(&[
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":18446744073709551615,"id":"a","function":{"name":"f","arguments":"{}"}}]}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+        "[DONE]",
+    ]);
+    let out = ndjson_values(&run_sse(OllamaRoute::Chat, &[stream.as_bytes()]));
+    assert_eq!(
+        out[0]["message"]["tool_calls"].as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
+/// A server that ignores `stream: true` and answers with one whole chat completion.
+pub(super) const PLAIN_JSON_ANSWER: &str = r#"{"id":"chatcmpl-p","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Whole héllo"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#;
+
+#[test]
+fn plain_json_answer_to_a_stream_request_is_one_final_line() {
+    let expected = format!(
+        r#"{{"model":"llama3","created_at":"{AT}","message":{{"role":"assistant","content":"Whole héllo"}},"done":true,"done_reason":"stop","total_duration":0,"load_duration":0,"prompt_eval_count":5,"prompt_eval_duration":0,"eval_count":2,"eval_duration":0}}"#
+    ) + "\n";
+    assert_eq!(
+        run_sse(OllamaRoute::Chat, &[PLAIN_JSON_ANSWER.as_bytes()]),
+        expected
+    );
+    let mut t = sse_translator(OllamaRoute::Chat);
+    t.feed(PLAIN_JSON_ANSWER.as_bytes(), &mut Vec::new());
+    t.finish(&mut Vec::new());
+    assert_eq!(t.usage(), Some((5, 2)));
+}
+
+#[test]
+fn plain_error_bodies_keep_their_message() {
+    let json_error =
+        "{\"error\":{\"message\":\"model is overloaded\",\"type\":\"server_error\"}}\n";
+    assert_eq!(
+        run_sse(OllamaRoute::Chat, &[json_error.as_bytes()]),
+        "{\"error\":\"model is overloaded\"}\n"
+    );
+    let html = "<html><body>502 Bad Gateway</body></html>";
+    assert_eq!(
+        run_sse(OllamaRoute::Generate, &[html.as_bytes()]),
+        "{\"error\":\"<html><body>502 Bad Gateway</body></html>\"}\n"
+    );
+}
+
+#[test]
+fn vllm_error_object_event() {
+    let stream = sse(&[
+        r#"{"choices":[{"index":0,"delta":{"content":"a"}}]}"#,
+        r#"{"object":"error","message":"The decoder prompt is longer than the maximum model length","type":"BadRequestError","param":null,"code":400}"#,
+    ]);
+    let expected = [
+        content_line("a"),
+        "{\"error\":\"The decoder prompt is longer than the maximum model length\"}\n".to_string(),
+    ]
+    .concat();
+    assert_eq!(run_sse(OllamaRoute::Chat, &[stream.as_bytes()]), expected);
+}
+
+#[test]
+fn comments_only_is_a_truncated_stream() {
+    assert_eq!(
+        run_sse(OllamaRoute::Chat, &[b": keep-alive\n\n: keep-alive\n\n"]),
+        "{\"error\":\"the upstream stream ended before the answer was complete\"}\n"
+    );
+}
