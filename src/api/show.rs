@@ -32,19 +32,25 @@ pub async fn show(
             format!("model '{model}' not found"),
         ));
     }
-    let ep = cands
+    let Some(ep) = cands
         .iter()
         .map(|c| &c.slot.endpoint)
         .find(|e| e.kind() == EndpointKind::Ollama && e.is_healthy())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                format!(
-                    "model '{model}' is not on a healthy Ollama endpoint, which /api/show needs"
-                ),
-            )
-        })?
-        .clone();
+        .cloned()
+    else {
+        if cands
+            .iter()
+            .any(|c| c.slot.endpoint.kind() == EndpointKind::Ollama)
+        {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("every Ollama endpoint with '{model}' is down"),
+            ));
+        }
+        // OpenAI-compatible endpoints have no /api/show: describe what their listing tells.
+        let c = &cands[0];
+        return Ok(synthesized(&c.slot.model, &c.slot.endpoint.cfg.url));
+    };
     let timeout = shared.config.timeouts.first_byte;
     let (status, answer) =
         fetch::send_collect(&ep, Method::POST, "/api/show", body, Some(headers), timeout)
@@ -59,4 +65,21 @@ pub async fn show(
         HeaderValue::from_static("application/json"),
     );
     Ok(resp)
+}
+
+/// An `/api/show` answer for a model of an OpenAI-compatible endpoint, from its name alone.
+fn synthesized(model: &str, endpoint: &str) -> Response<RouterBody> {
+    let quant = model.rsplit_once(':').map(|(_, q)| q).unwrap_or("");
+    let v = serde_json::json!({
+        "modelfile": "",
+        "parameters": "",
+        "template": "",
+        "details": {"parent_model": "", "format": if quant.is_empty() { "" } else { "gguf" }, "family": "", "families": null,
+                    "parameter_size": "", "quantization_level": quant},
+        "model_info": {},
+        "capabilities": ["completion"],
+        "remote_model": model,
+        "remote_host": endpoint,
+    });
+    super::util::json_value(StatusCode::OK, &v)
 }
