@@ -251,4 +251,3 @@ def openai_stack(tmp_path_factory) -> Stack:
             finally:
                 if proc in _STARTED:
                     _STARTED.remove(proc)
-        stop_all()
