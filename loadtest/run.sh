@@ -4,7 +4,8 @@
 # Usage:
 #   bash loadtest/run.sh [--quick] [--with-litellm] [--no-build] [--no-unpinned] [--io-driver auto|epoll]
 #
-#   --quick          short run (~3 min): fewer c=1 rounds, 3 s throughput runs, 10 s soak
+#   --quick          short run (~3 min): 3 c=1 rounds, one 3 s throughput round, 10 s soak
+#                    (full: 5 c=1 rounds, three interleaved 10 s throughput rounds, 60 s soak; ~10 min)
 #   --with-litellm   also compare LiteLLM's proxy (pip install 'litellm[proxy]' into loadtest/.venv)
 #   --no-build       use the binaries already in $CARGO_TARGET_DIR/release
 #   --no-unpinned    skip the unpinned throughput runs
@@ -23,8 +24,9 @@
 #   3. pinned phase: the servers (mocks, nginx 1 worker, router --workers 1) on CPU $LOADTEST_SERVER_CPUS,
 #      the load generators (oha --worker-threads 1, the Python stream client) on CPU $LOADTEST_LOAD_CPUS;
 #      scenarios, each against direct (mock), nginx and router:
-#        non-streaming /api/chat at concurrency 1 (interleaved rounds), 64 and 512;
-#        1,000 concurrent /api/chat streams of 100 tokens at 10 ms per token;
+#        non-streaming /api/chat at concurrency 1, 64 and 512 (interleaved rounds, medians);
+#        1,000 concurrent /api/chat streams of 100 tokens at 10 ms per token, then 100 streams as a
+#        reference below saturation;
 #        translated stream probe (Ollama client -> OpenAI-compatible mock), skipped while the router
 #        answers 501;
 #        [--with-litellm] OpenAI /v1/chat/completions at c=1, c=64 and 100 SSE streams incl. LiteLLM;
@@ -71,9 +73,9 @@ NPROC="$(nproc)"
 CLK_TCK="$(getconf CLK_TCK)"
 
 if [ "$QUICK" = 1 ]; then
-    C1_ROUNDS=3; C1_N=3000; TP_DUR=3; SOAK_WINDOWS=2; SOAK_WIN=5; MODE="quick"
+    C1_ROUNDS=3; C1_N=3000; TP_ROUNDS=1; TP_DUR=3; SOAK_WINDOWS=2; SOAK_WIN=5; MODE="quick"
 else
-    C1_ROUNDS=5; C1_N=10000; TP_DUR=10; SOAK_WINDOWS=6; SOAK_WIN=10; MODE="full"
+    C1_ROUNDS=5; C1_N=10000; TP_ROUNDS=3; TP_DUR=10; SOAK_WINDOWS=6; SOAK_WIN=10; MODE="full"
 fi
 STREAMS=1000
 STREAM_TOKENS=100
@@ -311,6 +313,7 @@ oha_run() {
     local out="$RUN/oha-$OHA_SEQ-$PHASE-$scenario-$target.json"
     local extra=()
     [ "$flag" = -z ] && extra=(-w)
+    [ "$target" = litellm ] && extra+=(-H "authorization: Bearer $LITELLM_KEY")
     run_fg "${LOAD[@]}" oha --no-tui --output-format json --worker-threads "$OHA_THREADS" -c "$c" "$flag" "$amount" "${extra[@]}" \
         -m POST -H 'content-type: application/json' -d "$body" -o "$out" "http://127.0.0.1:$(target_port "$target")$path" \
         || log "oha exited non-zero for $scenario/$target"
@@ -337,6 +340,7 @@ stream_run() {
     local pids watch rss0 ticks0 rss1 ticks1 out="$RUN/stream-$PHASE-$scenario-$target.json"
     pids=$(target_pids "$target")
     watch=$(echo "$pids" | awk '{print $NF}')   # nginx / litellm: a worker; else the process itself
+    [ "$target" = litellm ] && set -- "$@" --header "authorization: Bearer $LITELLM_KEY"
     rss0=$(sum_rss $pids)
     ticks0=$(sum_ticks $pids)
     run_fg "${LOAD[@]}" python3 "$LT/lib/stream_client.py" --port "$(target_port "$target")" --tokens "$STREAM_TOKENS" \
@@ -355,6 +359,7 @@ stream_run() {
 
 # ---- LiteLLM ------------------------------------------------------------------------------------------
 LITELLM_VERSION=""
+LITELLM_KEY="sk-loadtest-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 setup_litellm() {
     local venv="$LT/.venv"
     if [ ! -x "$venv/bin/litellm" ]; then
@@ -370,6 +375,9 @@ model_list:
       model: openai/llama3:latest
       api_base: http://127.0.0.1:${MOCK_PORTS[0]}/v1
       api_key: sk-mock
+general_settings:
+  master_key: $LITELLM_KEY
+  forward_client_headers_to_llm_api: true   # the x-mock-* headers reach the mock as for the others
 litellm_settings:
   drop_params: true
   telemetry: false
@@ -383,7 +391,7 @@ EOF
         sleep 0.1
     done
     port_open "$LITELLM_PORT" || return 1
-    curl -sf -o /dev/null -H 'content-type: application/json' -H 'authorization: Bearer sk-any' -d "$OAI_BODY" \
+    curl -sf -o /dev/null -H 'content-type: application/json' -H "authorization: Bearer $LITELLM_KEY" -d "$OAI_BODY" \
         "http://127.0.0.1:$LITELLM_PORT/v1/chat/completions" || { tail -20 "$RUN/litellm.log" >&2; return 1; }
 }
 
@@ -433,10 +441,12 @@ for r in $(seq 1 "$C1_ROUNDS"); do
 done
 
 for c in 64 512; do
-    log "non-streaming /api/chat, concurrency $c, ${TP_DUR}s each"
-    for t in direct nginx router; do
-        oha_run "c$c" "$t" "$c" -z "${TP_DUR}s"
-        log "  $t: $(last_rps)"
+    log "non-streaming /api/chat, concurrency $c: $TP_ROUNDS interleaved rounds of ${TP_DUR}s"
+    for r in $(seq 1 "$TP_ROUNDS"); do
+        for t in direct nginx router; do
+            oha_run "c$c" "$t" "$c" -z "${TP_DUR}s" round="$r"
+            log "  round $r $t: $(last_rps)"
+        done
     done
 done
 
@@ -445,9 +455,9 @@ for t in direct nginx router; do
     stream_run stream1000 "$t" --streams "$STREAMS" --timeout 60
     sleep 1
 done
-log "streaming /api/chat, 200 streams (an unsaturated reference for TTFT and gaps)"
+log "streaming /api/chat, 100 streams (a reference below saturation for TTFT and gaps)"
 for t in direct nginx router; do
-    stream_run stream200 "$t" --streams 200 --timeout 60
+    stream_run stream100 "$t" --streams 100 --timeout 60
     sleep 1
 done
 
@@ -458,10 +468,10 @@ if [ "$code" = 200 ]; then
     # direct: the OpenAI mock's own SSE stream; router: the same stream translated to Ollama NDJSON.
     out_d="$RUN/stream-translated-direct.json"
     run_fg "${LOAD[@]}" python3 "$LT/lib/stream_client.py" --port "$OAI_MOCK_PORT" --path /v1/chat/completions --format sse \
-        --openai-body --model gpt-4o-mini --streams 200 --tokens "$STREAM_TOKENS" --delay-ms "$STREAM_DELAY_MS" >"$out_d" || true
+        --openai-body --model gpt-4o-mini --streams 100 --tokens "$STREAM_TOKENS" --delay-ms "$STREAM_DELAY_MS" >"$out_d" || true
     record stream "$out_d" phase="$PHASE" scenario=translated_stream target=direct
     out_r="$RUN/stream-translated-router.json"
-    run_fg "${LOAD[@]}" python3 "$LT/lib/stream_client.py" --port "$ROUTER_PORT" --model gpt-4o-mini --streams 200 \
+    run_fg "${LOAD[@]}" python3 "$LT/lib/stream_client.py" --port "$ROUTER_PORT" --model gpt-4o-mini --streams 100 \
         --tokens "$STREAM_TOKENS" --delay-ms "$STREAM_DELAY_MS" --watch-pid "${PID[router]}" >"$out_r" || true
     record stream "$out_r" phase="$PHASE" scenario=translated_stream target=router
 else

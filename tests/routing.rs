@@ -10,6 +10,20 @@ use common::*;
 
 const CHAT: &str = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}"#;
 
+/// Starts a request that holds the only slot for five tokens of `ms_per_token`, and lets it take the slot.
+fn hold_the_slot(url: &str, ms_per_token: &str) -> std::thread::JoinHandle<Resp> {
+    let (url, ms) = (url.to_string(), ms_per_token.to_string());
+    let holder = std::thread::spawn(move || {
+        post_with(
+            &url,
+            CHAT,
+            &[("x-mock-delay-ms", &ms), ("x-mock-tokens", "5")],
+        )
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    holder
+}
+
 #[test]
 fn loaded_model_goes_to_its_endpoint_then_overflow_spreads_by_least_in_flight() {
     let a = Mock::start(&["--models", "m", "--loaded", ""]);
@@ -123,17 +137,7 @@ fn queue_timeout_gives_503_and_frees_its_place() {
         &["--log-level", "warn"],
     );
     let url = router.url("/api/chat");
-    let holder = {
-        let url = url.clone();
-        std::thread::spawn(move || {
-            post_with(
-                &url,
-                CHAT,
-                &[("x-mock-delay-ms", "200"), ("x-mock-tokens", "5")],
-            )
-        })
-    };
-    std::thread::sleep(Duration::from_millis(150));
+    let holder = hold_the_slot(&url, "200");
     let r = post(&url, CHAT);
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.header("retry-after").is_some());
@@ -159,17 +163,7 @@ fn reject_and_overflow_modes() {
     );
     for (router, expect_second) in [(&reject, 429), (&overflow, 200)] {
         let url = router.url("/api/chat");
-        let holder = {
-            let url = url.clone();
-            std::thread::spawn(move || {
-                post_with(
-                    &url,
-                    CHAT,
-                    &[("x-mock-delay-ms", "100"), ("x-mock-tokens", "5")],
-                )
-            })
-        };
-        std::thread::sleep(Duration::from_millis(150));
+        let holder = hold_the_slot(&url, "100");
         let r = post(&url, CHAT);
         assert_eq!(r.status, expect_second, "{}", r.body);
         assert_eq!(holder.join().unwrap().status, 200);

@@ -162,15 +162,16 @@ def report(jsonl, meta_path):
         if any(c1_err.values()):
             row("non-stream c=1", "errors", {t: fmt_num(c1_err[t]) for t in TARGETS})
 
-    # -- throughput ------------------------------------------------------------------------------------
+    # -- throughput (median over interleaved rounds) ---------------------------------------------------
     for phase in ("pinned", "unpinned"):
         for c in (64, 512):
             sc = f"c{c}"
-            recs_c = {t: R.one(phase=phase, scenario=sc, target=t) for t in TARGETS}
+            recs_c = {t: R.get(phase=phase, scenario=sc, target=t) for t in TARGETS}
             if not any(recs_c.values()):
                 continue
-            label = f"non-stream c={c}" + (" (unpinned)" if phase == "unpinned" else "")
-            rps = {t: (r["rps"] if r else None) for t, r in recs_c.items()}
+            nr = max(len(v) for v in recs_c.values())
+            label = f"non-stream c={c}" + (" (unpinned)" if phase == "unpinned" else "") + (f" (median of {nr} rounds)" if nr > 1 else "")
+            rps = {t: R.median("rps", phase=phase, scenario=sc, target=t) for t in TARGETS}
             verdict = ""
             if rps["router"] is not None and rps["nginx"]:
                 ratio = rps["router"] / rps["nginx"]
@@ -181,9 +182,16 @@ def report(jsonl, meta_path):
                                    f"{fmt_num(rps['router'])} vs {fmt_num(rps['nginx'])} ({ratio:.2f}×)", ok))
                 else:
                     verdict = f"router/nginx {ratio:.2f} (info)"
-            row(label, "req/s", {t: fmt_num(rps[t]) for t in TARGETS}, verdict)
-            row(label, "p50 / p99", {t: (f"{us_or_ms(r['p50_us'])} / {us_or_ms(r['p99_us'])}" if r else "—") for t, r in recs_c.items()})
-            errs = {t: (r["errors"] + r["non_200"] if r else None) for t, r in recs_c.items()}
+
+            def rng(t):
+                v = [r["rps"] for r in recs_c[t]]
+                if not v:
+                    return "—"
+                return fmt_num(rps[t]) + (f" ({min(v):,.0f}–{max(v):,.0f})" if len(v) > 1 else "")
+            row(label, "req/s" + (" (range)" if nr > 1 else ""), {t: rng(t) for t in TARGETS}, verdict)
+            row(label, "p50 / p99", {t: (f"{us_or_ms(R.median('p50_us', phase=phase, scenario=sc, target=t))} / "
+                                         f"{us_or_ms(R.median('p99_us', phase=phase, scenario=sc, target=t))}" if recs_c[t] else "—") for t in TARGETS})
+            errs = {t: (sum(r["errors"] + r["non_200"] for r in recs_c[t]) if recs_c[t] else None) for t in TARGETS}
             row(label, "errors", {t: fmt_num(errs[t]) for t in TARGETS})
 
     # -- streaming -------------------------------------------------------------------------------------
@@ -234,7 +242,7 @@ def report(jsonl, meta_path):
             row(label, "CPU seconds (direct: the mock; nginx: master+worker)", {t: fmt_num(r.get("cpu_s"), 2) for t, r in rss.items()})
 
     streaming("stream1000", True)
-    streaming("stream200", False)
+    streaming("stream100", False)
 
     tr = R.one(scenario="translated_stream")
     if tr:

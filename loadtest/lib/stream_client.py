@@ -135,6 +135,7 @@ def main():
     ap.add_argument("--ramp-ms", type=float, default=250.0, help="spread the request starts over this long")
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--watch-pid", type=int, default=0)
+    ap.add_argument("--header", action="append", default=[], help="extra request header 'Name: value' (repeatable)")
     args = ap.parse_args()
 
     msgs = [{"role": "user", "content": "Write a story."}]
@@ -144,7 +145,8 @@ def main():
     body = json.dumps(body).encode()
     req = (f"POST {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\nContent-Type: application/json\r\n"
            f"Accept: */*\r\nUser-Agent: nomyo-loadtest\r\nx-mock-tokens: {args.tokens}\r\n"
-           f"x-mock-delay-ms: {args.delay_ms}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+           f"x-mock-delay-ms: {args.delay_ms}\r\n" + "".join(h + "\r\n" for h in args.header) +
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
     # Connect everyone first.
     t_c = perf()

@@ -43,27 +43,6 @@ fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
     v.get(key).and_then(Value::as_array).into_iter().flatten()
 }
 
-fn rfc3339(unix: i64) -> String {
-    // Days-from-civil inverse (Howard Hinnant's algorithm), enough for listing timestamps.
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 /// An OpenAI model object shown in Ollama's `/api/tags` form.
 fn openai_as_ollama(ep: &EndpointState, m: &Value) -> Option<Value> {
     let id = m.get("id").or_else(|| m.get("name"))?.as_str()?;
@@ -75,7 +54,7 @@ fn openai_as_ollama(ep: &EndpointState, m: &Value) -> Option<Value> {
     Some(json!({
         "name": id,
         "model": id,
-        "modified_at": rfc3339(m.get("created").and_then(Value::as_i64).unwrap_or(0)),
+        "modified_at": crate::translate::time::rfc3339(m.get("created").and_then(Value::as_i64).unwrap_or(0), 0),
         "size": 0,
         "digest": "",
         "details": {"parent_model": "", "format": if quant.is_empty() { "" } else { "gguf" }, "family": "", "families": null,
@@ -281,12 +260,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_and_dates() {
+    fn versions_order_numerically() {
         let mut v = vec!["0.6.0", "0.5.12-rc1", "0.12.1"];
         v.sort_by_key(|s| version_key(s));
         assert_eq!(v, vec!["0.5.12-rc1", "0.6.0", "0.12.1"]);
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 
     #[test]

@@ -122,6 +122,10 @@ impl Answer<'_> {
                 );
                 out
             }
+            // The backend answered 2xx with an error body: pass its message on.
+            Err(TranslateError::Upstream(message)) => {
+                self.fail(on_end, StatusCode::BAD_GATEWAY, message)
+            }
             Err(e) => self.fail(
                 on_end,
                 StatusCode::BAD_GATEWAY,

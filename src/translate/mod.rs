@@ -21,7 +21,7 @@ mod req_to_ollama;
 mod req_to_openai;
 mod resp_to_ollama;
 mod resp_to_openai;
-mod time;
+pub(crate) mod time;
 mod tools;
 mod upstream_error;
 mod usage;

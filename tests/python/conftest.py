@@ -11,6 +11,7 @@ Binaries are found in $NOMYO_BIN_DIR, default <repo>/target/debug.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import socket
 import subprocess
@@ -159,25 +160,21 @@ def wait_router_ready(proc: subprocess.Popen, base_url: str, log: Path, n_endpoi
     raise RuntimeError(f"router not ready after {READY_TIMEOUT}s (last /health: {last}):\n{_tail(log)}")
 
 
-@pytest.fixture(scope="session")
-def router_stack(tmp_path_factory) -> Stack:
+@contextlib.contextmanager
+def running_stack(workdir: Path, mock_specs: list[tuple[str, list[str]]], config_for):
+    """Starts the mocks, then the router with `config_for(mocks)` as its YAML; stops all it started."""
     for b in (ROUTER_BIN, MOCK_BIN):
         if not b.is_file():
             pytest.fail(f"binary {b} not found: build it, or set NOMYO_BIN_DIR")
-    workdir = tmp_path_factory.mktemp("nomyo-stack")
     started: list[subprocess.Popen] = []
     try:
-        mock_a = start_mock(workdir, "mock-a", MOCK_A_ARGS)
-        started.append(mock_a.proc)
-        mock_b = start_mock(workdir, "mock-b", MOCK_B_ARGS)
-        started.append(mock_b.proc)
+        mocks = []
+        for name, args in mock_specs:
+            mock = start_mock(workdir, name, args)
+            started.append(mock.proc)
+            mocks.append(mock)
         config = workdir / "router.yaml"
-        config.write_text(
-            "endpoints:\n"
-            f"  - {mock_a.url}\n"
-            f"  - {mock_b.url}\n"
-            "max_concurrent_connections: 2\n"
-        )
+        config.write_text(config_for(mocks))
         router_log = workdir / "router.log"
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
@@ -187,8 +184,8 @@ def router_stack(tmp_path_factory) -> Stack:
             router_log,
         )
         started.append(router)
-        wait_router_ready(router, base_url, router_log, 2)
-        yield Stack(base_url, router, router_log, [mock_a, mock_b])
+        wait_router_ready(router, base_url, router_log, len(mocks))
+        yield Stack(base_url, router, router_log, mocks)
         if router.poll() is not None:
             pytest.fail(f"router died during the tests (exit={router.returncode}):\n{_tail(router_log)}")
     finally:
@@ -198,7 +195,16 @@ def router_stack(tmp_path_factory) -> Stack:
             finally:
                 if proc in _STARTED:
                     _STARTED.remove(proc)
-        stop_all()  # anything a failed start left behind
+
+
+@pytest.fixture(scope="session")
+def router_stack(tmp_path_factory) -> Stack:
+    """The router in front of two Ollama mocks."""
+    def config(mocks):
+        return "endpoints:\n" + "".join(f"  - {m.url}\n" for m in mocks) + "max_concurrent_connections: 2\n"
+
+    with running_stack(tmp_path_factory.mktemp("nomyo-stack"), [("mock-a", MOCK_A_ARGS), ("mock-b", MOCK_B_ARGS)], config) as s:
+        yield s
 
 
 @pytest.fixture(scope="session")
@@ -214,40 +220,25 @@ LLAMA_MOCK_ARGS = ["--kind", "llama-server", "--models", "unsloth/Qwen3-0.6B-GGU
 def openai_stack(tmp_path_factory) -> Stack:
     """The router in front of an OpenAI-compatible mock and a llama-server mock only: every Ollama
     request to it is translated."""
-    workdir = tmp_path_factory.mktemp("nomyo-openai-stack")
-    started: list[subprocess.Popen] = []
-    try:
-        oai = start_mock(workdir, "mock-openai", OPENAI_MOCK_ARGS)
-        started.append(oai.proc)
-        llama = start_mock(workdir, "mock-llama", LLAMA_MOCK_ARGS)
-        started.append(llama.proc)
-        config = workdir / "router.yaml"
-        config.write_text(
-            "endpoints:\n"
-            f"  - {oai.url}/v1\n"
-            "llama_server_endpoints:\n"
-            f"  - {llama.url}\n"
+    def config(mocks):
+        oai, llama = mocks
+        return (
+            f"endpoints:\n  - {oai.url}/v1\n"
+            f"llama_server_endpoints:\n  - {llama.url}\n"
             "max_concurrent_connections: 2\n"
-            "api_keys:\n"
-            f"  \"{oai.url}/v1\": sk-upstream\n"
+            f"api_keys:\n  \"{oai.url}/v1\": sk-upstream\n"
         )
-        router_log = workdir / "router.log"
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        router = spawn(
-            [ROUTER_BIN, "--config", config, "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "2", "--log-level", "warn"],
-            router_log,
-        )
-        started.append(router)
-        wait_router_ready(router, base_url, router_log, 2)
-        yield Stack(base_url, router, router_log, [oai, llama])
-        if router.poll() is not None:
-            pytest.fail(f"router died during the tests (exit={router.returncode}):\n{_tail(router_log)}")
-    finally:
-        for proc in reversed(started):
-            try:
-                stop_process(proc)
-            finally:
-                if proc in _STARTED:
-                    _STARTED.remove(proc)
+
+    specs = [("mock-openai", OPENAI_MOCK_ARGS), ("mock-llama", LLAMA_MOCK_ARGS)]
+    with running_stack(tmp_path_factory.mktemp("nomyo-openai-stack"), specs, config) as s:
+        yield s
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}

@@ -3,15 +3,7 @@ unchanged) and OpenAI-compatible backends (byte-transparent)."""
 
 import openai
 import pytest
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
+from conftest import WEATHER_TOOL
 
 
 def client(base_url: str) -> openai.OpenAI:

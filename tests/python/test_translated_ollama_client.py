@@ -3,18 +3,10 @@ backends: every request and answer is translated (SPEC §3), streaming included.
 
 import ollama
 import pytest
+from conftest import WEATHER_TOOL
 
 TEXT = "tok0 tok1 tok2 tok3 tok4 "
 LLAMA = "unsloth/Qwen3-0.6B-GGUF:Q4_K_M"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
-
 
 @pytest.fixture
 def client(openai_stack):
