@@ -107,6 +107,8 @@ def mb(kb):
 def mark(ok):
     if ok is None:
         return "n/a"
+    if ok == "noise":
+        return "⚠️ not resolved"
     return "✅ met" if ok else "❌ missed"
 
 
@@ -149,8 +151,16 @@ def report(jsonl, meta_path):
         add99 = None if None in (d99, r99) else r99 - d99
         n50, n99 = c1["nginx"]
         nadd99 = None if None in (d99, n99) else n99 - d99
+        # Round-to-round spread of direct's own p99: an added p99 smaller than that is not resolved.
+        dp99 = [r["p99_us"] for r in R.get(phase=p, scenario="c1", target="direct") if r.get("p99_us") is not None]
+        noise = (max(dp99) - min(dp99)) if len(dp99) > 1 else None
         ok = None if add99 is None else add99 <= 150
-        checks.append(("added p99 latency at concurrency 1 ≤ 150 µs", f"router {signed_us(add99)} (nginx {signed_us(nadd99)})", ok))
+        note = f"; direct's own p99 varied by {us_or_ms(noise)} between rounds" if noise is not None else ""
+        if ok is not None and noise is not None and noise > 150:
+            # The test cannot resolve 150 µs at p99 on this machine: say so rather than pass or fail.
+            note += f", more than the 150 µs to resolve (router {'below' if ok else 'above'} the target in this run)"
+            ok = "noise"
+        checks.append(("added p99 latency at concurrency 1 ≤ 150 µs", f"router {signed_us(add99)} (nginx {signed_us(nadd99)}){note}", ok))
         row(f"non-stream c=1 (median of {rounds} rounds)", "latency p50 / p99",
             {t: f"{us_or_ms(c1[t][0])} / {us_or_ms(c1[t][1])}" for t in TARGETS})
         row("non-stream c=1", "added vs direct p50 / p99",
@@ -158,6 +168,9 @@ def report(jsonl, meta_path):
              "nginx": f"{signed_us(None if None in (d50, n50) else n50 - d50)} / {signed_us(nadd99)}",
              "router": f"{signed_us(add50)} / {signed_us(add99)}"},
             f"p99 ≤ +150 µs: {mark(ok)}")
+        if noise is not None:
+            row("non-stream c=1", "p99 range over rounds", {t: (lambda v: f"{us_or_ms(min(v))} – {us_or_ms(max(v))}" if v else "—")(
+                [r["p99_us"] for r in R.get(phase=p, scenario="c1", target=t) if r.get("p99_us") is not None]) for t in TARGETS})
         c1_err = {t: sum(r["errors"] + r["non_200"] for r in R.get(phase=p, scenario="c1", target=t)) for t in TARGETS}
         if any(c1_err.values()):
             row("non-stream c=1", "errors", {t: fmt_num(c1_err[t]) for t in TARGETS})

@@ -250,16 +250,16 @@ async fn forward(
     if let Some(h) = hard_deadline {
         first_byte = first_byte.min(h.saturating_duration_since(Instant::now()));
     }
-    let headers = match prepared.translate {
-        Some(_) => translated::request_headers(&parts.headers),
-        None => parts.headers.clone(),
-    };
+    let translated_headers = prepared
+        .translate
+        .map(|_| translated::request_headers(&parts.headers));
+    let headers = translated_headers.as_ref().unwrap_or(&parts.headers);
     let result = fetch::send(
         &ep,
         Method::POST,
         &prepared.path,
         prepared.body,
-        Some(&headers),
+        Some(headers),
         cfg.timeouts.connect,
         first_byte,
     )
@@ -347,7 +347,7 @@ fn relay(
         .with_hard_deadline(hard_deadline);
     let mut out = Response::new(RouterBody::Relay(Box::new(relay)));
     *out.status_mut() = status;
-    *out.headers_mut() = client_response(&head.headers);
+    *out.headers_mut() = client_response(head.headers);
     out
 }
 
@@ -359,9 +359,12 @@ fn request_logger(
     endpoint: &str,
     status: StatusCode,
 ) -> OnEnd {
+    let active = ctx.active.take();
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return Box::new(move |_| drop(active));
+    }
     let started: Instant = ctx.started;
     let request_id = ctx.request_id.clone();
-    let active = ctx.active.take();
     let model = model.to_string();
     let endpoint = endpoint.to_string();
     Box::new(move |outcome| {

@@ -21,24 +21,35 @@ pub async fn send(
     connect_timeout: Duration,
     first_byte: Duration,
 ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-    let empty = HeaderMap::new();
-    let headers = upstream_request(
-        client_headers.unwrap_or(&empty),
-        &ep.authority,
-        ep.cfg.api_key.as_deref(),
-        body.len(),
-    );
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(h) = req.headers_mut() {
-        *h = headers;
-    }
-    let req = req.body(Full::new(body)).map_err(|e| {
+    let uri: http::Uri = path.parse().map_err(|e| {
         UpstreamError::Connect(
             ep.cfg.url.clone(),
             std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
         )
     })?;
-    upstream::send(&ep.url, &ep.cfg.url, req, connect_timeout, first_byte).await
+    let empty = HeaderMap::new();
+    // Built once on the common path; again only to retry on a fresh connection.
+    let build = || {
+        let mut req = Request::new(Full::new(body.clone()));
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = uri.clone();
+        *req.headers_mut() = upstream_request(
+            client_headers.unwrap_or(&empty),
+            &ep.authority,
+            ep.cfg.api_key.as_deref(),
+            body.len(),
+        );
+        req
+    };
+    upstream::send(
+        &ep.url,
+        ep.index,
+        &ep.cfg.url,
+        &build,
+        connect_timeout,
+        first_byte,
+    )
+    .await
 }
 
 /// Sends a request and reads the whole answer within `timeout`: `(status, body)`.

@@ -62,16 +62,15 @@ pub fn upstream_request(
     out
 }
 
-/// Headers to send back to the client: the upstream's end-to-end headers.
-pub fn client_response(upstream: &HeaderMap) -> HeaderMap {
-    let listed = connection_listed(upstream);
-    let mut out = HeaderMap::with_capacity(upstream.len() + 2);
-    for (name, value) in upstream {
-        if !is_hop_by_hop(name, &listed) {
-            out.append(name.clone(), value.clone());
-        }
+/// Headers to send back to the client: the upstream's end-to-end headers (hop-by-hop ones removed in place).
+pub fn client_response(mut upstream: HeaderMap) -> HeaderMap {
+    for name in connection_listed(&upstream) {
+        upstream.remove(name.as_str());
     }
-    out
+    for name in HOP_BY_HOP {
+        upstream.remove(*name);
+    }
+    upstream
 }
 
 #[cfg(test)]

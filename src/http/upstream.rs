@@ -3,7 +3,6 @@
 //! response (client gone, timeout) closes it, which cancels the request upstream at once.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +19,8 @@ const MAX_IDLE_PER_ENDPOINT: usize = 1024;
 type Sender = SendRequest<Full<Bytes>>;
 
 thread_local! {
-    static POOLS: RefCell<HashMap<String, Vec<Sender>>> = RefCell::new(HashMap::new());
+    /// Idle connections by pool index (the endpoint's index; discovery uses its own thread's pools).
+    static POOLS: RefCell<Vec<Vec<Sender>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Why an upstream request failed before a response head arrived.
@@ -47,7 +47,7 @@ impl UpstreamError {
 
 /// A connection lent out for one request; `finish` returns it to the pool.
 pub struct Lease {
-    key: String,
+    pool: usize,
     sender: Sender,
 }
 
@@ -59,7 +59,10 @@ impl Lease {
         }
         POOLS.with(|p| {
             let mut pools = p.borrow_mut();
-            let idle = pools.entry(self.key).or_default();
+            if pools.len() <= self.pool {
+                pools.resize_with(self.pool + 1, Vec::new);
+            }
+            let idle = &mut pools[self.pool];
             if idle.len() < MAX_IDLE_PER_ENDPOINT {
                 idle.push(self.sender);
             }
@@ -67,10 +70,10 @@ impl Lease {
     }
 }
 
-fn take_idle(key: &str) -> Option<Sender> {
+fn take_idle(pool: usize) -> Option<Sender> {
     POOLS.with(|p| {
         let mut pools = p.borrow_mut();
-        let idle = pools.get_mut(key)?;
+        let idle = pools.get_mut(pool)?;
         while let Some(s) = idle.pop() {
             if s.is_ready() {
                 return Some(s);
@@ -102,67 +105,36 @@ async fn connect(url: &EndpointUrl, key: &str, timeout: Duration) -> Result<Send
 /// Sends `req` to the endpoint at `url` (pool key `key`), waiting at most `first_byte` for the head.
 pub async fn send(
     url: &EndpointUrl,
-    key: &str,
-    req: Request<Full<Bytes>>,
+    pool: usize,
+    name: &str,
+    build: &dyn Fn() -> Request<Full<Bytes>>,
     connect_timeout: Duration,
     first_byte: Duration,
 ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
     // A pooled connection may have been closed by the peer since; such a failure is retried once on a
-    // fresh connection, which needs a copy of the request.
-    if let Some(mut sender) = take_idle(key) {
-        let retry_copy = clone_request(&req);
-        match monoio::time::timeout(first_byte, sender.send_request(req)).await {
-            Ok(Ok(resp)) => {
-                return Ok((
-                    resp,
-                    Lease {
-                        key: key.to_string(),
-                        sender,
-                    },
+    // fresh connection (the request is built again: no copy is made on the common path).
+    if let Some(mut sender) = take_idle(pool) {
+        match monoio::time::timeout(first_byte, sender.send_request(build())).await {
+            Ok(Ok(resp)) => return Ok((resp, Lease { pool, sender })),
+            Ok(Err(e)) if !(e.is_canceled() || e.is_closed() || e.is_incomplete_message()) => {
+                return Err(UpstreamError::Http(name.to_string(), e))
+            }
+            Ok(Err(_)) => {}
+            Err(_) => {
+                return Err(UpstreamError::FirstByteTimeout(
+                    name.to_string(),
+                    first_byte,
                 ))
             }
-            Ok(Err(e)) if !(e.is_canceled() || e.is_closed() || e.is_incomplete_message()) => {
-                return Err(UpstreamError::Http(key.to_string(), e))
-            }
-            Ok(Err(_)) => {
-                return send_fresh(url, key, retry_copy, connect_timeout, first_byte).await
-            }
-            Err(_) => return Err(UpstreamError::FirstByteTimeout(key.to_string(), first_byte)),
         }
     }
-    send_fresh(url, key, req, connect_timeout, first_byte).await
-}
-
-async fn send_fresh(
-    url: &EndpointUrl,
-    key: &str,
-    req: Request<Full<Bytes>>,
-    connect_timeout: Duration,
-    first_byte: Duration,
-) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-    let mut sender = connect(url, key, connect_timeout).await?;
-    match monoio::time::timeout(first_byte, sender.send_request(req)).await {
-        Ok(Ok(resp)) => Ok((
-            resp,
-            Lease {
-                key: key.to_string(),
-                sender,
-            },
+    let mut sender = connect(url, name, connect_timeout).await?;
+    match monoio::time::timeout(first_byte, sender.send_request(build())).await {
+        Ok(Ok(resp)) => Ok((resp, Lease { pool, sender })),
+        Ok(Err(e)) => Err(UpstreamError::Http(name.to_string(), e)),
+        Err(_) => Err(UpstreamError::FirstByteTimeout(
+            name.to_string(),
+            first_byte,
         )),
-        Ok(Err(e)) => Err(UpstreamError::Http(key.to_string(), e)),
-        Err(_) => Err(UpstreamError::FirstByteTimeout(key.to_string(), first_byte)),
     }
-}
-
-fn clone_request(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-    let mut b = Request::builder()
-        .method(req.method().clone())
-        .uri(req.uri().clone())
-        .version(req.version());
-    if let Some(h) = b.headers_mut() {
-        *h = req.headers().clone();
-    }
-    // Full<Bytes> is cheap to clone (refcounted bytes).
-    b.body(req.body().clone())
-        .expect("parts of a valid request")
 }
