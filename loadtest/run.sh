@@ -10,6 +10,8 @@
 #   --no-build       use the binaries already in $CARGO_TARGET_DIR/release
 #   --no-unpinned    skip the unpinned throughput runs
 #   --io-driver D    the router's --io-driver (default auto: io_uring when the kernel allows it)
+#   --perf           also profile the router (perf record, flat) during its first c=64 round and write
+#                    the top symbols, grouped by component, next to the results
 #
 # Environment: CARGO_TARGET_DIR (default ./target), LOADTEST_BASE_PORT (default 18000),
 #   LOADTEST_SERVER_CPUS (default 1) and LOADTEST_LOAD_CPUS (default 0) for the pinned runs.
@@ -44,6 +46,7 @@ WITH_LITELLM=0
 BUILD=1
 UNPINNED=1
 IO_DRIVER=auto
+PERF=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -51,6 +54,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --no-unpinned) UNPINNED=0 ;;
         --io-driver) IO_DRIVER="$2"; shift ;;
+        --perf) PERF=1 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -290,7 +294,7 @@ EOF
     for i in $(seq 1 100); do
         hdr="$(curl -s -o /dev/null -D - -H 'content-type: application/json' -d "$BODY" "http://127.0.0.1:$ROUTER_PORT/api/chat" || true)"
         ep="$(printf '%s' "$hdr" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-router-endpoint" {print $2}')"
-        if printf '%s' "$hdr" | head -1 | grep -q ' 200' && [ "$ep" = "http://127.0.0.1:${MOCK_PORTS[0]}" ]; then
+        if [[ "$hdr" == "HTTP/1.1 200"* ]] && [ "$ep" = "http://127.0.0.1:${MOCK_PORTS[0]}" ]; then
             break
         fi
         sleep 0.1
@@ -314,9 +318,15 @@ oha_run() {
     local extra=()
     [ "$flag" = -z ] && extra=(-w)
     [ "$target" = litellm ] && extra+=(-H "authorization: Bearer $LITELLM_KEY")
+    local pids t0 m0
+    pids=$(target_pids "$target")
+    t0=$(sum_ticks $pids)
+    m0=$(cpu_ticks "${PID[mock1]}")
     run_fg "${LOAD[@]}" oha --no-tui --output-format json --worker-threads "$OHA_THREADS" -c "$c" "$flag" "$amount" "${extra[@]}" \
         -m POST -H 'content-type: application/json' -d "$body" -o "$out" "http://127.0.0.1:$(target_port "$target")$path" \
         || log "oha exited non-zero for $scenario/$target"
+    # CPU time (user+system, all threads) the proxy and the mock spent on this run.
+    set -- "$@" proxy_ticks=$(( $(sum_ticks $pids) - t0 )) mock_ticks=$(( $(cpu_ticks "${PID[mock1]}") - m0 )) clk_tck="$CLK_TCK"
     local after=()
     # RSS_AFTER_PIDS set: also record their summed RSS right after the run.
     [ -n "${RSS_AFTER_PIDS:-}" ] && after=(rss_end_kb="$(sum_rss $RSS_AFTER_PIDS)")
@@ -355,6 +365,18 @@ stream_run() {
         delay_ms="$STREAM_DELAY_MS" ramp_ms="$STREAM_RAMP_MS" rss_before_kb="$rss0" rss_after_kb="$rss1" \
         cpu_s="$(python3 -c "print(round(($ticks1 - $ticks0) / $CLK_TCK, 2))")" "${peak_extra[@]}"
     log "  $(python3 "$LT/lib/results.py" last "$JSONL")"
+}
+
+# ---- perf (optional) ---------------------------------------------------------------------------------
+PERF_DATA=""
+start_perf_router() {
+    if ! command -v perf >/dev/null; then
+        log "perf not found (apt-get install linux-perf): no profile"
+        return 0
+    fi
+    PERF_DATA="$RUN/perf-router.data"
+    # Starts after 1 s of load and samples 5 s, in the background while oha runs.
+    start perf_record bash -c "sleep 1; exec perf record -F 1999 -p ${PID[router]} -o '$PERF_DATA' -- sleep 5"
 }
 
 # ---- LiteLLM ------------------------------------------------------------------------------------------
@@ -421,7 +443,8 @@ run_litellm() {
 
 # ---- the run ------------------------------------------------------------------------------------------
 GIT_SHA="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo nogit)"
-GIT_DIRTY="$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo "+dirty" || true)"
+GIT_DIRTY=""
+[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null || true)" ] && GIT_DIRTY="+dirty"
 DATE="$(date +%F)"
 T_START=$(date +%s)
 
@@ -444,6 +467,9 @@ for c in 64 512; do
     log "non-streaming /api/chat, concurrency $c: $TP_ROUNDS interleaved rounds of ${TP_DUR}s"
     for r in $(seq 1 "$TP_ROUNDS"); do
         for t in direct nginx router; do
+            if [ "$PERF" = 1 ] && [ "$c" = 64 ] && [ "$r" = 1 ] && [ "$t" = router ]; then
+                start_perf_router
+            fi
             oha_run "c$c" "$t" "$c" -z "${TP_DUR}s" round="$r"
             log "  round $r $t: $(last_rps)"
         done
@@ -541,6 +567,19 @@ mkdir -p "$LT/results"
 SUFFIX=""
 [ "$QUICK" = 1 ] && SUFFIX="-quick"
 OUT="$LT/results/$DATE-$GIT_SHA$SUFFIX.md"
+if [ -n "$PERF_DATA" ] && [ -f "$PERF_DATA" ]; then
+    perf report -i "$PERF_DATA" --no-children --sort dso,symbol --stdio 2>/dev/null >"$RUN/perf-report.txt" || true
+    {
+        echo "# perf: router, pinned, c=64 (perf record -F 1999, 5 s; self time)"
+        echo
+        echo "## by component"
+        python3 "$LT/lib/results.py" perfgroups "$RUN/perf-report.txt"
+        echo
+        echo "## top 40 symbols"
+        awk '/%/ && n++ < 40' "$RUN/perf-report.txt"
+    } >"${OUT%.md}-perf-router.txt"
+    log "router profile: ${OUT%.md}-perf-router.txt"
+fi
 python3 "$LT/lib/results.py" report "$JSONL" "$RUN/meta.json" >"$OUT"
 cp "$JSONL" "${OUT%.md}.jsonl"
 echo

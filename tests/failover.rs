@@ -145,3 +145,28 @@ fn total_time_limit_ends_a_long_stream_with_an_error_line() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(m.stats()["cancelled"], 1);
 }
+
+#[test]
+fn a_backend_that_comes_up_later_is_used_at_the_next_loaded_poll() {
+    let port = free_port();
+    let yaml = format!(
+        "endpoints:\n  - http://127.0.0.1:{port}\ndiscovery:\n  loaded_interval: 200ms\n  models_interval: 1h\n  poll_timeout: 500ms\n"
+    );
+    let router = Router::start(&yaml, &["--log-level", "warn"]);
+    assert_eq!(post(&router.url("/api/chat"), CHAT).status, 503);
+    let _m = Mock::start_on(port, &["--models", "m"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = post(&router.url("/api/chat"), CHAT);
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never routed to the new backend: {} {}",
+            r.status,
+            r.body
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

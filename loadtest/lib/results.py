@@ -58,7 +58,48 @@ def oha_record(path, extra):
         "rps_1s_max": round(d.get("rps", {}).get("max") or 0, 1),
     }
     rec.update(extra)
+    clk = rec.get("clk_tck")
+    if clk and ok:
+        if rec.get("proxy_ticks") is not None:
+            rec["proxy_cpu_us_per_req"] = round(rec["proxy_ticks"] * 1e6 / clk / ok, 1)
+        if rec.get("mock_ticks") is not None:
+            rec["mock_cpu_us_per_req"] = round(rec["mock_ticks"] * 1e6 / clk / ok, 1)
     return rec
+
+
+def perf_groups(path):
+    """Self time of a `perf report --no-children --sort dso,symbol` listing, grouped by component."""
+    import collections
+    import re
+    groups = collections.Counter()
+    for line in open(path, errors="replace"):
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)", line)
+        if not m:
+            continue
+        pct_, dso, kind, sym = float(m.group(1)), m.group(2), m.group(3), m.group(4).strip()
+        if kind == "k" or dso.startswith("[kernel"):
+            k = "kernel (TCP/loopback, syscalls, scheduler)"
+        elif any(x in sym for x in ("malloc", "free", "unlink_chunk", "memalign", "consolidate", "realloc")):
+            k = "malloc/free (glibc)"
+        elif any(x in sym for x in ("memmove", "memcpy", "memset")):
+            k = "memcpy/memmove"
+        elif "hyper" in sym or "httparse" in sym:
+            k = "hyper + httparse (HTTP/1 server and client)"
+        elif "monoio" in sym:
+            k = "monoio (+compat)"
+        elif any(x in sym for x in ("tokio", "want::", "futures")):
+            k = "channels (hyper client dispatch, futures)"
+        elif "http::" in sym or "bytes::" in sym:
+            k = "http/bytes types (HeaderMap, HeaderName, Bytes)"
+        elif "nomyo" in sym or "serde" in sym:
+            k = "nomyo_router code (+serde sniffing)"
+        elif "libc" in dso:
+            k = "libc other"
+        else:
+            k = "other"
+        groups[k] += pct_
+    for k, v in groups.most_common():
+        print(f"{v:6.1f}%  {k}")
 
 
 def stream_record(path, extra):
@@ -206,6 +247,13 @@ def report(jsonl, meta_path):
                                          f"{us_or_ms(R.median('p99_us', phase=phase, scenario=sc, target=t))}" if recs_c[t] else "—") for t in TARGETS})
             errs = {t: (sum(r["errors"] + r["non_200"] for r in recs_c[t]) if recs_c[t] else None) for t in TARGETS}
             row(label, "errors", {t: fmt_num(errs[t]) for t in TARGETS})
+            cpu = {t: R.median("proxy_cpu_us_per_req", phase=phase, scenario=sc, target=t) for t in TARGETS}
+            if any(v is not None for v in cpu.values()):
+                mock = {t: R.median("mock_cpu_us_per_req", phase=phase, scenario=sc, target=t) for t in TARGETS}
+                row(label, "CPU µs per request: proxy (+ mock)",
+                    {"direct": f"— (+ {fmt_num(mock['direct'], 1)})",
+                     "nginx": f"{fmt_num(cpu['nginx'], 1)} (+ {fmt_num(mock['nginx'], 1)})",
+                     "router": f"{fmt_num(cpu['router'], 1)} (+ {fmt_num(mock['router'], 1)})"})
 
     # -- streaming -------------------------------------------------------------------------------------
     def streaming(scenario, judge):
@@ -367,6 +415,8 @@ def main():
         print(json.dumps(stream_record(sys.argv[2], kv(sys.argv[3:]))))
     elif cmd == "record":
         print(json.dumps(kv(sys.argv[2:])))
+    elif cmd == "perfgroups":
+        perf_groups(sys.argv[2])
     elif cmd == "last":
         r = json.loads(open(sys.argv[2]).read().splitlines()[-1])
         if r.get("tool") == "stream_client":

@@ -115,11 +115,15 @@ impl Discovery {
         let results = join_all(endpoints.iter().map(|ep| {
             // Remote OpenAI APIs have no load state: ask them only on full polls, or to probe them back.
             let skip = ep.kind() == EndpointKind::OpenAi && !full && ep.is_healthy();
+            // An endpoint that was down, or never listed its models, lists them now: a backend that
+            // comes up is usable at the next loaded poll, not the next full one.
+            let want_models =
+                full || !ep.is_healthy() || self.reports[ep.index].advertised.is_empty();
             async move {
                 if skip {
                     None
                 } else {
-                    Some(poll(ep, full, timeout).await)
+                    Some(poll(ep, want_models, timeout).await)
                 }
             }
         }))
