@@ -161,9 +161,11 @@ def wait_router_ready(proc: subprocess.Popen, base_url: str, log: Path, n_endpoi
 
 
 @contextlib.contextmanager
-def running_stack(workdir: Path, mock_specs: list[tuple[str, list[str]]], config_for):
-    """Starts the mocks, then the router with `config_for(mocks)` as its YAML; stops all it started."""
-    for b in (ROUTER_BIN, MOCK_BIN):
+def running_stack(workdir: Path, mock_specs: list[tuple[str, list[str]]], config_for, extra_endpoints: int = 0):
+    """Starts the mocks, then the router with `config_for(mocks)` as its YAML; stops all it started.
+    `extra_endpoints`: endpoints of that YAML that are not mocks (backends the caller already runs),
+    so that readiness also waits for them."""
+    for b in (ROUTER_BIN, MOCK_BIN) if mock_specs else (ROUTER_BIN,):
         if not b.is_file():
             pytest.fail(f"binary {b} not found: build it, or set NOMYO_BIN_DIR")
     started: list[subprocess.Popen] = []
@@ -184,7 +186,7 @@ def running_stack(workdir: Path, mock_specs: list[tuple[str, list[str]]], config
             router_log,
         )
         started.append(router)
-        wait_router_ready(router, base_url, router_log, len(mocks))
+        wait_router_ready(router, base_url, router_log, len(mocks) + extra_endpoints)
         yield Stack(base_url, router, router_log, mocks)
         if router.poll() is not None:
             pytest.fail(f"router died during the tests (exit={router.returncode}):\n{_tail(router_log)}")

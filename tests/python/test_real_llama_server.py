@@ -1,0 +1,166 @@
+"""The official `ollama` and `openai` clients against a REAL llama.cpp llama-server behind the router.
+
+The server is llama.cpp's own `llama-server` (built from PyPI's llama-cpp-python 0.3.16 sdist) serving
+a tiny random-weight llama GGUF (tests/python/make_tiny_gguf.py): the text is gibberish, but the
+server, the inference, the token counts and the wire format are real. Both are built and cached by
+`bash scripts/setup-llama-server.sh`; this file fails (never skips) when they are missing.
+
+The model never emits </s>, so every answer ends by length: done_reason/finish_reason "length" and
+exactly the requested number of tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import ollama
+import openai
+import pytest
+from conftest import _STARTED, _tail, free_port, running_stack, spawn, stop_process
+
+CACHE = Path(
+    os.environ.get("NOMYO_LLAMA_CACHE")
+    or Path.home() / ".cache" / "nomyo-router" / "llama-server-0.3.16"
+)
+LLAMA_BIN = CACHE / "llama-server"
+LLAMA_MODEL = CACHE / "tiny.gguf"
+ALIAS = "tiny-random-llama"
+LLAMA_READY_TIMEOUT = 30.0
+MESSAGES = [{"role": "user", "content": "hello, how are you?"}]
+
+
+def start_llama_server(workdir: Path) -> tuple[str, subprocess.Popen]:
+    """Starts llama-server on a free port and waits for GET /health = 200 (retries on a port race)."""
+    last_error = ""
+    for attempt in range(3):
+        port = free_port()
+        log = workdir / f"llama-server.{attempt}.log"
+        proc = spawn(
+            [LLAMA_BIN, "-m", LLAMA_MODEL, "--alias", ALIAS, "--host", "127.0.0.1", "--port", str(port),
+             "-c", "2048", "--jinja", "-np", "2"],
+            log,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + LLAMA_READY_TIMEOUT
+        last = "no answer"
+        with httpx.Client(timeout=1.0, trust_env=False) as http:
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    r = http.get(f"{url}/health")
+                    last = f"{r.status_code} {r.text[:200]}"
+                    if r.status_code == 200:
+                        return url, proc
+                except httpx.HTTPError as e:
+                    last = repr(e)
+                time.sleep(0.05)
+        stop_process(proc)
+        _STARTED.remove(proc)
+        last_error = f"llama-server on port {port} not ready (exit={proc.returncode}, last /health: {last}):\n{_tail(log)}"
+    pytest.fail(last_error)
+
+
+@pytest.fixture(scope="session")
+def real_llama_stack(tmp_path_factory):
+    """A real llama-server, and the router in front of it alone (`llama_server_endpoints`)."""
+    missing = [str(p) for p in (LLAMA_BIN, LLAMA_MODEL) if not p.is_file()]
+    if missing:
+        pytest.fail(
+            f"real llama-server test assets missing: {', '.join(missing)}. "
+            "Run `bash scripts/setup-llama-server.sh` first (builds llama-server and the tiny model, "
+            "about 4 minutes once, then cached), or set NOMYO_LLAMA_CACHE to where they are."
+        )
+    workdir = tmp_path_factory.mktemp("nomyo-real-llama")
+    url, proc = start_llama_server(workdir)
+    try:
+        def config(_mocks):
+            return f"endpoints: []\nllama_server_endpoints:\n  - {url}\nmax_concurrent_connections: 2\n"
+
+        with running_stack(workdir, [], config, extra_endpoints=1) as stack:
+            yield stack
+    finally:
+        stop_process(proc)
+        if proc in _STARTED:
+            _STARTED.remove(proc)
+
+
+@pytest.fixture
+def client(real_llama_stack):
+    return ollama.Client(host=real_llama_stack.base_url, timeout=30)
+
+
+@pytest.fixture
+def oai(real_llama_stack):
+    return openai.OpenAI(base_url=f"{real_llama_stack.base_url}/v1", api_key="unused", timeout=30, max_retries=0)
+
+
+def test_tags_and_ps_show_the_model(client):
+    listed = [m.model for m in client.list().models]
+    assert ALIAS in listed, listed
+    loaded = [m.model for m in client.ps().models]
+    assert ALIAS in loaded, loaded
+
+
+def test_ollama_chat_whole(client):
+    r = client.chat(model=ALIAS, messages=MESSAGES, options={"num_predict": 8}, stream=False)
+    assert r.done is True
+    assert r.done_reason == "length"
+    assert r.eval_count == 8
+    assert isinstance(r.message.content, str) and r.message.content
+    assert r.message.role == "assistant"
+    assert r.prompt_eval_count and r.prompt_eval_count > 0
+
+
+def test_ollama_chat_streamed(client):
+    chunks = list(client.chat(model=ALIAS, messages=MESSAGES, options={"num_predict": 8}, stream=True))
+    assert len(chunks) >= 3, chunks
+    assert "".join(c.message.content or "" for c in chunks)
+    assert all(not c.done for c in chunks[:-1])
+    last = chunks[-1]
+    assert last.done is True
+    assert last.done_reason == "length"
+    assert last.eval_count == 8
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_ollama_generate(client, stream):
+    answer = client.generate(model=ALIAS, prompt="Once upon a time", options={"num_predict": 6}, stream=stream)
+    chunks = list(answer) if stream else [answer]
+    assert "".join(c.response or "" for c in chunks)
+    assert all(not c.done for c in chunks[:-1])
+    last = chunks[-1]
+    assert last.done is True
+    assert last.done_reason == "length"
+    assert last.eval_count == 6
+
+
+def test_openai_chat_whole(oai):
+    r = oai.chat.completions.create(model=ALIAS, messages=MESSAGES, max_tokens=5)
+    assert len(r.choices) == 1
+    assert r.choices[0].finish_reason == "length"
+    assert r.choices[0].message.content
+    assert r.usage is not None and r.usage.completion_tokens == 5
+    assert r.usage.prompt_tokens > 0
+
+
+def test_openai_chat_streamed_with_usage(oai):
+    stream = oai.chat.completions.create(
+        model=ALIAS, messages=MESSAGES, max_tokens=5, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    assert len(chunks) >= 3, chunks
+    finishes = [ch.finish_reason for c in chunks for ch in c.choices if ch.finish_reason]
+    assert finishes == ["length"], finishes
+    assert "".join(ch.delta.content or "" for c in chunks for ch in c.choices)
+    assert chunks[-1].usage is not None, chunks[-1]
+    assert chunks[-1].usage.completion_tokens == 5
+
+
+def test_alias_with_latest_answers(client):
+    r = client.chat(model=f"{ALIAS}:latest", messages=MESSAGES, options={"num_predict": 4}, stream=False)
+    assert r.done is True and r.done_reason == "length"
+    assert r.eval_count == 4
+    assert r.message.content
