@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests (Rust) under both I/O drivers, then the official
-# Python clients (ollama, openai) against the router. Needs: cargo, python3 with tests/python/requirements.txt.
+# Python clients (ollama, openai) against the router, with mock backends and a real llama.cpp
+# llama-server. Needs: cargo, python3 with tests/python/requirements.txt, gcc/g++ (the first run builds
+# llama-server from PyPI's llama-cpp-python sdist into ~/.cache, about 4-7 minutes; later runs reuse it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,5 +11,7 @@ echo "== cargo test (io_uring where available) =="
 cargo test --all-targets
 echo "== integration tests under the epoll driver =="
 NOMYO_ROUTER_IO_DRIVER=epoll cargo test --tests
+echo "== real llama-server (built once, cached) =="
+bash scripts/setup-llama-server.sh
 echo "== official Python clients =="
 NOMYO_BIN_DIR="$PWD/target/debug" python3 -m pytest -q tests/python
