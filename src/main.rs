@@ -6,11 +6,6 @@ use nomyo_router::cli::Cli;
 use nomyo_router::config::load_config;
 use nomyo_router::state::Shared;
 
-/// mimalloc: the request path allocates many small short-lived buffers (headers, bodies); glibc's
-/// malloc showed up as 10% of the router's CPU in a profile.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let cli = Cli::parse();
     let config = match load_config(cli.config.as_deref(), &cli.overrides()) {
