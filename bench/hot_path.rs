@@ -5,11 +5,12 @@
 //! - `placement`: resolving a requested model name to its candidates;
 //! - `choose`: endpoint choice plus slot take and release (guard drop), single-threaded and while a
 //!   second thread takes and releases slots on the same candidates;
-//! - `headers`: filtering the client's headers for upstream, and the upstream's for the client.
+//! - `headers`: filtering the client's headers for upstream, and the upstream's for the client;
+//! - `translate`: an Ollama chat request turned into an OpenAI one, and a whole 100-token stream
+//!   translated chunk by chunk both ways (OpenAI SSE → Ollama NDJSON and back).
 //!
 //! Not here yet: stream chunk pass-through (`http::body::Relay` only wraps a hyper `Incoming`, which
-//! cannot be built without a connection), Ollama⇄OpenAI stream translation and cache key hashing (not
-//! in this release).
+//! cannot be built without a connection) and cache key hashing (no cache in this release).
 //!
 //! Run: `cargo bench --bench hot_path` (about a minute), or `cargo bench --bench hot_path -- --quick`.
 
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use http::{HeaderMap, HeaderValue, Method};
 use nomyo_router::api::routes::{route, Inference};
 use nomyo_router::api::sniff::sniff;
@@ -29,6 +30,9 @@ use nomyo_router::routing::endpoint::EndpointState;
 use nomyo_router::routing::placement::{EndpointModels, Placement};
 use nomyo_router::routing::queue::WaitQueue;
 use nomyo_router::routing::slots::Slot;
+use nomyo_router::translate::request::ollama_to_openai;
+use nomyo_router::translate::stream::{NdjsonToSse, SseToNdjson};
+use nomyo_router::translate::{OllamaRoute, OpenAiRoute};
 
 const SMALL_CHAT: &str = r#"{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}"#;
 
@@ -262,8 +266,105 @@ fn bench_headers(c: &mut Criterion) {
             )
         })
     });
+    // Takes the upstream map by value and strips it in place: the clone is outside the timing.
     g.bench_function("client_response_4_headers", |b| {
-        b.iter(|| client_response(black_box(&upstream)))
+        b.iter_batched(
+            || upstream.clone(),
+            |h| client_response(black_box(h)),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+/// The chunks of a 100-token OpenAI chat stream as the upstream sends them (one event per read).
+fn sse_stream(tokens: usize) -> Vec<Vec<u8>> {
+    let head = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1767225600,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"#;
+    let mut v =
+        vec![format!(r#"data: {head}"delta":{{"role":"assistant","content":""}}}}]}}"#) + "\n\n"];
+    for i in 0..tokens {
+        v.push(
+            format!(r#"data: {head}"delta":{{"content":"tok{i} "}},"finish_reason":null}}]}}"#)
+                + "\n\n",
+        );
+    }
+    v.push(format!(r#"data: {head}"delta":{{}},"finish_reason":"stop"}}]}}"#) + "\n\n");
+    v.push("data: [DONE]\n\n".to_string());
+    v.into_iter().map(String::into_bytes).collect()
+}
+
+/// The lines of a 100-token Ollama chat stream.
+fn ndjson_stream(tokens: usize) -> Vec<Vec<u8>> {
+    let mut v: Vec<String> = (0..tokens)
+        .map(|i| {
+            format!(
+                r#"{{"model":"llama3:latest","created_at":"2026-01-01T00:00:00.000000Z","message":{{"role":"assistant","content":"tok{i} "}},"done":false}}"#
+            ) + "\n"
+        })
+        .collect();
+    v.push(r#"{"model":"llama3:latest","created_at":"2026-01-01T00:00:00.000000Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","total_duration":1000,"load_duration":0,"prompt_eval_count":5,"prompt_eval_duration":1,"eval_count":100,"eval_duration":1000}"#.to_string() + "\n");
+    v.into_iter().map(String::into_bytes).collect()
+}
+
+fn bench_translate(c: &mut Criterion) {
+    let mut g = c.benchmark_group("translate");
+    let req = SMALL_CHAT.as_bytes();
+    assert!(ollama_to_openai(OllamaRoute::Chat, req, "gpt-4o-mini").is_ok());
+    g.bench_function("request_ollama_to_openai_small_chat", |b| {
+        b.iter(|| {
+            ollama_to_openai(OllamaRoute::Chat, black_box(req), "gpt-4o-mini").expect("valid")
+        })
+    });
+
+    // Whole streams, one feed per upstream chunk: time per stream, throughput in chunks.
+    let sse = sse_stream(100);
+    let mut out = Vec::with_capacity(64 * 1024);
+    {
+        let mut t = SseToNdjson::new(OllamaRoute::Chat, "gpt-4o-mini");
+        for chunk in &sse {
+            t.feed(chunk, &mut out);
+        }
+        t.finish(&mut out);
+        let lines = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+        assert!(lines >= 101, "100 token lines and a done line, got {lines}");
+    }
+    g.throughput(Throughput::Elements(sse.len() as u64));
+    g.bench_function("stream_sse_to_ndjson_100_tokens", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut t = SseToNdjson::new(OllamaRoute::Chat, "gpt-4o-mini");
+            for chunk in &sse {
+                t.feed(black_box(chunk), &mut out);
+            }
+            t.finish(&mut out);
+            out.len()
+        })
+    });
+
+    let nd = ndjson_stream(100);
+    out.clear();
+    {
+        let mut t = NdjsonToSse::new(OpenAiRoute::Chat, "llama3", false);
+        for chunk in &nd {
+            t.feed(chunk, &mut out);
+        }
+        t.finish(&mut out);
+        assert!(
+            out.ends_with(b"data: [DONE]\n\n"),
+            "the SSE stream ends with [DONE]"
+        );
+    }
+    g.throughput(Throughput::Elements(nd.len() as u64));
+    g.bench_function("stream_ndjson_to_sse_100_tokens", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut t = NdjsonToSse::new(OpenAiRoute::Chat, "llama3", false);
+            for chunk in &nd {
+                t.feed(black_box(chunk), &mut out);
+            }
+            t.finish(&mut out);
+            out.len()
+        })
     });
     g.finish();
 }
@@ -279,6 +380,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_sniff, bench_route, bench_placement, bench_choose, bench_headers
+    targets = bench_sniff, bench_route, bench_placement, bench_choose, bench_headers, bench_translate
 }
 criterion_main!(benches);

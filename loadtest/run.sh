@@ -2,10 +2,10 @@
 # nomyo-router load test: the router against direct-to-mock and nginx, side by side, in one run.
 #
 # Usage:
-#   bash loadtest/run.sh [--quick] [--with-litellm] [--no-build] [--no-unpinned] [--io-driver auto|epoll]
+#   bash loadtest/run.sh [--quick] [--with-litellm] [--perf] [--no-build] [--no-unpinned] [--io-driver auto|epoll]
 #
 #   --quick          short run (~3 min): 3 c=1 rounds, one 3 s throughput round, 10 s soak
-#                    (full: 5 c=1 rounds, three interleaved 10 s throughput rounds, 60 s soak; ~10 min)
+#                    (full: 5 c=1 rounds, three interleaved 10 s throughput rounds, 60 s soak; ~11 min)
 #   --with-litellm   also compare LiteLLM's proxy (pip install 'litellm[proxy]' into loadtest/.venv)
 #   --no-build       use the binaries already in $CARGO_TARGET_DIR/release
 #   --no-unpinned    skip the unpinned throughput runs
@@ -35,7 +35,7 @@
 #        soak: 60 s (quick: 10 s) at concurrency 512 in 10 s (quick: 5 s) windows, with RSS per window;
 #      unpinned phase: concurrency 64 and 512 again with no pinning, router --workers = nproc;
 #   4. prints one markdown table and writes it with date, machine and versions to
-#      loadtest/results/<date>-<short-sha>[-quick].md (raw records in the .jsonl next to it);
+#      loadtest/results/<date>-<short-sha>[-quick][-HHMM].md (raw records in the .jsonl next to it);
 #   5. stops every process it started, by PID (trap on EXIT).
 set -euo pipefail
 
@@ -423,7 +423,7 @@ run_litellm() {
         record record scenario=litellm target=litellm status=skipped reason="LiteLLM could not be installed or started"
         return 0
     fi
-    log "LiteLLM $LITELLM_VERSION up on $LITELLM_PORT: OpenAI /v1/chat/completions, c=1, c=64, 100 SSE streams"
+    log "LiteLLM $LITELLM_VERSION up on $LITELLM_PORT: OpenAI /v1/chat/completions, c=1, c=64, 100 SSE streams (as above)"
     local t n
     for t in direct nginx router litellm; do
         n=$C1_N
@@ -435,9 +435,7 @@ run_litellm() {
         oha_run oai_c64 "$t" 64 -z "${TP_DUR}s"
         log "  oai c=64 $t: $(last_rps)"
     done
-    for t in direct nginx router litellm; do
-        stream_run oai_stream "$t" --streams 100 --path /v1/chat/completions --format sse --openai-body --timeout 120
-    done
+    stream_run oai_stream litellm --streams 100 --path /v1/chat/completions --format sse --openai-body --timeout 120
     stop_pid "${PID[litellm]}"
 }
 
@@ -505,6 +503,14 @@ else
     record record phase="$PHASE" scenario=translated_stream target=router status=skipped reason="router answers HTTP $code (translation not in this release)"
 fi
 
+# The mock's OpenAI stream sends its first event (the role) at once, with no token delay: the cleanest
+# view of what a proxy adds to the first byte of a stream, free of the mock's 10 ms timer jitter.
+log "streaming OpenAI /v1/chat/completions (SSE), 100 streams: first event without token delay"
+for t in direct nginx router; do
+    stream_run oai_stream "$t" --streams 100 --path /v1/chat/completions --format sse --openai-body --timeout 60
+    sleep 1
+done
+
 if [ "$WITH_LITELLM" = 1 ]; then
     run_litellm
 fi
@@ -567,6 +573,8 @@ mkdir -p "$LT/results"
 SUFFIX=""
 [ "$QUICK" = 1 ] && SUFFIX="-quick"
 OUT="$LT/results/$DATE-$GIT_SHA$SUFFIX.md"
+# Another run of the same commit on the same day: keep both (suffix with the time).
+[ -e "$OUT" ] && OUT="$LT/results/$DATE-$GIT_SHA$SUFFIX-$(date +%H%M).md"
 if [ -n "$PERF_DATA" ] && [ -f "$PERF_DATA" ]; then
     perf report -i "$PERF_DATA" --no-children --sort dso,symbol --stdio 2>/dev/null >"$RUN/perf-report.txt" || true
     {
