@@ -135,6 +135,24 @@ pub(crate) fn opt_bool(
 }
 
 /// An integral number, also when written as a float with no fraction (`100.0`), as Go's decoder accepts.
+/// Copies an embeddings `dimensions` field (same name and meaning in both APIs) when it is a
+/// positive integer; anything else is the client's error.
+pub(crate) fn copy_dimensions(
+    dimensions: Option<&Value>,
+    out: &mut Map<String, Value>,
+) -> Result<(), TranslateError> {
+    match dimensions {
+        None | Some(Value::Null) => Ok(()),
+        Some(d) if d.as_u64().is_some() => {
+            out.insert("dimensions".into(), d.clone());
+            Ok(())
+        }
+        Some(_) => Err(TranslateError::bad(
+            "`dimensions` must be a positive integer",
+        )),
+    }
+}
+
 pub(crate) fn as_int(v: &Value) -> Option<i64> {
     if let Some(i) = v.as_i64() {
         return Some(i);

@@ -9,6 +9,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::json::copy_dimensions;
 use super::json::{opt_bool, opt_str, to_vec};
 use super::{msgs_to_ollama, options, TranslateError, Translated};
 
@@ -99,17 +100,7 @@ pub(crate) fn embeddings(
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
     out.insert("input".into(), input);
-    match req.get("dimensions") {
-        None | Some(Value::Null) => {}
-        Some(d) if d.as_u64().is_some() => {
-            out.insert("dimensions".into(), d.clone());
-        }
-        Some(_) => {
-            return Err(TranslateError::bad(
-                "`dimensions` must be a positive integer",
-            ))
-        }
-    }
+    copy_dimensions(req.get("dimensions"), &mut out)?;
     Ok(Translated {
         path: "/api/embed",
         body: to_vec(&Value::Object(out))?,

@@ -8,6 +8,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::json::copy_dimensions;
 use super::json::{opt_bool, opt_str, to_vec};
 use super::{msgs_to_openai, options, TranslateError, Translated};
 
@@ -84,17 +85,7 @@ fn embeddings_body(
     out.insert("input".into(), input);
     // Explicit, so no server picks base64 for us: the Ollama response needs numbers.
     out.insert("encoding_format".into(), json!("float"));
-    match dimensions {
-        None | Some(Value::Null) => {}
-        Some(d) if d.as_u64().is_some() => {
-            out.insert("dimensions".into(), d.clone());
-        }
-        Some(_) => {
-            return Err(TranslateError::bad(
-                "`dimensions` must be a positive integer",
-            ))
-        }
-    }
+    copy_dimensions(dimensions, &mut out)?;
     Ok(Translated {
         path: "/embeddings",
         body: to_vec(&Value::Object(out))?,
