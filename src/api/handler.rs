@@ -66,7 +66,7 @@ async fn dispatch(
     }
     let limits = &shared.config.limits;
     match route {
-        Route::Root => Ok(own::root(req.headers())),
+        Route::Root => Ok(own::root()),
         Route::Health => Ok(own::health(&shared)),
         Route::Usage => Ok(own::usage(&shared)),
         Route::Config => Ok(own::config(&shared)),

@@ -1,6 +1,6 @@
 //! The router's own routes (SPEC §2.3): `/`, `/health`, `/api/usage`, `/api/config`.
 
-use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::util::json_value;
@@ -8,8 +8,7 @@ use crate::http::body::RouterBody;
 use crate::state::Shared;
 
 /// `GET /`: `Ollama is running` for the ollama CLI's heartbeat and scripts.
-pub fn root(headers: &HeaderMap) -> Response<RouterBody> {
-    let _ = headers;
+pub fn root() -> Response<RouterBody> {
     let mut resp = Response::new(RouterBody::full("Ollama is running"));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,7 +1,7 @@
 //! `POST /api/show`: asked of one healthy Ollama endpoint that has the model (no slot needed).
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderValue, Method, Response, StatusCode};
 use serde_json::Value;
 
 use super::errors::ApiError;
@@ -60,10 +60,6 @@ pub async fn show(
     if let Ok(v) = HeaderValue::from_str(&ep.cfg.url) {
         resp.headers_mut().insert("x-router-endpoint", v);
     }
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     Ok(resp)
 }
 

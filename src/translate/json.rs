@@ -153,6 +153,22 @@ pub(crate) fn copy_dimensions(
     }
 }
 
+/// Copies `tools` (the same shape in both APIs) when it is a non-empty array.
+pub(crate) fn copy_tools(
+    tools: Option<&Value>,
+    out: &mut Map<String, Value>,
+) -> Result<(), TranslateError> {
+    match tools {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(t)) if t.is_empty() => Ok(()),
+        Some(t @ Value::Array(_)) => {
+            out.insert("tools".into(), t.clone());
+            Ok(())
+        }
+        Some(_) => Err(TranslateError::bad("`tools` must be an array")),
+    }
+}
+
 pub(crate) fn as_int(v: &Value) -> Option<i64> {
     if let Some(i) = v.as_i64() {
         return Some(i);

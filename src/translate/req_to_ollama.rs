@@ -9,7 +9,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::json::copy_dimensions;
+use super::json::{copy_dimensions, copy_tools};
 use super::json::{opt_bool, opt_str, to_vec};
 use super::{msgs_to_ollama, options, TranslateError, Translated};
 
@@ -21,14 +21,7 @@ pub(crate) fn chat(req: &Map<String, Value>, model: &str) -> Result<Translated, 
         "messages".into(),
         Value::Array(msgs_to_ollama::convert(req.get("messages"))?),
     );
-    match req.get("tools") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(tools)) if tools.is_empty() => {}
-        Some(tools @ Value::Array(_)) => {
-            out.insert("tools".into(), tools.clone());
-        }
-        Some(_) => return Err(TranslateError::bad("`tools` must be an array")),
-    }
+    copy_tools(req.get("tools"), &mut out)?;
     if let Some(format) = options::response_format_to_format(req.get("response_format"))? {
         out.insert("format".into(), format);
     }

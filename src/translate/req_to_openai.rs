@@ -8,7 +8,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::json::copy_dimensions;
+use super::json::{copy_dimensions, copy_tools};
 use super::json::{opt_bool, opt_str, to_vec};
 use super::{msgs_to_openai, options, TranslateError, Translated};
 
@@ -19,15 +19,7 @@ pub(crate) fn chat(req: &Map<String, Value>, model: &str) -> Result<Translated, 
         "messages".into(),
         Value::Array(msgs_to_openai::convert(req.get("messages"))?),
     );
-    match req.get("tools") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(tools)) if tools.is_empty() => {}
-        // Same shape in both APIs.
-        Some(tools @ Value::Array(_)) => {
-            out.insert("tools".into(), tools.clone());
-        }
-        Some(_) => return Err(TranslateError::bad("`tools` must be an array")),
-    }
+    copy_tools(req.get("tools"), &mut out)?;
     let stream = common(req, &mut out)?;
     finish(out, stream)
 }
