@@ -1,24 +1,24 @@
 //! One request's life, top to bottom: id → CORS → route → auth → body → dispatch → log.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::errors::ApiError;
 use super::routes::{route, Route};
-use super::util::{read_body, request_id, Ctx};
+use super::util::{request_id, Ctx};
 use super::{listing, manage, own, proxy, show};
 use crate::http::body::RouterBody;
 use crate::state::Shared;
 
-/// The hyper service function: never fails, every error becomes a response in the client's format.
+/// Serves one request; never fails: every error becomes a response in the client's format. The body
+/// was read by the connection, or is the error to answer with once a route needs it (413, 408).
 pub async fn handle(
-    req: Request<Incoming>,
+    req: Request<Result<Bytes, ApiError>>,
     shared: Arc<Shared>,
-) -> Result<Response<RouterBody>, Infallible> {
+) -> Response<RouterBody> {
     let mut ctx = Ctx {
         request_id: request_id(req.headers()),
         started: Instant::now(),
@@ -52,19 +52,18 @@ pub async fn handle(
             "request"
         );
     }
-    Ok(resp)
+    resp
 }
 
 async fn dispatch(
     ctx: &mut Ctx,
     route: &Route,
-    req: Request<Incoming>,
+    req: Request<Result<Bytes, ApiError>>,
 ) -> Result<Response<RouterBody>, ApiError> {
     let shared = ctx.shared.clone();
     if let (Some(key), false) = (&shared.config.router_api_key, route.is_public()) {
         crate::auth::check(key, req.headers(), req.uri().query())?;
     }
-    let limits = &shared.config.limits;
     match route {
         Route::Root => Ok(own::root()),
         Route::Health => Ok(own::health(&shared)),
@@ -86,13 +85,7 @@ async fn dispatch(
         )),
         Route::Show | Route::Manage(_) | Route::Blob(_) | Route::Inference(_) => {
             let (parts, body) = req.into_parts();
-            let body = read_body(
-                &parts.headers,
-                body,
-                limits.max_body_bytes,
-                limits.header_read_timeout,
-            )
-            .await?;
+            let body = body?;
             match route {
                 Route::Show => show::show(&shared, &parts.headers, body).await,
                 Route::Manage(m) => manage::manage(&shared, *m, &parts.headers, body).await,

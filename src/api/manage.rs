@@ -238,7 +238,7 @@ async fn relay_progress(
     connect: Duration,
     tx: &mut mpsc::Sender<Bytes>,
 ) -> Result<(), String> {
-    let (resp, lease) = fetch::send(
+    let resp = fetch::send(
         ep,
         method,
         path,
@@ -272,7 +272,6 @@ async fn relay_progress(
             error = Some(e);
         }
     }
-    lease.finish();
     match (error, status.is_success()) {
         (Some(e), _) => Err(e),
         (None, true) => Ok(()),

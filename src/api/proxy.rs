@@ -15,6 +15,7 @@ use super::translated;
 use super::util::{forwardable_query, Ctx};
 use crate::config::EndpointKind;
 use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming};
+use crate::http::client::UpstreamBody;
 use crate::http::fetch;
 use crate::http::headers::client_response;
 use crate::routing::choose::{acquire, Saturated};
@@ -264,7 +265,7 @@ async fn forward(
         first_byte,
     )
     .await;
-    let (resp, lease) = match result {
+    let resp = match result {
         Ok(r) => r,
         Err(e) => {
             ep.mark_down(&e.to_string());
@@ -304,11 +305,10 @@ async fn forward(
                 idle: cfg.timeouts.idle,
                 hard_deadline,
             };
-            t.respond(resp, lease, guard, on_end).await
+            t.respond(resp, guard, on_end).await
         }
         None => relay(
             resp,
-            lease,
             guard,
             route,
             sniffed.stream,
@@ -326,8 +326,7 @@ async fn forward(
 /// Same-API answer: status, end-to-end headers and body bytes as they come.
 #[allow(clippy::too_many_arguments)]
 fn relay(
-    resp: Response<hyper::body::Incoming>,
-    lease: crate::http::upstream::Lease,
+    resp: Response<UpstreamBody>,
     guard: SlotGuard,
     route: Inference,
     stream: bool,
@@ -343,7 +342,7 @@ fn relay(
         (true, ApiFormat::Ollama) => StreamFraming::Ndjson,
         (true, ApiFormat::OpenAi) => StreamFraming::Sse,
     };
-    let relay = Relay::new(upstream_body, lease, Some(guard), framing, idle, on_end)
+    let relay = Relay::new(upstream_body, Some(guard), framing, idle, on_end)
         .with_hard_deadline(hard_deadline);
     let mut out = Response::new(RouterBody::Relay(Box::new(relay)));
     *out.status_mut() = status;

@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::errors::{ApiError, ApiFormat};
 use crate::config::Limits;
 use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming, Transform};
-use crate::http::upstream::Lease;
+use crate::http::client::UpstreamBody;
 use crate::routing::slots::SlotGuard;
 use crate::translate::response::{error_message, openai_to_ollama_response};
 use crate::translate::stream::SseToNdjson;
@@ -57,8 +56,7 @@ pub struct Answer<'a> {
 impl Answer<'_> {
     pub async fn respond(
         self,
-        resp: Response<Incoming>,
-        lease: Lease,
+        resp: Response<UpstreamBody>,
         guard: SlotGuard,
         on_end: OnEnd,
     ) -> Response<RouterBody> {
@@ -67,7 +65,6 @@ impl Answer<'_> {
             let transform = Box::new(SseToNdjson::new(self.route, self.model));
             let relay = Relay::new(
                 resp.into_body(),
-                lease,
                 Some(guard),
                 StreamFraming::Ndjson,
                 self.idle,
@@ -105,7 +102,6 @@ impl Answer<'_> {
                 )
             }
         };
-        lease.finish();
         drop(guard);
         if !status.is_success() {
             let out = ApiError::new(status, error_message(&bytes)).into_response(ApiFormat::Ollama);

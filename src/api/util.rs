@@ -1,14 +1,11 @@
 //! Small helpers shared by the handlers: bounded body reads, JSON responses, the per-request context.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
-use super::errors::ApiError;
 use crate::http::body::RouterBody;
 use crate::state::{ActiveRequest, Shared};
 
@@ -18,46 +15,6 @@ pub struct Ctx {
     pub request_id: HeaderValue,
     pub started: Instant,
     pub active: Option<ActiveRequest>,
-}
-
-/// Reads the whole request body, refusing more than `limit` bytes (413) or a client slower than `timeout` (408).
-pub async fn read_body(
-    headers: &HeaderMap,
-    body: Incoming,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
-    }
-    let limited = http_body_util::Limited::new(body, limit);
-    match monoio::time::timeout(timeout, limited.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large(limit))
-        }
-        Ok(Err(e)) => Err(ApiError::bad_request(format!(
-            "could not read the request body: {e}"
-        ))),
-        Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!("request body not received within {timeout:?}"),
-        )),
-    }
-}
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body exceeds the limit of {limit} bytes"),
-    )
 }
 
 /// A JSON response with the given status.

@@ -143,6 +143,20 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
     )?);
     reject_duplicates(&r, &endpoints)?;
     apply_api_keys(&r, &mut endpoints, &mut warnings)?;
+    // Keys go into the upstream request head as they are.
+    if let Some(ep) = endpoints.iter().find(|e| {
+        e.api_key
+            .as_deref()
+            .is_some_and(|k| k.bytes().any(|b| !(b' '..=b'~').contains(&b)))
+    }) {
+        return Err(r.err(
+            "api_keys",
+            format!(
+                "the key for '{}' contains control or non-ASCII characters",
+                ep.url
+            ),
+        ));
+    }
 
     if r.boolean("cache_enabled", false)? {
         warnings.push("cache_enabled is set, but the response cache is not part of this release: requests go to the backends".into());

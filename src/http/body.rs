@@ -9,9 +9,8 @@ use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
-use super::upstream::Lease;
+use super::client::UpstreamBody;
 use crate::routing::slots::SlotGuard;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -61,10 +60,10 @@ pub trait Transform {
     fn finish(&mut self, out: &mut Vec<u8>);
 }
 
-/// Relays an upstream body. Owns the slot and the connection; releases both when done or dropped.
+/// Relays an upstream body. Owns the slot and (through the body) the connection; releases both when
+/// done or dropped.
 pub struct Relay {
-    upstream: Incoming,
-    lease: Option<Lease>,
+    upstream: UpstreamBody,
     guard: Option<SlotGuard>,
     framing: StreamFraming,
     idle: Duration,
@@ -79,8 +78,7 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(
-        upstream: Incoming,
-        lease: Lease,
+        upstream: UpstreamBody,
         guard: Option<SlotGuard>,
         framing: StreamFraming,
         idle: Duration,
@@ -88,7 +86,6 @@ impl Relay {
     ) -> Self {
         Relay {
             upstream,
-            lease: Some(lease),
             guard,
             framing,
             idle,
@@ -167,7 +164,7 @@ impl Relay {
                     Bytes::from(buf)
                 }
             };
-            // A body of known length ends with its last byte: hyper may never poll again.
+            // A body of known length ends with its last byte: report the end with it.
             if self.upstream.is_end_stream() {
                 if let Some(tail) = self.finish_transform() {
                     out = [out, tail].concat().into();
@@ -189,12 +186,6 @@ impl Relay {
 
     fn end(&mut self, outcome: Outcome) {
         self.done = true;
-        if outcome == Outcome::Complete {
-            if let Some(lease) = self.lease.take() {
-                lease.finish();
-            }
-        }
-        self.lease = None;
         self.guard = None;
         if let Some(f) = self.on_end.take() {
             f(outcome);

@@ -3,12 +3,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http::{HeaderMap, Method, Response};
+use http_body_util::BodyExt;
 
-use super::headers::upstream_request;
-use super::upstream::{self, Lease, UpstreamError};
+use super::client::{self, Outgoing, Target, UpstreamBody, UpstreamError};
+use super::headers::upstream_request_head;
 use crate::routing::endpoint::EndpointState;
 
 /// Sends `method path` with `body` to `ep`, passing the client's end-to-end `headers` when given.
@@ -20,36 +19,34 @@ pub async fn send(
     client_headers: Option<&HeaderMap>,
     connect_timeout: Duration,
     first_byte: Duration,
-) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-    let uri: http::Uri = path.parse().map_err(|e| {
-        UpstreamError::Connect(
+) -> Result<Response<UpstreamBody>, UpstreamError> {
+    // The path goes on the wire as is: it must be one request-target token.
+    if path.is_empty() || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(UpstreamError::Http(
             ep.cfg.url.clone(),
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-        )
-    })?;
+            format!("invalid request path {path:?}"),
+        ));
+    }
     let empty = HeaderMap::new();
-    // Built once on the common path; again only to retry on a fresh connection.
-    let build = || {
-        let mut req = Request::new(Full::new(body.clone()));
-        *req.method_mut() = method.clone();
-        *req.uri_mut() = uri.clone();
-        *req.headers_mut() = upstream_request(
-            client_headers.unwrap_or(&empty),
-            &ep.authority,
-            ep.cfg.api_key.as_deref(),
-            body.len(),
-        );
-        req
+    let head = upstream_request_head(
+        &method,
+        path,
+        client_headers.unwrap_or(&empty),
+        &ep.authority,
+        ep.cfg.api_key.as_deref(),
+        body.len(),
+    );
+    let target = Target {
+        url: &ep.url,
+        pool: ep.index,
+        name: &ep.cfg.url,
     };
-    upstream::send(
-        &ep.url,
-        ep.index,
-        &ep.cfg.url,
-        &build,
-        connect_timeout,
-        first_byte,
-    )
-    .await
+    let req = Outgoing {
+        method: &method,
+        head: &head,
+        body: &body,
+    };
+    client::send(&target, &req, connect_timeout, first_byte).await
 }
 
 /// Sends a request and reads the whole answer within `timeout`: `(status, body)`.
@@ -62,7 +59,7 @@ pub async fn send_collect(
     timeout: Duration,
 ) -> Result<(http::StatusCode, Bytes), String> {
     let work = async {
-        let (resp, lease) = send(ep, method, path, body, client_headers, timeout, timeout)
+        let resp = send(ep, method, path, body, client_headers, timeout, timeout)
             .await
             .map_err(|e| e.to_string())?;
         let status = resp.status();
@@ -72,7 +69,6 @@ pub async fn send_collect(
             .await
             .map_err(|e| format!("{}: {e}", ep.cfg.url))?
             .to_bytes();
-        lease.finish();
         Ok((status, bytes))
     };
     match monoio::time::timeout(timeout, work).await {

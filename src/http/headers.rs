@@ -1,7 +1,8 @@
 //! Header rules of a transparent proxy (SPEC §2.5): end-to-end headers pass, hop-by-hop ones do not,
 //! `Host` and the client's `Authorization` are replaced.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName};
+use http::Method;
 
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -31,15 +32,29 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// Headers to send upstream: the client's end-to-end headers, our Host, the endpoint's key.
-pub fn upstream_request(
+/// The request head to send upstream: the client's end-to-end headers, our Host, the endpoint's key,
+/// written straight into the bytes that go on the wire.
+pub fn upstream_request_head(
+    method: &Method,
+    path: &str,
     client: &HeaderMap,
     authority: &str,
     api_key: Option<&str>,
     body_len: usize,
-) -> HeaderMap {
+) -> Vec<u8> {
     let listed = connection_listed(client);
-    let mut out = HeaderMap::with_capacity(client.len() + 3);
+    let mut out = Vec::with_capacity(256 + client.len() * 48);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(key) = api_key {
+        out.extend_from_slice(b"authorization: Bearer ");
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in client {
         if is_hop_by_hop(name, &listed)
             || name == header::HOST
@@ -48,17 +63,17 @@ pub fn upstream_request(
         {
             continue;
         }
-        out.append(name.clone(), value.clone());
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    if let Ok(v) = HeaderValue::from_str(authority) {
-        out.insert(header::HOST, v);
+    if body_len > 0 || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(body_len.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    if let Some(key) = api_key {
-        if let Ok(v) = HeaderValue::from_str(&format!("Bearer {key}")) {
-            out.insert(header::AUTHORIZATION, v);
-        }
-    }
-    out.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+    out.extend_from_slice(b"\r\n");
     out
 }
 
@@ -77,6 +92,11 @@ pub fn client_response(mut upstream: HeaderMap) -> HeaderMap {
 mod tests {
     use super::*;
 
+    fn head_of(h: &HeaderMap, key: Option<&str>, len: usize) -> String {
+        let head = upstream_request_head(&Method::POST, "/api/chat", h, "backend:11434", key, len);
+        String::from_utf8(head).unwrap()
+    }
+
     #[test]
     fn strips_hop_by_hop_and_replaces_auth() {
         let mut h = HeaderMap::new();
@@ -86,20 +106,28 @@ mod tests {
         h.insert("host", "router:12434".parse().unwrap());
         h.insert("traceparent", "00-abc".parse().unwrap());
         h.insert("transfer-encoding", "chunked".parse().unwrap());
-        let up = upstream_request(&h, "backend:11434", Some("k"), 5);
-        assert_eq!(up.get("host").unwrap(), "backend:11434");
-        assert_eq!(up.get("authorization").unwrap(), "Bearer k");
-        assert_eq!(up.get("traceparent").unwrap(), "00-abc");
-        assert_eq!(up.get("content-length").unwrap(), "5");
-        assert!(
-            up.get("x-secret").is_none()
-                && up.get("transfer-encoding").is_none()
-                && up.get("connection").is_none()
+        h.insert("content-length", "999".parse().unwrap());
+        let head = head_of(&h, Some("k"), 5);
+        assert_eq!(
+            head,
+            "POST /api/chat HTTP/1.1\r\nhost: backend:11434\r\nauthorization: Bearer k\r\n\
+             traceparent: 00-abc\r\ncontent-length: 5\r\n\r\n"
         );
-        let up = upstream_request(&h, "b", None, 0);
+        let head = head_of(&h, None, 0);
         assert!(
-            up.get("authorization").is_none(),
-            "the client's key never goes upstream"
+            !head.contains("authorization") && !head.contains("client"),
+            "the client's key never goes upstream: {head}"
         );
+        assert!(
+            head.contains("content-length: 0\r\n"),
+            "POST always says its length"
+        );
+    }
+
+    #[test]
+    fn bodiless_requests_carry_no_length() {
+        let head =
+            upstream_request_head(&Method::GET, "/api/tags", &HeaderMap::new(), "b", None, 0);
+        assert_eq!(head, b"GET /api/tags HTTP/1.1\r\nhost: b\r\n\r\n");
     }
 }

@@ -1,9 +1,13 @@
-//! HTTP glue: the server side of a connection, the upstream client with per-worker pools (plain and
-//! TLS), and the response body types. Hyper runs over monoio through `monoio-compat`; everything
-//! else in the router talks to this module, so a native codec could replace it.
+//! HTTP glue. Both sides speak HTTP/1.1 through the router's own codec on the runtime's native
+//! (io_uring) operations: `server/` parses client requests and writes answers, `client/` sends
+//! upstream requests over per-worker keep-alive pools (plain and TLS) and reads their answers in the
+//! request's own task. `body.rs` holds the response body types, `chunked.rs` the chunked decoder
+//! both sides share, `reader.rs` the in-flight read both sides use.
 
 pub mod body;
+pub mod chunked;
+pub mod client;
 pub mod fetch;
 pub mod headers;
 pub mod io;
-pub mod upstream;
+pub mod reader;

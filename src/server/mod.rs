@@ -1,7 +1,10 @@
 //! The server: one monoio runtime per worker thread, each with its own SO_REUSEPORT listener and its
 //! own upstream pools; the discovery thread; SIGTERM handling with a bounded drain.
 
+mod connection;
 pub mod listener;
+mod request_head;
+mod response_head;
 pub mod runtime;
 pub mod shutdown;
 pub mod worker;

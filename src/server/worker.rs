@@ -1,4 +1,4 @@
-//! One worker thread: accepts on its own listener and serves HTTP/1.1 connections with hyper, until
+//! One worker thread: accepts on its own listener and serves HTTP/1.1 connections (`connection.rs`), until
 //! told to stop; then it stops accepting and lets in-flight requests finish within the grace period.
 
 use std::sync::atomic::Ordering;
@@ -6,11 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use hyper::service::service_fn;
-use monoio::io::IntoPollIo;
-use monoio_compat::hyper::{MonoioIo, MonoioTimer};
 
-use crate::api::handler::handle;
 use crate::state::Shared;
 
 pub fn run(
@@ -44,7 +40,7 @@ async fn accept_loop(
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    monoio::spawn(serve_connection(stream, shared.clone()));
+                    monoio::spawn(super::connection::serve(stream, shared.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -62,22 +58,4 @@ async fn drain(shared: &Shared) {
     while shared.active_requests.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn serve_connection(stream: monoio::net::TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let Ok(io) = stream.into_poll_io() else {
-        return;
-    };
-    let limits = &shared.config.limits;
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(MonoioTimer)
-        .keep_alive(true)
-        .header_read_timeout(limits.header_read_timeout)
-        .max_headers(limits.max_headers)
-        .max_header_size(limits.max_header_bytes);
-    let svc_shared = shared.clone();
-    let service = service_fn(move |req| handle(req, svc_shared.clone()));
-    let _ = builder.serve_connection(MonoioIo::new(io), service).await;
 }

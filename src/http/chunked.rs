@@ -1,0 +1,233 @@
+//! Incremental decoder of `Transfer-Encoding: chunked` bodies: data comes out as zero-copy slices
+//! of the read buffer, however the input is split.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Longest size or trailer line accepted (extensions included).
+const MAX_LINE: usize = 8 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum State {
+    /// Expecting `<hex size>[;ext]\r\n`.
+    #[default]
+    Size,
+    /// Inside a chunk: this many data bytes still to come.
+    Data(u64),
+    /// The `\r\n` after a chunk's data.
+    DataEnd,
+    /// After the last (zero) chunk: trailer lines until an empty one.
+    Trailers,
+    Done,
+}
+
+#[derive(Debug, Default)]
+pub struct ChunkedDecoder {
+    state: State,
+}
+
+/// What the decoder could make of the buffered bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    Data(Bytes),
+    /// The body ended (the terminating chunk and trailers were read).
+    End,
+    /// More input is needed.
+    NeedMore,
+}
+
+impl ChunkedDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Consumes framing and returns the next data slice, the end, or a request for more input.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, String> {
+        loop {
+            match self.state {
+                State::Done => return Ok(Decoded::End),
+                State::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    let n = left.min(buf.len() as u64) as usize;
+                    let data = buf.split_to(n).freeze();
+                    self.state = if left == n as u64 {
+                        State::DataEnd
+                    } else {
+                        State::Data(left - n as u64)
+                    };
+                    // Read ahead through framing already buffered, so the end is known as early as possible.
+                    self.skip_framing(buf)?;
+                    return Ok(Decoded::Data(data));
+                }
+                _ => {
+                    if !self.step_framing(buf)? {
+                        return Ok(Decoded::NeedMore);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Consumes every framing line already buffered, stopping at data or at the end.
+    fn skip_framing(&mut self, buf: &mut BytesMut) -> Result<(), String> {
+        while !matches!(self.state, State::Data(_) | State::Done) {
+            if !self.step_framing(buf)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One framing step; false when it needs more input.
+    fn step_framing(&mut self, buf: &mut BytesMut) -> Result<bool, String> {
+        match self.state {
+            State::Size => {
+                let Some(line) = take_line(buf)? else {
+                    return Ok(false);
+                };
+                let size = parse_size(&line)?;
+                self.state = if size == 0 {
+                    State::Trailers
+                } else {
+                    State::Data(size)
+                };
+            }
+            State::DataEnd => {
+                if buf.len() < 2 {
+                    if buf.first().is_some_and(|b| *b != b'\r') {
+                        return Err("chunk data not followed by CRLF".into());
+                    }
+                    return Ok(false);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err("chunk data not followed by CRLF".into());
+                }
+                buf.advance(2);
+                self.state = State::Size;
+            }
+            State::Trailers => {
+                let Some(line) = take_line(buf)? else {
+                    return Ok(false);
+                };
+                if line.is_empty() {
+                    self.state = State::Done;
+                }
+            }
+            State::Data(_) | State::Done => {}
+        }
+        Ok(true)
+    }
+}
+
+/// Takes one line (without its `\r\n` or `\n`) when a whole one is buffered.
+fn take_line(buf: &mut BytesMut) -> Result<Option<Bytes>, String> {
+    match buf.iter().position(|b| *b == b'\n') {
+        Some(pos) => {
+            let mut line = buf.split_to(pos + 1).freeze();
+            line.truncate(pos);
+            if line.last() == Some(&b'\r') {
+                line.truncate(pos - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > MAX_LINE => Err("chunk size line too long".into()),
+        None => Ok(None),
+    }
+}
+
+fn parse_size(line: &[u8]) -> Result<u64, String> {
+    let digits = line
+        .iter()
+        .position(|b| *b == b';' || *b == b' ' || *b == b'\t')
+        .map_or(line, |end| &line[..end]);
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(format!(
+            "invalid chunk size line {:?}",
+            String::from_utf8_lossy(line)
+        ));
+    }
+    let mut size = 0u64;
+    for b in digits {
+        let d = (*b as char)
+            .to_digit(16)
+            .ok_or_else(|| format!("invalid chunk size {:?}", String::from_utf8_lossy(digits)))?;
+        size = size * 16 + d as u64;
+    }
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in pieces of `step` bytes and collects data and whether the end was seen.
+    fn decode_in_steps(input: &[u8], step: usize) -> Result<(Vec<u8>, bool), String> {
+        let mut dec = ChunkedDecoder::new();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(step.max(1)) {
+            buf.extend_from_slice(piece);
+            loop {
+                match dec.decode(&mut buf)? {
+                    Decoded::Data(d) => out.extend_from_slice(&d),
+                    Decoded::End => return Ok((out, true)),
+                    Decoded::NeedMore => break,
+                }
+            }
+        }
+        Ok((out, dec.is_done()))
+    }
+
+    const BODY: &[u8] =
+        b"5\r\nhello\r\n1;ext=1\r\n \r\nC\r\nworld, again\r\n0\r\nx-trailer: 1\r\n\r\n";
+
+    #[test]
+    fn decodes_whatever_the_split() {
+        for step in 1..=BODY.len() {
+            let (data, done) = decode_in_steps(BODY, step).unwrap();
+            assert_eq!(data, b"hello world, again", "step {step}");
+            assert!(done, "step {step}");
+        }
+    }
+
+    #[test]
+    fn end_is_known_with_the_last_data() {
+        let mut dec = ChunkedDecoder::new();
+        let mut buf = BytesMut::from(&b"3\r\nabc\r\n0\r\n\r\n"[..]);
+        assert_eq!(
+            dec.decode(&mut buf).unwrap(),
+            Decoded::Data(Bytes::from_static(b"abc"))
+        );
+        assert!(dec.is_done(), "the terminator was already buffered");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn leaves_the_next_response_in_the_buffer() {
+        let mut dec = ChunkedDecoder::new();
+        let mut buf = BytesMut::from(&b"0\r\n\r\nHTTP/1.1 200 OK\r\n"[..]);
+        assert_eq!(dec.decode(&mut buf).unwrap(), Decoded::End);
+        assert_eq!(&buf[..], b"HTTP/1.1 200 OK\r\n");
+    }
+
+    #[test]
+    fn rejects_bad_framing() {
+        assert!(decode_in_steps(b"zz\r\nabc", 3).is_err());
+        assert!(decode_in_steps(b"3\r\nabcXY", 2).is_err());
+        assert!(decode_in_steps(b"\r\n", 1).is_err());
+        assert!(decode_in_steps(b"ffffffffffffffff\r\n", 4).is_err());
+        assert!(decode_in_steps(&[b'1'; MAX_LINE + 2], 1024).is_err());
+    }
+
+    #[test]
+    fn accepts_bare_lf_lines() {
+        let (data, done) = decode_in_steps(b"2\nhi\r\n0\n\n", 1).unwrap();
+        assert_eq!(data, b"hi");
+        assert!(done);
+    }
+}

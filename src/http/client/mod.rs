@@ -1,0 +1,162 @@
+//! The upstream HTTP/1.1 client. A request is written and its answer read in the calling task, on a
+//! connection taken from the worker's keep-alive pool for the endpoint: no connection task, no
+//! channel, no copy of the request's headers into an intermediate map.
+
+mod body;
+mod head;
+mod pool;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Response};
+
+pub use body::{BodyError, UpstreamBody};
+use pool::Conn;
+
+use crate::config::url::EndpointUrl;
+
+/// Request bodies up to this size are sent in the same write as the head.
+const COALESCE_BODY: usize = 64 * 1024;
+
+/// Why an upstream request failed before a response head arrived.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("connect to {0} failed: {1}")]
+    Connect(String, std::io::Error),
+    #[error("connect to {0} timed out")]
+    ConnectTimeout(String),
+    #[error("{0} sent no response head within {1:?}")]
+    FirstByteTimeout(String, Duration),
+    #[error("request to {0} failed: {1}")]
+    Http(String, String),
+}
+
+impl UpstreamError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::ConnectTimeout(_) | UpstreamError::FirstByteTimeout(..)
+        )
+    }
+}
+
+/// One request, ready to write: the encoded head and the body.
+pub struct Outgoing<'a> {
+    pub method: &'a Method,
+    pub head: &'a [u8],
+    pub body: &'a Bytes,
+}
+
+/// Where a request goes: the endpoint's address, its pool, and its name for messages.
+pub struct Target<'a> {
+    pub url: &'a EndpointUrl,
+    pub pool: usize,
+    pub name: &'a str,
+}
+
+/// How a single attempt on one connection failed.
+enum Failure {
+    /// Nothing came back on a connection that had carried requests before: the peer may have closed
+    /// it while idle, so one fresh connection is tried.
+    Stale(String),
+    Fatal(UpstreamError),
+}
+
+/// Sends the request, waiting at most `first_byte` for the response head.
+pub async fn send(
+    target: &Target<'_>,
+    req: &Outgoing<'_>,
+    connect_timeout: Duration,
+    first_byte: Duration,
+) -> Result<Response<UpstreamBody>, UpstreamError> {
+    let timed_out = || UpstreamError::FirstByteTimeout(target.name.to_string(), first_byte);
+    let deadline = monoio::time::Instant::now() + first_byte;
+    if let Some(conn) = pool::take_idle(target.pool) {
+        match monoio::time::timeout_at(deadline, exchange(conn, req, target.name)).await {
+            Ok(Ok(resp)) => return Ok(resp),
+            Ok(Err(Failure::Fatal(e))) => return Err(e),
+            Ok(Err(Failure::Stale(_))) => {}
+            Err(_) => return Err(timed_out()),
+        }
+    }
+    let conn = connect(target, connect_timeout).await?;
+    match monoio::time::timeout_at(deadline, exchange(conn, req, target.name)).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(Failure::Fatal(e))) => Err(e),
+        Ok(Err(Failure::Stale(msg))) => Err(UpstreamError::Http(target.name.to_string(), msg)),
+        Err(_) => Err(timed_out()),
+    }
+}
+
+async fn connect(target: &Target<'_>, timeout: Duration) -> Result<Conn, UpstreamError> {
+    let url = target.url;
+    match monoio::time::timeout(
+        timeout,
+        crate::http::io::connect(&url.host, url.port, url.tls),
+    )
+    .await
+    {
+        Ok(Ok(io)) => Ok(Conn::new(io, target.pool)),
+        Ok(Err(e)) => Err(UpstreamError::Connect(target.name.to_string(), e)),
+        Err(_) => Err(UpstreamError::ConnectTimeout(target.name.to_string())),
+    }
+}
+
+/// Writes the request on `conn` and reads the response head.
+async fn exchange(
+    mut conn: Conn,
+    req: &Outgoing<'_>,
+    name: &str,
+) -> Result<Response<UpstreamBody>, Failure> {
+    let reused = conn.reused;
+    let fail = |msg: String| {
+        if reused {
+            Failure::Stale(msg)
+        } else {
+            Failure::Fatal(UpstreamError::Http(name.to_string(), msg))
+        }
+    };
+    let written = if req.body.len() <= COALESCE_BODY {
+        let mut buf = Vec::with_capacity(req.head.len() + req.body.len());
+        buf.extend_from_slice(req.head);
+        buf.extend_from_slice(req.body);
+        conn.write_all(buf).await.0
+    } else {
+        match conn.write_all(req.head.to_vec()).await.0 {
+            Ok(()) => conn.write_all(req.body.to_vec()).await.0,
+            Err(e) => Err(e),
+        }
+    };
+    written.map_err(|e| fail(format!("writing the request: {e}")))?;
+    loop {
+        match head::parse(&mut conn.buf, req.method) {
+            Ok(Some(h)) => {
+                let mut resp = Response::new(UpstreamBody::new(conn, h.framing, h.keep_alive));
+                *resp.status_mut() = h.status;
+                *resp.headers_mut() = h.headers;
+                return Ok(resp);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Failure::Fatal(UpstreamError::Http(name.to_string(), e))),
+        }
+        let got_bytes = !conn.buf.is_empty();
+        match conn.fill().await {
+            Ok(0) if got_bytes => {
+                return Err(Failure::Fatal(UpstreamError::Http(
+                    name.to_string(),
+                    "connection closed inside the response head".into(),
+                )))
+            }
+            Ok(0) => return Err(fail("connection closed before a response".into())),
+            Ok(_) => {}
+            Err(e) if got_bytes => {
+                return Err(Failure::Fatal(UpstreamError::Http(
+                    name.to_string(),
+                    e.to_string(),
+                )))
+            }
+            Err(e) => return Err(fail(format!("reading the response: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! One client connection, served on the runtime's native (io_uring) operations: read a head, read
+//! the body, run the handler, write the answer, and again while the client keeps the connection.
+//! A read stays in flight while the handler runs and while a body streams, so a client that hangs
+//! up is noticed at once and its request is dropped (which releases its slot and cancels upstream).
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, StatusCode, Version};
+use http_body::Body;
+use monoio::io::{AsyncWriteRentExt, Splitable};
+use monoio::net::tcp::TcpOwnedWriteHalf;
+use monoio::net::TcpStream;
+use monoio::time::Instant;
+
+use super::request_head::{self, BodyFraming, HeadError, RequestHead};
+use super::response_head::{self, ResponseFraming, LAST_CHUNK};
+use crate::api::errors::ApiError;
+use crate::api::handler::handle;
+use crate::http::body::RouterBody;
+use crate::http::chunked::{ChunkedDecoder, Decoded};
+use crate::http::reader::Reader;
+use crate::state::Shared;
+
+/// How long an idle keep-alive connection is kept open.
+const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(75);
+/// Streamed output is written once this much is gathered, even if more frames are ready.
+const WRITE_BATCH: usize = 64 * 1024;
+/// Buffers above this size are not kept between requests.
+const KEEP_BUFFER: usize = 256 * 1024;
+
+pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let mut conn = Connection {
+        reader: Reader::new(read),
+        writer: write,
+        buf: BytesMut::new(),
+        out: Vec::with_capacity(1024),
+        shared,
+    };
+    while conn.serve_one().await {}
+}
+
+struct Connection {
+    reader: Reader,
+    writer: TcpOwnedWriteHalf,
+    /// Bytes read and not yet consumed (with the reader while a read is in flight).
+    buf: BytesMut,
+    /// Bytes to write.
+    out: Vec<u8>,
+    shared: Arc<Shared>,
+}
+
+/// Why a request body could not be read.
+enum BodyFailure {
+    TooLarge,
+    Invalid(String),
+    TimedOut,
+    /// The client hung up: there is nobody to answer.
+    Gone,
+}
+
+/// What the response body did next.
+enum Next {
+    Data(Bytes),
+    End,
+    Failed,
+    ClientGone,
+}
+
+impl Connection {
+    /// Serves one request; false when the connection is done.
+    async fn serve_one(&mut self) -> bool {
+        let head = match self.read_head().await {
+            Ok(Some(head)) => head,
+            Ok(None) => return false,
+            Err(e) => {
+                self.refuse(e).await;
+                return false;
+            }
+        };
+        let shared = self.shared.clone();
+        let limits = &shared.config.limits;
+        let mut keep_alive = head.keep_alive;
+        let body = match head.body {
+            None => Ok(Bytes::new()),
+            Some(framing) => match self.read_body(&head, framing).await {
+                Ok(b) => Ok(b),
+                Err(BodyFailure::Gone) => return false,
+                Err(failure) => {
+                    // The rest of the body is still on the wire: this connection cannot go on.
+                    keep_alive = false;
+                    Err(match failure {
+                        BodyFailure::TooLarge => ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!(
+                                "request body exceeds the limit of {} bytes",
+                                limits.max_body_bytes
+                            ),
+                        ),
+                        BodyFailure::TimedOut => ApiError::new(
+                            StatusCode::REQUEST_TIMEOUT,
+                            format!(
+                                "request body not received within {:?}",
+                                limits.header_read_timeout
+                            ),
+                        ),
+                        BodyFailure::Invalid(msg) => {
+                            ApiError::bad_request(format!("could not read the request body: {msg}"))
+                        }
+                        BodyFailure::Gone => unreachable!("handled above"),
+                    })
+                }
+            },
+        };
+        let method = head.method.clone();
+        let http11 = head.version == Version::HTTP_11;
+        let mut req = Request::new(body);
+        *req.method_mut() = head.method;
+        *req.uri_mut() = head.uri;
+        *req.version_mut() = head.version;
+        *req.headers_mut() = head.headers;
+        let Some(resp) = self.run_handler(req).await else {
+            return false;
+        };
+        self.respond(resp, &method, http11, keep_alive).await
+    }
+
+    /// Reads until a whole head is buffered. `Ok(None)`: the client closed, or went quiet (idle
+    /// keep-alive, or a head not finished within `header_read_timeout`).
+    async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
+        let shared = self.shared.clone();
+        let limits = &shared.config.limits;
+        let mut deadline = Instant::now() + KEEP_ALIVE_IDLE;
+        let mut started = false;
+        loop {
+            if !self.reader.is_busy() {
+                if let Some(head) = request_head::parse(&mut self.buf, limits)? {
+                    return Ok(Some(head));
+                }
+                if !started && !self.buf.is_empty() {
+                    started = true;
+                    deadline = Instant::now() + limits.header_read_timeout;
+                }
+            }
+            match monoio::time::timeout_at(deadline, self.reader.fill(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    async fn read_body(
+        &mut self,
+        head: &RequestHead,
+        framing: BodyFraming,
+    ) -> Result<Bytes, BodyFailure> {
+        let shared = self.shared.clone();
+        let limits = &shared.config.limits;
+        let limit = limits.max_body_bytes;
+        if matches!(framing, BodyFraming::Length(n) if n > limit as u64) {
+            return Err(BodyFailure::TooLarge);
+        }
+        if head.expects_continue {
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if !self.flush().await {
+                return Err(BodyFailure::Gone);
+            }
+        }
+        let deadline = Instant::now() + limits.header_read_timeout;
+        match framing {
+            BodyFraming::Length(n) => {
+                let n = n as usize;
+                while self.buf.len() < n || self.reader.is_busy() {
+                    if !self.reader.is_busy() && self.buf.capacity() < n {
+                        self.buf.reserve(n - self.buf.len());
+                    }
+                    self.fill_until(deadline).await?;
+                }
+                Ok(self.buf.split_to(n).freeze())
+            }
+            BodyFraming::Chunked => {
+                let mut decoder = ChunkedDecoder::new();
+                let mut body = BytesMut::new();
+                loop {
+                    if !self.reader.is_busy() {
+                        match decoder.decode(&mut self.buf) {
+                            Ok(Decoded::Data(d)) if body.len() + d.len() > limit => {
+                                return Err(BodyFailure::TooLarge)
+                            }
+                            Ok(Decoded::Data(d)) => {
+                                body.extend_from_slice(&d);
+                                continue;
+                            }
+                            Ok(Decoded::End) => return Ok(body.freeze()),
+                            Ok(Decoded::NeedMore) => {}
+                            Err(msg) => return Err(BodyFailure::Invalid(msg)),
+                        }
+                    }
+                    self.fill_until(deadline).await?;
+                }
+            }
+        }
+    }
+
+    async fn fill_until(&mut self, deadline: Instant) -> Result<(), BodyFailure> {
+        match monoio::time::timeout_at(deadline, self.reader.fill(&mut self.buf)).await {
+            Ok(Ok(n)) if n > 0 => Ok(()),
+            Ok(_) => Err(BodyFailure::Gone),
+            Err(_) => Err(BodyFailure::TimedOut),
+        }
+    }
+
+    /// Runs the handler while watching the socket; `None` when the client hung up first.
+    async fn run_handler(
+        &mut self,
+        req: Request<Result<Bytes, ApiError>>,
+    ) -> Option<http::Response<RouterBody>> {
+        let handler = handle(req, self.shared.clone());
+        let mut handler = std::pin::pin!(handler);
+        // Bytes already buffered are a pipelined request: nothing to watch until it is served.
+        if !self.buf.is_empty() {
+            return Some(handler.await);
+        }
+        let reader = &mut self.reader;
+        let buf = &mut self.buf;
+        monoio::select! {
+            resp = &mut handler => Some(resp),
+            read = reader.fill(buf) => match read {
+                Ok(n) if n > 0 => Some(handler.await),
+                _ => None,
+            },
+        }
+    }
+
+    /// Writes the answer; false when the connection must close afterwards.
+    async fn respond(
+        &mut self,
+        resp: http::Response<RouterBody>,
+        method: &Method,
+        http11: bool,
+        keep_alive: bool,
+    ) -> bool {
+        let (parts, body) = resp.into_parts();
+        let framing =
+            response_head::framing(method, parts.status, body.size_hint().exact(), http11);
+        let keep_alive = keep_alive && framing != ResponseFraming::UntilClose;
+        response_head::encode(
+            &mut self.out,
+            parts.status,
+            &parts.headers,
+            framing,
+            method,
+            !keep_alive,
+        );
+        drop(parts);
+        let complete = match body {
+            RouterBody::Full(data) => {
+                if let (Some(data), ResponseFraming::Length(_)) = (data, framing) {
+                    self.out.extend_from_slice(&data);
+                }
+                self.flush().await
+            }
+            streaming => self.stream(streaming, framing).await,
+        };
+        if self.out.capacity() > KEEP_BUFFER {
+            self.out = Vec::with_capacity(1024);
+        }
+        complete && keep_alive
+    }
+
+    /// Streams a body frame by frame, gathering the frames that are ready into one write.
+    async fn stream(&mut self, mut body: RouterBody, framing: ResponseFraming) -> bool {
+        let mut sent: u64 = 0;
+        loop {
+            let next = match poll_fn(|cx| Poll::Ready(poll_next(&mut body, cx))).await {
+                Some(next) => next,
+                None => {
+                    if !self.out.is_empty() && !self.flush().await {
+                        return false;
+                    }
+                    self.wait_next(&mut body).await
+                }
+            };
+            match next {
+                Next::Data(data) => {
+                    sent += data.len() as u64;
+                    match framing {
+                        ResponseFraming::Chunked => response_head::chunk(&mut self.out, &data),
+                        ResponseFraming::Length(_) | ResponseFraming::UntilClose => {
+                            self.out.extend_from_slice(&data)
+                        }
+                        ResponseFraming::None => {}
+                    }
+                    if self.out.len() >= WRITE_BATCH && !self.flush().await {
+                        return false;
+                    }
+                }
+                Next::End => {
+                    if framing == ResponseFraming::Chunked {
+                        self.out.extend_from_slice(LAST_CHUNK);
+                    }
+                    let whole = match framing {
+                        ResponseFraming::Length(n) => sent == n,
+                        _ => true,
+                    };
+                    return self.flush().await && whole;
+                }
+                // No last chunk: the client sees the body cut short, as it was.
+                Next::Failed => {
+                    self.flush().await;
+                    return false;
+                }
+                Next::ClientGone => return false,
+            }
+        }
+    }
+
+    /// Waits for the next frame while watching for the client hanging up.
+    async fn wait_next(&mut self, body: &mut RouterBody) -> Next {
+        let frame = poll_fn(|cx| match poll_next(body, cx) {
+            Some(next) => Poll::Ready(next),
+            None => Poll::Pending,
+        });
+        if !self.buf.is_empty() {
+            return frame.await;
+        }
+        let mut frame = std::pin::pin!(frame);
+        let reader = &mut self.reader;
+        let buf = &mut self.buf;
+        monoio::select! {
+            next = &mut frame => next,
+            read = reader.fill(buf) => match read {
+                Ok(n) if n > 0 => frame.await,
+                _ => Next::ClientGone,
+            },
+        }
+    }
+
+    /// Writes what is gathered; false when the client is gone.
+    async fn flush(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let out = std::mem::take(&mut self.out);
+        let (result, mut out) = self.writer.write_all(out).await;
+        out.clear();
+        self.out = out;
+        result.is_ok()
+    }
+
+    /// Answers a head refused at the HTTP level; the connection closes after it.
+    async fn refuse(&mut self, e: HeadError) {
+        let body = serde_json::json!({ "error": e.message }).to_string();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        response_head::encode(
+            &mut self.out,
+            e.status,
+            &headers,
+            ResponseFraming::Length(body.len() as u64),
+            &Method::GET,
+            true,
+        );
+        self.out.extend_from_slice(body.as_bytes());
+        self.flush().await;
+    }
+}
+
+/// Polls the body once: `None` when nothing is ready yet.
+fn poll_next(body: &mut RouterBody, cx: &mut std::task::Context<'_>) -> Option<Next> {
+    loop {
+        return match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Pending => None,
+            Poll::Ready(None) => Some(Next::End),
+            Poll::Ready(Some(Err(_))) => Some(Next::Failed),
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) if data.is_empty() => continue,
+                Ok(data) => Some(Next::Data(data)),
+                // Trailers are not forwarded.
+                Err(_) => continue,
+            },
+        };
+    }
+}

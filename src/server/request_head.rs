@@ -1,0 +1,279 @@
+//! Parsing a client's request head (httparse) into `http` parts, and how its body is framed.
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri, Version};
+
+use crate::config::Limits;
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    Length(u64),
+    Chunked,
+}
+
+pub struct RequestHead {
+    pub method: Method,
+    pub uri: Uri,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Option<BodyFraming>,
+    /// The client asked to keep the connection open after this exchange.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue`: the client waits for a go-ahead before sending its body.
+    pub expects_continue: bool,
+}
+
+/// A head the router refuses at the HTTP level, before any route is known.
+#[derive(Debug)]
+pub struct HeadError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+fn refuse(status: StatusCode, message: impl Into<String>) -> HeadError {
+    HeadError {
+        status,
+        message: message.into(),
+    }
+}
+
+/// Parses a complete head from the front of `buf` (consuming it); `Ok(None)` when more bytes are needed.
+pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>, HeadError> {
+    // Blank lines before a request are allowed (RFC 9112 §2.2).
+    while buf.first().is_some_and(|b| *b == b'\r' || *b == b'\n') {
+        buf.advance(1);
+    }
+    // Most requests fit the stack array; a configured limit above it spills to the heap.
+    let mut stack = [httparse::EMPTY_HEADER; 64];
+    let mut heap = Vec::new();
+    let slots: &mut [httparse::Header] = if limits.max_headers <= stack.len() {
+        &mut stack[..limits.max_headers.max(1)]
+    } else {
+        heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
+        &mut heap
+    };
+    let mut req = httparse::Request::new(slots);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_header_bytes => {
+            return Err(too_large(limits))
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(refuse(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!("more than {} request headers", limits.max_headers),
+            ))
+        }
+        Err(e) => {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!("invalid request: {e}"),
+            ))
+        }
+    };
+    if len > limits.max_header_bytes {
+        return Err(too_large(limits));
+    }
+    let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
+        .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid method"))?;
+    let version = if req.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let path = req.path.unwrap_or("");
+    let uri: Uri = path
+        .parse()
+        .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid request target"))?;
+    // Header values are slices of one shared copy of the head: no allocation per header.
+    let base = buf.as_ptr() as usize;
+    let spans: Vec<(usize, usize, usize, usize)> = req
+        .headers
+        .iter()
+        .map(|h| {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            (name, name + h.name.len(), value, value + h.value.len())
+        })
+        .collect();
+    let head: Bytes = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (ns, ne, vs, ve) in spans {
+        let name = HeaderName::from_bytes(&head[ns..ne])
+            .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+            .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid header value"))?;
+        headers.append(name, value);
+    }
+    let body = body_framing(&headers)?;
+    let keep_alive = keep_alive(&headers, version);
+    let expects_continue = version == Version::HTTP_11
+        && headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    Ok(Some(RequestHead {
+        method,
+        uri,
+        version,
+        headers,
+        body,
+        keep_alive,
+        expects_continue,
+    }))
+}
+
+fn too_large(limits: &Limits) -> HeadError {
+    refuse(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        format!("request head larger than {} bytes", limits.max_header_bytes),
+    )
+}
+
+/// RFC 9112 §6.3: chunked wins only when it is the sole coding; both framings at once is refused
+/// (request smuggling).
+fn body_framing(headers: &HeaderMap) -> Result<Option<BodyFraming>, HeadError> {
+    let has_te = headers.contains_key(header::TRANSFER_ENCODING);
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let first_length = lengths.next();
+    if has_te {
+        if first_length.is_some() {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "both Transfer-Encoding and Content-Length",
+            ));
+        }
+        let te: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
+        let only_chunked = te.len() == 1 && te[0].as_bytes().eq_ignore_ascii_case(b"chunked");
+        if !only_chunked {
+            return Err(refuse(
+                StatusCode::NOT_IMPLEMENTED,
+                "only the chunked transfer coding is supported",
+            ));
+        }
+        return Ok(Some(BodyFraming::Chunked));
+    }
+    let Some(first) = first_length else {
+        return Ok(None);
+    };
+    let parse = |v: &HeaderValue| -> Result<u64, HeadError> {
+        let s = v
+            .to_str()
+            .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid Content-Length"))?;
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 19 {
+            return Err(refuse(StatusCode::BAD_REQUEST, "invalid Content-Length"));
+        }
+        s.parse()
+            .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid Content-Length"))
+    };
+    let n = parse(first)?;
+    for other in lengths {
+        if parse(other)? != n {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "conflicting Content-Length headers",
+            ));
+        }
+    }
+    Ok((n > 0).then_some(BodyFraming::Length(n)))
+}
+
+fn keep_alive(headers: &HeaderMap, version: Version) -> bool {
+    let mut keep = version == Version::HTTP_11;
+    for v in headers.get_all(header::CONNECTION) {
+        for token in v.to_str().unwrap_or("").split(',') {
+            let token = token.trim();
+            if token.eq_ignore_ascii_case("close") {
+                return false;
+            }
+            if token.eq_ignore_ascii_case("keep-alive") {
+                keep = true;
+            }
+        }
+    }
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limits() -> Limits {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_headers: 8,
+            max_header_bytes: 1024,
+            header_read_timeout: Duration::from_secs(1),
+            max_retries: 1,
+        }
+    }
+
+    fn parse_str(s: &str) -> Result<Option<RequestHead>, HeadError> {
+        parse(&mut BytesMut::from(s), &limits())
+    }
+
+    #[test]
+    fn parses_parts_and_leaves_the_body() {
+        let mut buf = BytesMut::from(
+            "\r\nPOST /api/chat?x=1 HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\nX-A: b\r\n\r\n{}",
+        );
+        let h = parse(&mut buf, &limits()).unwrap().unwrap();
+        assert_eq!(h.method, Method::POST);
+        assert_eq!(h.uri.path(), "/api/chat");
+        assert_eq!(h.uri.query(), Some("x=1"));
+        assert_eq!(h.headers["x-a"], "b");
+        assert_eq!(h.body, Some(BodyFraming::Length(2)));
+        assert!(h.keep_alive && !h.expects_continue);
+        assert_eq!(&buf[..], b"{}");
+    }
+
+    #[test]
+    fn framing_and_connection_rules() {
+        let h = parse_str("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.body, Some(BodyFraming::Chunked));
+        let h = parse_str("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(!h.keep_alive && h.body.is_none());
+        let h = parse_str("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.keep_alive);
+        let h = parse_str("POST / HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive && h.expects_continue && h.body.is_none());
+    }
+
+    #[test]
+    fn refusals() {
+        let status = |s: &str| parse_str(s).err().map(|e| e.status.as_u16());
+        assert_eq!(status("GARBAGE\r\n\r\n"), Some(400));
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            Some(501)
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            Some(400)
+        );
+        let many: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(status(&format!("GET / HTTP/1.1\r\n{many}\r\n")), Some(431));
+        let big = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(2000));
+        assert_eq!(status(&big), Some(431));
+        assert!(parse_str("GET / HTTP/1.1\r\nHost: x\r\n")
+            .unwrap()
+            .is_none());
+    }
+}
