@@ -256,26 +256,32 @@ fn bench_headers(c: &mut Criterion) {
     let post = http::Method::POST;
     g.bench_function("upstream_request_head_10_headers", |b| {
         b.iter(|| {
+            let mut out = Vec::with_capacity(512);
             upstream_request_head(
+                &mut out,
                 &post,
                 "/api/chat",
                 black_box(&client),
                 "127.0.0.1:11434",
                 None,
                 118,
-            )
+            );
+            out
         })
     });
     g.bench_function("upstream_request_head_with_key", |b| {
         b.iter(|| {
+            let mut out = Vec::with_capacity(512);
             upstream_request_head(
+                &mut out,
                 &post,
                 "/api/chat",
                 black_box(&client),
                 "127.0.0.1:11434",
                 Some("sk-upstream"),
                 118,
-            )
+            );
+            out
         })
     });
     // Takes the upstream map by value and strips it in place: the clone is outside the timing.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{header, Method, Response, StatusCode};
 
 use super::errors::{ApiError, ApiFormat};
 use super::routes::Inference;
@@ -317,7 +317,7 @@ async fn forward(
             hard_deadline,
         ),
     };
-    if let Ok(v) = HeaderValue::from_str(&ep.cfg.url) {
+    if let Some(v) = ep.name_header.clone() {
         out.headers_mut().insert("x-router-endpoint", v);
     }
     Ok(out)

@@ -1,7 +1,7 @@
 //! `POST /api/show`: asked of one healthy Ollama endpoint that has the model (no slot needed).
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use serde_json::Value;
 
 use super::errors::ApiError;
@@ -57,7 +57,7 @@ pub async fn show(
             .await
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e))?;
     let mut resp = json(status, answer);
-    if let Ok(v) = HeaderValue::from_str(&ep.cfg.url) {
+    if let Some(v) = ep.name_header.clone() {
         resp.headers_mut().insert("x-router-endpoint", v);
     }
     Ok(resp)

@@ -1,7 +1,6 @@
 //! Reads only what routing needs from a request body (`model`, `stream`, the kinds of a few fields)
 //! in one validating pass without building a JSON tree, and checks their types (SPEC §2.5, §7).
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -104,16 +103,16 @@ impl<'de> Deserialize<'de> for Raw {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
                 let mut raw = Raw::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match &*key {
-                        "model" => raw.model = Some(map.next_value()?),
-                        "stream" => raw.stream = Some(map.next_value()?),
-                        "messages" => raw.messages = Some(map.next_value()?),
-                        "prompt" => raw.prompt = Some(map.next_value()?),
-                        "input" => raw.input = Some(map.next_value()?),
-                        "options" => raw.options = Some(map.next_value()?),
-                        "nomyo" => raw.nomyo = Some(map.next_value()?),
-                        _ => {
+                while let Some(key) = map.next_key::<Field>()? {
+                    match key {
+                        Field::Model => raw.model = Some(map.next_value()?),
+                        Field::Stream => raw.stream = Some(map.next_value()?),
+                        Field::Messages => raw.messages = Some(map.next_value()?),
+                        Field::Prompt => raw.prompt = Some(map.next_value()?),
+                        Field::Input => raw.input = Some(map.next_value()?),
+                        Field::Options => raw.options = Some(map.next_value()?),
+                        Field::Nomyo => raw.nomyo = Some(map.next_value()?),
+                        Field::Other => {
                             map.next_value::<Kind>()?;
                         }
                     }
@@ -122,6 +121,43 @@ impl<'de> Deserialize<'de> for Raw {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// A top-level key, matched without allocating (serde's `Cow<str>` key would own a copy).
+enum Field {
+    Model,
+    Stream,
+    Messages,
+    Prompt,
+    Input,
+    Options,
+    Nomyo,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Field, E> {
+                Ok(match key {
+                    "model" => Field::Model,
+                    "stream" => Field::Stream,
+                    "messages" => Field::Messages,
+                    "prompt" => Field::Prompt,
+                    "input" => Field::Input,
+                    "options" => Field::Options,
+                    "nomyo" => Field::Nomyo,
+                    _ => Field::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
     }
 }
 

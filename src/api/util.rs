@@ -40,8 +40,13 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .cloned()
         .unwrap_or_else(|| {
-            HeaderValue::from_str(&format!("{:016x}", fastrand::u64(..)))
-                .expect("hex is a valid header")
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let v = fastrand::u64(..);
+            let mut id = [0u8; 16];
+            for (i, c) in id.iter_mut().enumerate() {
+                *c = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
+            }
+            HeaderValue::from_bytes(&id).expect("hex is a valid header")
         })
 }
 

@@ -28,25 +28,38 @@ pub async fn send(
         ));
     }
     let empty = HeaderMap::new();
-    let head = upstream_request_head(
+    let client_headers = client_headers.unwrap_or(&empty);
+    // Small bodies go out in the same write as the head.
+    let inline_body = body.len() <= client::COALESCE_BODY;
+    let mut wire = Vec::with_capacity(
+        256 + client_headers.len() * 64 + if inline_body { body.len() } else { 0 },
+    );
+    upstream_request_head(
+        &mut wire,
         &method,
         path,
-        client_headers.unwrap_or(&empty),
+        client_headers,
         &ep.authority,
         ep.cfg.api_key.as_deref(),
         body.len(),
     );
+    let rest = if inline_body {
+        wire.extend_from_slice(&body);
+        Bytes::new()
+    } else {
+        body
+    };
     let target = Target {
         url: &ep.url,
         pool: ep.index,
         name: &ep.cfg.url,
     };
-    let req = Outgoing {
+    let mut req = Outgoing {
         method: &method,
-        head: &head,
-        body: &body,
+        wire,
+        rest,
     };
-    client::send(&target, &req, connect_timeout, first_byte).await
+    client::send(&target, &mut req, connect_timeout, first_byte).await
 }
 
 /// Sends a request and reads the whole answer within `timeout`: `(status, body)`.

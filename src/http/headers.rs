@@ -3,6 +3,7 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 use http::Method;
+use std::io::Write;
 
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -32,18 +33,18 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// The request head to send upstream: the client's end-to-end headers, our Host, the endpoint's key,
-/// written straight into the bytes that go on the wire.
+/// Appends the request head to send upstream to `out`: the client's end-to-end headers, our Host,
+/// the endpoint's key, written straight into the bytes that go on the wire.
 pub fn upstream_request_head(
+    out: &mut Vec<u8>,
     method: &Method,
     path: &str,
     client: &HeaderMap,
     authority: &str,
     api_key: Option<&str>,
     body_len: usize,
-) -> Vec<u8> {
+) {
     let listed = connection_listed(client);
-    let mut out = Vec::with_capacity(256 + client.len() * 48);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
@@ -69,12 +70,9 @@ pub fn upstream_request_head(
         out.extend_from_slice(b"\r\n");
     }
     if body_len > 0 || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(body_len.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        let _ = write!(out, "content-length: {body_len}\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// Headers to send back to the client: the upstream's end-to-end headers (hop-by-hop ones removed in place).
@@ -93,7 +91,16 @@ mod tests {
     use super::*;
 
     fn head_of(h: &HeaderMap, key: Option<&str>, len: usize) -> String {
-        let head = upstream_request_head(&Method::POST, "/api/chat", h, "backend:11434", key, len);
+        let mut head = Vec::new();
+        upstream_request_head(
+            &mut head,
+            &Method::POST,
+            "/api/chat",
+            h,
+            "backend:11434",
+            key,
+            len,
+        );
         String::from_utf8(head).unwrap()
     }
 
@@ -126,8 +133,16 @@ mod tests {
 
     #[test]
     fn bodiless_requests_carry_no_length() {
-        let head =
-            upstream_request_head(&Method::GET, "/api/tags", &HeaderMap::new(), "b", None, 0);
+        let mut head = Vec::new();
+        upstream_request_head(
+            &mut head,
+            &Method::GET,
+            "/api/tags",
+            &HeaderMap::new(),
+            "b",
+            None,
+            0,
+        );
         assert_eq!(head, b"GET /api/tags HTTP/1.1\r\nhost: b\r\n\r\n");
     }
 }

@@ -13,6 +13,8 @@ pub struct EndpointState {
     pub url: EndpointUrl,
     /// The `Host` header value, computed once.
     pub authority: String,
+    /// The `x-router-endpoint` answer header, built once (its clones share the bytes).
+    pub name_header: Option<http::HeaderValue>,
     healthy: AtomicBool,
     /// Requests in flight on this endpoint, over all models.
     pub in_flight: AtomicU32,
@@ -26,6 +28,7 @@ impl EndpointState {
         let url = crate::config::url::parse(&cfg.url).expect("validated at load");
         EndpointState {
             index,
+            name_header: http::HeaderValue::from_str(&cfg.url).ok(),
             cfg,
             authority: url.authority(),
             url,

@@ -46,7 +46,7 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
         buf.advance(1);
     }
     // Most requests fit the stack array; a configured limit above it spills to the heap.
-    let mut stack = [httparse::EMPTY_HEADER; 64];
+    let mut stack = [httparse::EMPTY_HEADER; 128];
     let mut heap = Vec::new();
     let slots: &mut [httparse::Header] = if limits.max_headers <= stack.len() {
         &mut stack[..limits.max_headers.max(1)]
@@ -90,18 +90,23 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
         .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid request target"))?;
     // Header values are slices of one shared copy of the head: no allocation per header.
     let base = buf.as_ptr() as usize;
-    let spans: Vec<(usize, usize, usize, usize)> = req
-        .headers
-        .iter()
-        .map(|h| {
-            let name = h.name.as_ptr() as usize - base;
-            let value = h.value.as_ptr() as usize - base;
-            (name, name + h.name.len(), value, value + h.value.len())
-        })
-        .collect();
+    let count = req.headers.len();
+    let mut stack_spans = [(0usize, 0usize, 0usize, 0usize); 128];
+    let mut heap_spans = Vec::new();
+    let spans: &mut [(usize, usize, usize, usize)] = if count <= stack_spans.len() {
+        &mut stack_spans[..count]
+    } else {
+        heap_spans.resize(count, (0, 0, 0, 0));
+        &mut heap_spans
+    };
+    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
+        let name = h.name.as_ptr() as usize - base;
+        let value = h.value.as_ptr() as usize - base;
+        *span = (name, name + h.name.len(), value, value + h.value.len());
+    }
     let head: Bytes = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for (ns, ne, vs, ve) in spans {
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(ns, ne, vs, ve) in spans.iter() {
         let name = HeaderName::from_bytes(&head[ns..ne])
             .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))

@@ -54,15 +54,29 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String
             continue;
         }
         let http11 = resp.version == Some(1);
-        let mut headers = HeaderMap::with_capacity(resp.headers.len());
-        for h in resp.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| format!("invalid header name {:?}", h.name))?;
-            let value = HeaderValue::from_bytes(h.value)
-                .map_err(|_| format!("invalid value for header {}", h.name))?;
+        // Values are slices of one shared copy of the head: no allocation per header. Room is left
+        // for the headers the router adds to the answer.
+        let base = buf.as_ptr() as usize;
+        let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        let count = resp.headers.len();
+        for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            *span = (name, name + h.name.len(), value, value + h.value.len());
+        }
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(count + 4);
+        for &(ns, ne, vs, ve) in &spans[..count] {
+            let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| {
+                format!(
+                    "invalid header name {:?}",
+                    String::from_utf8_lossy(&head[ns..ne])
+                )
+            })?;
+            let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+                .map_err(|_| format!("invalid value for header {name}"))?;
             headers.append(name, value);
         }
-        buf.advance(len);
         let framing = framing(status, method, &headers)?;
         let keep_alive = framing != Framing::UntilClose && wants_keep_alive(&headers, http11);
         return Ok(Some(Head {

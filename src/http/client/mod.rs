@@ -17,7 +17,7 @@ use pool::Conn;
 use crate::config::url::EndpointUrl;
 
 /// Request bodies up to this size are sent in the same write as the head.
-const COALESCE_BODY: usize = 64 * 1024;
+pub const COALESCE_BODY: usize = 64 * 1024;
 
 /// Why an upstream request failed before a response head arrived.
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +41,11 @@ impl UpstreamError {
     }
 }
 
-/// One request, ready to write: the encoded head and the body.
+/// One request, ready to write: the encoded head (with the body when it is small), then the rest.
 pub struct Outgoing<'a> {
     pub method: &'a Method,
-    pub head: &'a [u8],
-    pub body: &'a Bytes,
+    pub wire: Vec<u8>,
+    pub rest: Bytes,
 }
 
 /// Where a request goes: the endpoint's address, its pool, and its name for messages.
@@ -66,7 +66,7 @@ enum Failure {
 /// Sends the request, waiting at most `first_byte` for the response head.
 pub async fn send(
     target: &Target<'_>,
-    req: &Outgoing<'_>,
+    req: &mut Outgoing<'_>,
     connect_timeout: Duration,
     first_byte: Duration,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
@@ -106,7 +106,7 @@ async fn connect(target: &Target<'_>, timeout: Duration) -> Result<Conn, Upstrea
 /// Writes the request on `conn` and reads the response head.
 async fn exchange(
     mut conn: Conn,
-    req: &Outgoing<'_>,
+    req: &mut Outgoing<'_>,
     name: &str,
 ) -> Result<Response<UpstreamBody>, Failure> {
     let reused = conn.reused;
@@ -117,16 +117,11 @@ async fn exchange(
             Failure::Fatal(UpstreamError::Http(name.to_string(), msg))
         }
     };
-    let written = if req.body.len() <= COALESCE_BODY {
-        let mut buf = Vec::with_capacity(req.head.len() + req.body.len());
-        buf.extend_from_slice(req.head);
-        buf.extend_from_slice(req.body);
-        conn.write_all(buf).await.0
-    } else {
-        match conn.write_all(req.head.to_vec()).await.0 {
-            Ok(()) => conn.write_all(req.body.to_vec()).await.0,
-            Err(e) => Err(e),
-        }
+    let (written, wire) = conn.write_all(std::mem::take(&mut req.wire)).await;
+    req.wire = wire;
+    let written = match written {
+        Ok(()) if !req.rest.is_empty() => conn.write_all(req.rest.clone()).await.0,
+        other => other,
     };
     written.map_err(|e| fail(format!("writing the request: {e}")))?;
     loop {

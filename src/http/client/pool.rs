@@ -71,14 +71,17 @@ impl Conn {
     }
 
     /// Writes all of `data`; hands the buffer back for reuse.
-    pub(super) async fn write_all(&mut self, data: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+    pub(super) async fn write_all<B>(&mut self, data: B) -> (io::Result<()>, B)
+    where
+        B: monoio::buf::IoBuf + AsRef<[u8]>,
+    {
         match &mut self.io {
             Stream::Plain { writer, .. } => {
                 let (r, data) = writer.write_all(data).await;
                 (r.map(|_| ()), data)
             }
             Stream::Tls(tls) => {
-                let mut rest = &data[..];
+                let mut rest = data.as_ref();
                 while !rest.is_empty() {
                     match poll_fn(|cx| Pin::new(tls.as_mut()).poll_write(cx, rest)).await {
                         Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data),
