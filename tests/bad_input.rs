@@ -170,3 +170,39 @@ fn slow_clients_are_cut_off_without_holding_anything() {
     assert_eq!(get(&router.url("/health")).status, 200);
     assert_eq!(m.stats()["inference"], 0);
 }
+
+#[test]
+fn a_refused_body_the_client_keeps_sending_gets_413_and_a_closed_connection() {
+    let m = Mock::start(&["--models", "m"]);
+    let router = Router::start(
+        &config_for(&[m.url()], "limits:\n  max_body_bytes: 1048576\n"),
+        &["--log-level", "warn"],
+    );
+    // The client sends all of a 4 MiB body the router refused on sight. The router answers at once,
+    // then reads and drops the rest for a bounded time before closing (a close with unread bytes
+    // resets the connection, which some client stacks answer by discarding the unread 413).
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 4194304\r\n\r\n")
+            .unwrap();
+        let mut writer = s.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let piece = vec![b'a'; 64 * 1024];
+            for _ in 0..64 {
+                if writer.write_all(&piece).is_err() {
+                    return;
+                }
+            }
+            let _ = writer.shutdown(std::net::Shutdown::Write);
+        });
+        let mut response = Vec::new();
+        let _ = s.read_to_end(&mut response);
+        sender.join().unwrap();
+        let response = String::from_utf8_lossy(&response);
+        assert_eq!(status_of(&response), 413, "{response}");
+        assert!(response.contains("exceeds the limit"), "{response}");
+    }
+    assert_eq!(m.stats()["inference"], 0);
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}

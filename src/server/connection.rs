@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, StatusCode, Version};
 use http_body::Body;
-use monoio::io::{AsyncWriteRentExt, Splitable};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::tcp::TcpOwnedWriteHalf;
 use monoio::net::TcpStream;
 use monoio::time::Instant;
@@ -32,6 +32,10 @@ const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(75);
 const WRITE_BATCH: usize = 64 * 1024;
 /// Buffers above this size are not kept between requests.
 const KEEP_BUFFER: usize = 256 * 1024;
+/// After refusing a body, how long (and how much) of it is read and dropped before closing, so that
+/// closing with unread data (a TCP reset) does not destroy the error answer before the client reads it.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 16 << 20;
 
 pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
@@ -42,8 +46,12 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         buf: BytesMut::new(),
         out: Vec::with_capacity(1024),
         shared,
+        linger_on_close: false,
     };
     while conn.serve_one().await {}
+    if conn.linger_on_close {
+        conn.linger().await;
+    }
 }
 
 struct Connection {
@@ -54,6 +62,8 @@ struct Connection {
     /// Bytes to write.
     out: Vec<u8>,
     shared: Arc<Shared>,
+    /// A refused request (its body or an oversized head) may still be partly on the wire.
+    linger_on_close: bool,
 }
 
 /// Why a request body could not be read.
@@ -81,6 +91,7 @@ impl Connection {
             Ok(None) => return false,
             Err(e) => {
                 self.refuse(e).await;
+                self.linger_on_close = true;
                 return false;
             }
         };
@@ -95,6 +106,7 @@ impl Connection {
                 Err(failure) => {
                     // The rest of the body is still on the wire: this connection cannot go on.
                     keep_alive = false;
+                    self.linger_on_close = true;
                     Err(match failure {
                         BodyFailure::TooLarge => ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
@@ -352,6 +364,22 @@ impl Connection {
         out.clear();
         self.out = out;
         result.is_ok()
+    }
+
+    /// Ends our side, then reads and drops what the client still sends, for a bounded time.
+    async fn linger(&mut self) {
+        if self.writer.shutdown().await.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER;
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            self.buf.clear();
+            match monoio::time::timeout_at(deadline, self.reader.fill(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => drained += n,
+                _ => return,
+            }
+        }
     }
 
     /// Answers a head refused at the HTTP level; the connection closes after it.

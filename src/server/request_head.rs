@@ -1,5 +1,7 @@
 //! Parsing a client's request head (httparse) into `http` parts, and how its body is framed.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
@@ -45,17 +47,18 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
     while buf.first().is_some_and(|b| *b == b'\r' || *b == b'\n') {
         buf.advance(1);
     }
-    // Most requests fit the stack array; a configured limit above it spills to the heap.
-    let mut stack = [httparse::EMPTY_HEADER; 128];
+    // Most requests fit the stack array (left uninitialised: httparse writes what it uses); a
+    // configured limit above it spills to the heap.
+    let mut stack = [const { MaybeUninit::<httparse::Header>::uninit() }; 128];
     let mut heap = Vec::new();
-    let slots: &mut [httparse::Header] = if limits.max_headers <= stack.len() {
+    let slots: &mut [MaybeUninit<httparse::Header>] = if limits.max_headers <= stack.len() {
         &mut stack[..limits.max_headers.max(1)]
     } else {
-        heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
+        heap.resize_with(limits.max_headers, MaybeUninit::uninit);
         &mut heap
     };
-    let mut req = httparse::Request::new(slots);
-    let len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_header_bytes => {
             return Err(too_large(limits))
