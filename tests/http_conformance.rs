@@ -1,0 +1,203 @@
+//! The router's HTTP/1.1 server and upstream client, seen from the wire: keep-alive, pipelining,
+//! chunked request bodies, 100-continue, HTTP/1.0 clients, HEAD, and framing refusals.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+
+const CHAT: &str = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}"#;
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// Reads one response with a content-length body: (status, head, body).
+fn read_response(r: &mut BufReader<TcpStream>) -> (u16, String, String) {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "connection closed inside a head: {head}"
+        );
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_string)
+        })
+        .map(|v| v.trim().parse::<usize>().unwrap())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).unwrap();
+    (status, head, String::from_utf8(body).unwrap())
+}
+
+fn chat_request(extra_headers: &str) -> String {
+    format!(
+        "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra_headers}Content-Length: {}\r\n\r\n{CHAT}",
+        CHAT.len()
+    )
+}
+
+fn start() -> (Mock, Router) {
+    let m = Mock::start(&["--models", "m", "--loaded", "m"]);
+    let router = Router::start(&config_for(&[m.url()], ""), &["--log-level", "warn"]);
+    (m, router)
+}
+
+#[test]
+fn keep_alive_and_pipelined_requests_are_answered_in_order() {
+    let (m, router) = start();
+    let s = connect(router.port);
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    // Two requests one after the other on one connection, then three in a single write.
+    for _ in 0..2 {
+        w.write_all(chat_request("").as_bytes()).unwrap();
+        let (status, head, body) = read_response(&mut r);
+        assert_eq!(status, 200, "{head}{body}");
+        assert!(body.contains("\"done\":true"), "{body}");
+    }
+    let three = format!(
+        "{}GET /api/version HTTP/1.1\r\nHost: x\r\n\r\n{}",
+        chat_request(""),
+        chat_request("")
+    );
+    w.write_all(three.as_bytes()).unwrap();
+    let (s1, _, b1) = read_response(&mut r);
+    let (s2, _, b2) = read_response(&mut r);
+    let (s3, _, b3) = read_response(&mut r);
+    assert_eq!((s1, s2, s3), (200, 200, 200));
+    assert!(b1.contains("\"done\":true") && b3.contains("\"done\":true"));
+    assert!(b2.contains("version"), "{b2}");
+    assert_eq!(m.stats()["inference"], 4);
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}
+
+#[test]
+fn chunked_request_bodies_and_expect_continue() {
+    let (m, router) = start();
+    // A chunked body, split in odd places, with a chunk extension and a trailer.
+    let (a, b) = CHAT.split_at(17);
+    let chunked = format!(
+        "POST /api/chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x};ext=1\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\nx-t: 1\r\n\r\n",
+        a.len(),
+        b.len()
+    );
+    let s = connect(router.port);
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    w.write_all(chunked.as_bytes()).unwrap();
+    let (status, _, body) = read_response(&mut r);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"done\":true"));
+
+    // Expect: 100-continue: the go-ahead comes before the body is sent.
+    w.write_all(
+        format!(
+            "POST /api/chat HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            CHAT.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+    r.read_line(&mut line).unwrap();
+    w.write_all(CHAT.as_bytes()).unwrap();
+    let (status, _, body) = read_response(&mut r);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(m.stats()["inference"], 2);
+}
+
+#[test]
+fn http10_clients_get_a_close_delimited_stream_and_head_gets_no_body() {
+    let (_m, router) = start();
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let mut s = connect(router.port);
+    s.write_all(
+        format!(
+            "POST /api/chat HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, stream) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        !lower.contains("transfer-encoding"),
+        "no chunked coding for HTTP/1.0: {head}"
+    );
+    assert!(lower.contains("connection: close"), "{head}");
+    let lines: Vec<&str> = stream.lines().collect();
+    assert!(lines.len() > 2, "{stream}");
+    assert!(lines.last().unwrap().contains("\"done\":true"), "{stream}");
+
+    // HEAD: the headers of a GET, no body, and the connection stays usable.
+    let s = connect(router.port);
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    w.write_all(b"HEAD /api/version HTTP/1.1\r\nHost: x\r\n\r\nGET /api/version HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (status, _, body) = read_response(&mut r);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("version"),
+        "the HEAD answer had a body in front of: {body}"
+    );
+}
+
+#[test]
+fn conflicting_or_unknown_framing_is_refused() {
+    let (m, router) = start();
+    let both = raw(
+        router.port,
+        b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(both.starts_with("HTTP/1.1 400"), "{both}");
+    let gzip = raw(
+        router.port,
+        b"POST /api/chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(gzip.starts_with("HTTP/1.1 501"), "{gzip}");
+    let bad_chunk = raw(
+        router.port,
+        b"POST /api/chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(bad_chunk.starts_with("HTTP/1.1 400"), "{bad_chunk}");
+    assert!(bad_chunk.contains("request body"), "{bad_chunk}");
+    assert_eq!(m.stats()["inference"], 0);
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}
