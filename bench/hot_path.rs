@@ -254,36 +254,26 @@ fn bench_headers(c: &mut Criterion) {
     let upstream = upstream_headers();
     let mut g = c.benchmark_group("headers");
     let post = http::Method::POST;
-    g.bench_function("upstream_request_head_10_headers", |b| {
-        b.iter(|| {
-            let mut out = Vec::with_capacity(512);
-            upstream_request_head(
-                &mut out,
-                &post,
-                "/api/chat",
-                black_box(&client),
-                "127.0.0.1:11434",
-                None,
-                118,
-            );
-            out
-        })
-    });
-    g.bench_function("upstream_request_head_with_key", |b| {
-        b.iter(|| {
-            let mut out = Vec::with_capacity(512);
-            upstream_request_head(
-                &mut out,
-                &post,
-                "/api/chat",
-                black_box(&client),
-                "127.0.0.1:11434",
-                Some("sk-upstream"),
-                118,
-            );
-            out
-        })
-    });
+    for (name, key) in [
+        ("upstream_request_head_10_headers", None),
+        ("upstream_request_head_with_key", Some("sk-upstream")),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(512);
+                upstream_request_head(
+                    &mut out,
+                    &post,
+                    "/api/chat",
+                    black_box(&client),
+                    "127.0.0.1:11434",
+                    key,
+                    118,
+                );
+                out
+            })
+        });
+    }
     // Takes the upstream map by value and strips it in place: the clone is outside the timing.
     g.bench_function("client_response_4_headers", |b| {
         b.iter_batched(

@@ -75,6 +75,24 @@ pub fn upstream_request_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// Whether the peer wants the connection kept after this message: `default` is what its HTTP
+/// version implies (1.1: yes, 1.0: no), and `Connection: close` or `keep-alive` overrides it.
+pub fn connection_keep_alive(headers: &HeaderMap, default: bool) -> bool {
+    let mut keep = default;
+    for v in headers.get_all(header::CONNECTION) {
+        for token in v.to_str().unwrap_or("").split(',') {
+            let token = token.trim();
+            if token.eq_ignore_ascii_case("close") {
+                return false;
+            }
+            if token.eq_ignore_ascii_case("keep-alive") {
+                keep = true;
+            }
+        }
+    }
+    keep
+}
+
 /// Headers to send back to the client: the upstream's end-to-end headers (hop-by-hop ones removed in place).
 pub fn client_response(mut upstream: HeaderMap) -> HeaderMap {
     for name in connection_listed(&upstream) {

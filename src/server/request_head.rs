@@ -7,6 +7,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 
 use crate::config::Limits;
+use crate::http::headers::connection_keep_alive;
 
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +118,7 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
         headers.append(name, value);
     }
     let body = body_framing(&headers)?;
-    let keep_alive = keep_alive(&headers, version);
+    let keep_alive = connection_keep_alive(&headers, version == Version::HTTP_11);
     let expects_continue = version == Version::HTTP_11
         && headers
             .get(header::EXPECT)
@@ -186,22 +187,6 @@ fn body_framing(headers: &HeaderMap) -> Result<Option<BodyFraming>, HeadError> {
         }
     }
     Ok((n > 0).then_some(BodyFraming::Length(n)))
-}
-
-fn keep_alive(headers: &HeaderMap, version: Version) -> bool {
-    let mut keep = version == Version::HTTP_11;
-    for v in headers.get_all(header::CONNECTION) {
-        for token in v.to_str().unwrap_or("").split(',') {
-            let token = token.trim();
-            if token.eq_ignore_ascii_case("close") {
-                return false;
-            }
-            if token.eq_ignore_ascii_case("keep-alive") {
-                keep = true;
-            }
-        }
-    }
-    keep
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@ use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
+use crate::http::headers::connection_keep_alive;
+
 /// Most headers accepted in one upstream response.
 const MAX_HEADERS: usize = 128;
 /// Largest upstream response head accepted.
@@ -78,7 +80,7 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String
             headers.append(name, value);
         }
         let framing = framing(status, method, &headers)?;
-        let keep_alive = framing != Framing::UntilClose && wants_keep_alive(&headers, http11);
+        let keep_alive = framing != Framing::UntilClose && connection_keep_alive(&headers, http11);
         return Ok(Some(Head {
             status,
             headers,
@@ -128,22 +130,6 @@ fn framing(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result<F
     } else {
         Framing::Length(n)
     })
-}
-
-fn wants_keep_alive(headers: &HeaderMap, http11: bool) -> bool {
-    let mut keep = http11;
-    for v in headers.get_all(header::CONNECTION) {
-        for token in v.to_str().unwrap_or("").split(',') {
-            let token = token.trim();
-            if token.eq_ignore_ascii_case("close") {
-                return false;
-            }
-            if token.eq_ignore_ascii_case("keep-alive") {
-                keep = true;
-            }
-        }
-    }
-    keep
 }
 
 #[cfg(test)]
