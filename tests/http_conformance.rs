@@ -18,7 +18,7 @@ fn connect(port: u16) -> TcpStream {
 }
 
 /// Reads one response with a content-length body: (status, head, body).
-fn read_response(r: &mut BufReader<TcpStream>) -> (u16, String, String) {
+fn read_head(r: &mut BufReader<TcpStream>) -> String {
     let mut head = String::new();
     loop {
         let mut line = String::new();
@@ -27,10 +27,14 @@ fn read_response(r: &mut BufReader<TcpStream>) -> (u16, String, String) {
             "connection closed inside a head: {head}"
         );
         if line == "\r\n" {
-            break;
+            return head;
         }
         head.push_str(&line);
     }
+}
+
+fn read_response(r: &mut BufReader<TcpStream>) -> (u16, String, String) {
+    let head = read_head(r);
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let len = head
         .lines()
@@ -158,15 +162,7 @@ fn http10_clients_get_a_close_delimited_stream_and_head_gets_no_body() {
     let mut r = BufReader::new(s);
     w.write_all(b"HEAD /api/version HTTP/1.1\r\nHost: x\r\n\r\nGET /api/version HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
+    let head = read_head(&mut r);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let (status, _, body) = read_response(&mut r);
     assert_eq!(status, 200);
