@@ -3,6 +3,7 @@
 //! fields with client-readable errors.
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::TranslateError;
@@ -75,10 +76,22 @@ fn non_finite_token_len(s: &[u8]) -> Option<usize> {
 /// Parses an upstream body, retrying once with non-finite tokens rewritten when the strict parse fails.
 /// The fast path (valid JSON) does no extra work.
 pub(crate) fn parse_lenient<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    parse_lenient_borrowed(bytes, &mut Vec::new())
+}
+
+/// [`parse_lenient`] for types that borrow from the input; the rewritten copy, when one is needed, is
+/// kept in `scratch` so the value can borrow from it.
+pub(crate) fn parse_lenient_borrowed<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> Result<T, serde_json::Error> {
     match serde_json::from_slice(bytes) {
         Ok(v) => Ok(v),
         Err(e) => match sanitize_non_finite(bytes) {
-            Some(clean) => serde_json::from_slice(&clean),
+            Some(clean) => {
+                *scratch = clean;
+                serde_json::from_slice(scratch)
+            }
             None => Err(e),
         },
     }

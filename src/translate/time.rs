@@ -22,22 +22,69 @@ pub(crate) fn now_unix() -> i64 {
 /// `2024-01-02T03:04:05.5Z`: UTC, fraction as Go's RFC3339Nano writes it (trailing zeros trimmed, none if
 /// zero), which is what Ollama clients see from Ollama itself.
 pub(crate) fn rfc3339(secs: i64, nanos: u32) -> String {
+    let mut s = String::with_capacity(30);
+    push_whole_seconds(&mut s, secs);
+    push_fraction_and_zone(&mut s, nanos);
+    s
+}
+
+/// `2024-01-02T03:04:05`, the part of [`rfc3339`] that changes once a second.
+fn push_whole_seconds(s: &mut String, secs: i64) {
+    use std::fmt::Write;
     let days = secs.div_euclid(86_400);
     let of_day = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let mut s = format!(
+    // Writing to a String cannot fail.
+    let _ = write!(
+        s,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         of_day / 3600,
         of_day % 3600 / 60,
         of_day % 60
     );
+}
+
+/// `.5Z`: the trimmed fraction (if any) and the zone, written without `fmt`, as it changes every call.
+fn push_fraction_and_zone(s: &mut String, nanos: u32) {
     if nanos > 0 && nanos < 1_000_000_000 {
-        let frac = format!("{nanos:09}");
+        let mut digits = [b'0'; 9];
+        let mut rest = nanos;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
         s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
+        // ASCII digits are one char each.
+        s.extend(digits[..len].iter().map(|&d| char::from(d)));
     }
     s.push('Z');
-    s
+}
+
+/// [`rfc3339`] for a clock that is read once per stream line: the date and time of day are formatted
+/// again only when the second changes, and the text buffer is reused.
+#[derive(Debug, Default)]
+pub(crate) struct Rfc3339Cache {
+    /// The second `text` starts with, if any.
+    secs: Option<i64>,
+    text: String,
+    /// Length of the whole-seconds part of `text`.
+    whole_len: usize,
+}
+
+impl Rfc3339Cache {
+    pub(crate) fn format(&mut self, secs: i64, nanos: u32) -> &str {
+        if self.secs == Some(secs) {
+            self.text.truncate(self.whole_len);
+        } else {
+            self.text.clear();
+            push_whole_seconds(&mut self.text, secs);
+            self.whole_len = self.text.len();
+            self.secs = Some(secs);
+        }
+        push_fraction_and_zone(&mut self.text, nanos);
+        &self.text
+    }
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` to unix seconds; `None` for anything else.
@@ -157,6 +204,21 @@ mod tests {
         assert_eq!(parse_rfc3339("2023-08-04T19:22:45Zjunk"), None);
         assert_eq!(parse_rfc3339("garbage garbage garbage"), None);
         assert_eq!(parse_rfc3339("日本日本日本日本日本日本"), None);
+    }
+
+    #[test]
+    fn cache_matches_rfc3339() {
+        let mut cache = Rfc3339Cache::default();
+        for (secs, nanos) in [
+            (5, 0),
+            (5, 120_000_000),
+            (5, 7),
+            (6, 999_999_999),
+            (5, 0),
+            (-1, 1),
+        ] {
+            assert_eq!(cache.format(secs, nanos), rfc3339(secs, nanos));
+        }
     }
 
     proptest! {

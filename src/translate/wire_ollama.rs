@@ -52,84 +52,98 @@ pub(crate) fn line(
     parts: Parts<'_>,
     end: Option<End<'_>>,
 ) -> Vec<u8> {
-    let thinking = parts.thinking.filter(|t| !t.is_empty());
-    let tool_calls = parts.tool_calls.filter(|t| !t.is_empty());
-    let (message, response) = if chat {
-        let message = Message {
-            role: "assistant",
-            content: parts.content,
-            thinking,
-            tool_calls,
-        };
-        (Some(message), None)
+    let mut out = Vec::new();
+    write_line(&mut out, chat, model, created_at, parts, end);
+    out
+}
+
+/// [`line`], appended to `out` (no buffer of its own, for stream lines).
+pub(crate) fn write_line(
+    out: &mut Vec<u8>,
+    chat: bool,
+    model: &str,
+    created_at: &str,
+    parts: Parts<'_>,
+    end: Option<End<'_>>,
+) {
+    let start = out.len();
+    // Writing to a Vec cannot fail; the fallback keeps the stream well-formed regardless.
+    if write_fields(out, chat, model, created_at, parts, end).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(br#"{"error":"internal serialisation error"}"#);
+    }
+}
+
+/// The object of [`line`] in Ollama's field order. Keys are written as literals and only the values go
+/// through the JSON serialiser: this runs once per streamed token.
+fn write_fields(
+    out: &mut Vec<u8>,
+    chat: bool,
+    model: &str,
+    created_at: &str,
+    parts: Parts<'_>,
+    end: Option<End<'_>>,
+) -> serde_json::Result<()> {
+    field(out, b"{\"model\":", model)?;
+    field(out, b",\"created_at\":", created_at)?;
+    let text_key: &[u8] = if chat {
+        b",\"message\":{\"role\":\"assistant\",\"content\":"
     } else {
-        (None, Some(parts.content))
+        b",\"response\":"
     };
-    let m = end.map(|e| e.metrics).unwrap_or_default();
-    let out = Line {
-        model,
-        created_at,
-        message,
-        response,
-        thinking: if chat { None } else { thinking },
-        tool_calls: if chat { None } else { tool_calls },
-        done: end.is_some(),
-        done_reason: end.map(|e| e.done_reason),
-        total_duration: end.map(|_| m.prompt_ns.saturating_add(m.eval_ns)),
-        load_duration: end.map(|_| 0),
-        prompt_eval_count: end.map(|_| m.prompt_tokens),
-        prompt_eval_duration: end.map(|_| m.prompt_ns),
-        eval_count: end.map(|_| m.completion_tokens),
-        eval_duration: end.map(|_| m.eval_ns),
-    };
-    // Serialising these plain structs cannot fail; the fallback keeps the stream well-formed regardless.
-    serde_json::to_vec(&out)
-        .unwrap_or_else(|_| br#"{"error":"internal serialisation error"}"#.to_vec())
+    field(out, text_key, parts.content)?;
+    if let Some(thinking) = parts.thinking.filter(|t| !t.is_empty()) {
+        field(out, b",\"thinking\":", thinking)?;
+    }
+    if let Some(calls) = parts.tool_calls.filter(|t| !t.is_empty()) {
+        field(out, b",\"tool_calls\":", calls)?;
+    }
+    if chat {
+        out.push(b'}');
+    }
+    match end {
+        None => out.extend_from_slice(b",\"done\":false}"),
+        Some(end) => write_end(out, end)?,
+    }
+    Ok(())
+}
+
+/// `done: true` and the final line's metrics, closing the object.
+fn write_end(out: &mut Vec<u8>, end: End<'_>) -> serde_json::Result<()> {
+    let m = end.metrics;
+    field(out, b",\"done\":true,\"done_reason\":", end.done_reason)?;
+    let counts: [(&[u8], u64); 6] = [
+        (
+            b",\"total_duration\":",
+            m.prompt_ns.saturating_add(m.eval_ns),
+        ),
+        (b",\"load_duration\":", 0),
+        (b",\"prompt_eval_count\":", m.prompt_tokens),
+        (b",\"prompt_eval_duration\":", m.prompt_ns),
+        (b",\"eval_count\":", m.completion_tokens),
+        (b",\"eval_duration\":", m.eval_ns),
+    ];
+    for (key, n) in counts {
+        field(out, key, &n)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Appends `key` (the literal JSON before the value) and the value.
+fn field<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    value: &T,
+) -> serde_json::Result<()> {
+    out.extend_from_slice(key);
+    serde_json::to_writer(&mut *out, value)
 }
 
 /// An Ollama `{"error": "..."}` object.
 pub(crate) fn error_line(message: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "error": message }))
         .unwrap_or_else(|_| br#"{"error":"upstream error"}"#.to_vec())
-}
-
-#[derive(Serialize)]
-struct Line<'a> {
-    model: &'a str,
-    created_at: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<Message<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    thinking: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<&'a [OllamaToolCall]>,
-    done: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    done_reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total_duration: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    load_duration: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prompt_eval_count: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prompt_eval_duration: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    eval_count: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    eval_duration: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct Message<'a> {
-    role: &'static str,
-    content: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    thinking: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<&'a [OllamaToolCall]>,
 }
 
 /// An Ollama response object or stream line as read from an Ollama backend (chat and generate).

@@ -56,13 +56,7 @@ impl LineBuffer {
                 self.start = self.scan;
             }
         }
-        let rest = &self.buf[self.scan..];
-        let found = if self.cr_ends_line {
-            rest.iter().position(|&b| b == b'\n' || b == b'\r')
-        } else {
-            rest.iter().position(|&b| b == b'\n')
-        };
-        let Some(offset) = found else {
+        let Some(offset) = find_terminator(&self.buf[self.scan..], self.cr_ends_line) else {
             self.scan = self.buf.len();
             return if self.buf.len() - self.start > MAX_PENDING {
                 Next::TooLong
@@ -102,6 +96,23 @@ impl LineBuffer {
     }
 }
 
+/// Index of the first line terminator (`\n`, and `\r` when `cr_ends_line`). Every byte of a stream
+/// passes through here, so whole blocks are tested at once (the compiler turns the fold into SIMD
+/// compares) before the byte-wise search in the block that has one.
+fn find_terminator(bytes: &[u8], cr_ends_line: bool) -> Option<usize> {
+    const BLOCK: usize = 16;
+    let ends = |b: u8| (b == b'\n') | (cr_ends_line & (b == b'\r'));
+    let clear_blocks = bytes
+        .chunks_exact(BLOCK)
+        .take_while(|block| !block.iter().fold(false, |hit, &b| hit | ends(b)))
+        .count();
+    let from = clear_blocks * BLOCK;
+    bytes[from..]
+        .iter()
+        .position(|&b| ends(b))
+        .map(|i| from + i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +148,22 @@ mod tests {
         let (lines, rest) = split(false, &[b"{\"a\":\r1}\r", b"\n{}", b"\r"]);
         assert_eq!(lines, ["{\"a\":\r1}"]);
         assert_eq!(rest.as_deref(), Some("{}"));
+    }
+
+    #[test]
+    fn terminators_in_every_position() {
+        for len in 0..40 {
+            let mut bytes = vec![b'x'; len];
+            assert_eq!(find_terminator(&bytes, true), None);
+            for at in 0..len {
+                bytes[at] = b'\r';
+                assert_eq!(find_terminator(&bytes, true), Some(at));
+                assert_eq!(find_terminator(&bytes, false), None);
+                bytes[at] = b'\n';
+                assert_eq!(find_terminator(&bytes, false), Some(at));
+                bytes[at] = b'x';
+            }
+        }
     }
 
     #[test]

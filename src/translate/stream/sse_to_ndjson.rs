@@ -12,9 +12,9 @@ use super::chunk_in::ChunkIn;
 use super::lines::Next;
 use super::sse::SseParser;
 use super::MAX_PENDING;
-use crate::translate::json::{content_text, parse_lenient};
+use crate::translate::json::{parse_lenient, parse_lenient_borrowed};
 use crate::translate::resp_to_ollama;
-use crate::translate::time::{self, rfc3339};
+use crate::translate::time::{self, Rfc3339Cache};
 use crate::translate::tools::ToolAccumulator;
 use crate::translate::upstream_error::{error_message, message_of};
 use crate::translate::wire_ollama::{self, End, Metrics, OllamaToolCall, Parts};
@@ -49,6 +49,7 @@ struct State {
     chat: bool,
     model: String,
     clock: fn() -> (i64, u32),
+    created_at: Rfc3339Cache,
     phase: Phase,
     tools: ToolAccumulator,
     /// Ollama `done_reason`, once a `finish_reason` was seen.
@@ -74,6 +75,7 @@ impl SseToNdjson {
                 chat: route == OllamaRoute::Chat,
                 model: model.to_string(),
                 clock,
+                created_at: Rfc3339Cache::default(),
                 phase: Phase::Streaming,
                 tools: ToolAccumulator::default(),
                 done_reason: None,
@@ -153,7 +155,8 @@ impl State {
             self.complete(out);
             return;
         }
-        match parse_lenient::<ChunkIn>(data) {
+        let mut scratch = Vec::new();
+        match parse_lenient_borrowed::<ChunkIn>(data, &mut scratch) {
             Ok(chunk) => self.on_chunk(chunk, out),
             // Servers that omit the blank line between events put several payloads in one event.
             Err(_) if data.contains(&b'\n') => {
@@ -175,7 +178,7 @@ impl State {
         }
     }
 
-    fn on_chunk(&mut self, chunk: ChunkIn, out: &mut Vec<u8>) {
+    fn on_chunk(&mut self, chunk: ChunkIn<'_>, out: &mut Vec<u8>) {
         // vLLM's error object, when it arrives as an event of its own.
         if chunk.object.as_deref() == Some("error") {
             let message = chunk.message.as_ref().and_then(Value::as_str);
@@ -203,19 +206,18 @@ impl State {
             let delta = choice.delta.or(choice.message).unwrap_or_default();
             let thinking = [&delta.reasoning, &delta.reasoning_content]
                 .into_iter()
-                .filter_map(|v| v.as_ref().and_then(Value::as_str))
+                .filter_map(|v| v.0.as_deref())
                 .find(|s| !s.is_empty());
-            let mut content = content_text(delta.content.as_ref());
+            let mut content: &str = &delta.content.0;
             if content.is_empty() {
                 // A legacy text completion, or a refusal streamed in place of content.
-                let refusal = delta.refusal.as_ref().and_then(Value::as_str);
-                if let Some(text) = choice.text.as_deref().or(refusal) {
-                    content = text.into();
+                if let Some(text) = choice.text.as_deref().or(delta.refusal.0.as_deref()) {
+                    content = text;
                 }
             }
             if thinking.is_some() || !content.is_empty() {
                 let parts = Parts {
-                    content: &content,
+                    content,
                     thinking,
                     tool_calls: None,
                 };
@@ -235,7 +237,7 @@ impl State {
                 return;
             }
             if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
-                self.done_reason = Some(usage::done_reason(Some(&reason)));
+                self.done_reason = Some(usage::done_reason(Some(&*reason)));
                 self.flush_tools(out);
             }
         }
@@ -301,16 +303,10 @@ impl State {
         self.phase = Phase::Failed;
     }
 
-    fn emit(&self, parts: Parts<'_>, end: Option<End<'_>>, out: &mut Vec<u8>) {
+    fn emit(&mut self, parts: Parts<'_>, end: Option<End<'_>>, out: &mut Vec<u8>) {
         let (secs, nanos) = (self.clock)();
-        let created_at = rfc3339(secs, nanos);
-        out.extend_from_slice(&wire_ollama::line(
-            self.chat,
-            &self.model,
-            &created_at,
-            parts,
-            end,
-        ));
+        let created_at = self.created_at.format(secs, nanos);
+        wire_ollama::write_line(out, self.chat, &self.model, created_at, parts, end);
         out.push(b'\n');
     }
 }
