@@ -83,7 +83,7 @@ pub struct DiscoveryConfig {
     pub poll_timeout: Duration,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_headers: usize,

@@ -21,6 +21,7 @@ use super::request_head::{self, BodyFraming, HeadError, RequestHead};
 use super::response_head::{self, ResponseFraming, LAST_CHUNK};
 use crate::api::errors::ApiError;
 use crate::api::handler::handle;
+use crate::config::Limits;
 use crate::http::body::RouterBody;
 use crate::http::chunked::{ChunkedDecoder, Decoded};
 use crate::http::reader::Reader;
@@ -45,6 +46,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         writer: write,
         buf: BytesMut::new(),
         out: Vec::with_capacity(1024),
+        limits: shared.config.limits,
         shared,
         linger_on_close: false,
     };
@@ -61,6 +63,8 @@ struct Connection {
     buf: BytesMut,
     /// Bytes to write.
     out: Vec<u8>,
+    /// The configuration's limits, copied once per connection rather than reached through `shared`.
+    limits: Limits,
     shared: Arc<Shared>,
     /// A refused request (its body or an oversized head) may still be partly on the wire.
     linger_on_close: bool,
@@ -95,8 +99,7 @@ impl Connection {
                 return false;
             }
         };
-        let shared = self.shared.clone();
-        let limits = &shared.config.limits;
+        let limits = self.limits;
         let mut keep_alive = head.keep_alive;
         let body = match head.body {
             None => Ok(Bytes::new()),
@@ -146,13 +149,12 @@ impl Connection {
     /// Reads until a whole head is buffered. `Ok(None)`: the client closed, or went quiet (idle
     /// keep-alive, or a head not finished within `header_read_timeout`).
     async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
-        let shared = self.shared.clone();
-        let limits = &shared.config.limits;
+        let limits = self.limits;
         let mut deadline = Instant::now() + KEEP_ALIVE_IDLE;
         let mut started = false;
         loop {
             if !self.reader.is_busy() {
-                if let Some(head) = request_head::parse(&mut self.buf, limits)? {
+                if let Some(head) = request_head::parse(&mut self.buf, &limits)? {
                     return Ok(Some(head));
                 }
                 if !started && !self.buf.is_empty() {
@@ -172,8 +174,7 @@ impl Connection {
         head: &RequestHead,
         framing: BodyFraming,
     ) -> Result<Bytes, BodyFailure> {
-        let shared = self.shared.clone();
-        let limits = &shared.config.limits;
+        let limits = self.limits;
         let limit = limits.max_body_bytes;
         if matches!(framing, BodyFraming::Length(n) if n > limit as u64) {
             return Err(BodyFailure::TooLarge);

@@ -67,18 +67,14 @@ pub fn encode(
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut has_date = false;
+    // A HEAD answer passes on the length of the body it stands for; otherwise framing is ours.
+    let keep_length = method == Method::HEAD;
     for (name, value) in headers {
-        if name == header::CONTENT_LENGTH
-            || name == header::TRANSFER_ENCODING
+        let ours = name == header::TRANSFER_ENCODING
             || name == header::CONNECTION
-        {
-            // A HEAD answer may carry the length of the body it stands for.
-            if !(name == header::CONTENT_LENGTH
-                && method == Method::HEAD
-                && framing == ResponseFraming::None)
-            {
-                continue;
-            }
+            || (name == header::CONTENT_LENGTH && !keep_length);
+        if ours {
+            continue;
         }
         has_date |= name == header::DATE;
         out.extend_from_slice(name.as_str().as_bytes());

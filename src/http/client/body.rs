@@ -9,9 +9,8 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::head::Framing;
 use super::pool::Conn;
+use crate::http::body::BoxError;
 use crate::http::chunked::{ChunkedDecoder, Decoded};
-
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 enum State {
     Length(u64),
@@ -99,12 +98,12 @@ impl UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = BodyError;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         loop {
             match this.next_data() {

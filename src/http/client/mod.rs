@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Response};
 
-pub use body::{BodyError, UpstreamBody};
+pub use body::UpstreamBody;
 use pool::Conn;
 
 use crate::config::url::EndpointUrl;
