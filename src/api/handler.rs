@@ -62,10 +62,26 @@ async fn dispatch(
     route: &Route,
     req: Request<Result<Bytes, ApiError>>,
 ) -> Result<Response<RouterBody>, ApiError> {
-    let shared = ctx.shared.clone();
-    if let (Some(key), false) = (&shared.config.router_api_key, route.is_public()) {
+    if let (Some(key), false) = (&ctx.shared.config.router_api_key, route.is_public()) {
         crate::auth::check(key, req.headers(), req.uri().query())?;
     }
+    match route {
+        Route::Inference(i) => {
+            let (parts, body) = req.into_parts();
+            proxy::inference(ctx, *i, &parts, body?).await
+        }
+        // Boxed: these routes are rare next to inference, and their futures (listing fan-outs,
+        // pulls) would otherwise enlarge every request's future.
+        _ => Box::pin(other_route(ctx.shared.clone(), route, req)).await,
+    }
+}
+
+/// Every route but inference.
+async fn other_route(
+    shared: Arc<Shared>,
+    route: &Route,
+    req: Request<Result<Bytes, ApiError>>,
+) -> Result<Response<RouterBody>, ApiError> {
     match route {
         Route::Root => Ok(own::root()),
         Route::Health => Ok(own::health(&shared)),
@@ -85,7 +101,7 @@ async fn dispatch(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{} is not allowed here; use {allowed}", req.method()),
         )),
-        Route::Show | Route::Manage(_) | Route::Blob(_) | Route::Inference(_) => {
+        Route::Show | Route::Manage(_) | Route::Blob(_) => {
             let (parts, body) = req.into_parts();
             let body = body?;
             match route {
@@ -94,10 +110,10 @@ async fn dispatch(
                 Route::Blob(digest) => {
                     manage::blob(&shared, &parts.method, digest, &parts.headers, body).await
                 }
-                Route::Inference(i) => proxy::inference(ctx, *i, &parts, body).await,
                 _ => unreachable!("outer match limits the routes"),
             }
         }
+        Route::Inference(_) => unreachable!("dispatch serves inference itself"),
     }
 }
 

@@ -305,7 +305,8 @@ async fn forward(
                 idle: cfg.timeouts.idle,
                 hard_deadline,
             };
-            t.respond(resp, guard, on_end).await
+            // Boxed: only translated requests need this future's room.
+            Box::pin(t.respond(resp, guard, on_end)).await
         }
         None => relay(
             resp,

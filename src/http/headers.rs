@@ -3,22 +3,22 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 use http::Method;
-use std::io::Write;
 
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Names, not strings: comparing and removing a known `HeaderName` needs no parsing.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
-    HOP_BY_HOP.contains(&name.as_str()) || connection_listed.iter().any(|c| c == name.as_str())
+    HOP_BY_HOP.contains(name) || connection_listed.iter().any(|c| c == name.as_str())
 }
 
 /// Header names listed in `Connection:` are hop-by-hop too.
@@ -70,7 +70,9 @@ pub fn upstream_request_head(
         out.extend_from_slice(b"\r\n");
     }
     if body_len > 0 || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
-        let _ = write!(out, "content-length: {body_len}\r\n");
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -98,8 +100,8 @@ pub fn client_response(mut upstream: HeaderMap) -> HeaderMap {
     for name in connection_listed(&upstream) {
         upstream.remove(name.as_str());
     }
-    for name in HOP_BY_HOP {
-        upstream.remove(*name);
+    for name in &HOP_BY_HOP {
+        upstream.remove(name);
     }
     upstream
 }

@@ -1,7 +1,6 @@
 //! Writing a response head and chunk framing onto the connection's write buffer.
 
 use std::cell::RefCell;
-use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{self, HeaderMap};
@@ -84,7 +83,9 @@ pub fn encode(
     }
     match framing {
         ResponseFraming::Length(n) => {
-            let _ = write!(out, "content-length: {n}\r\n");
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         ResponseFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         ResponseFraming::None | ResponseFraming::UntilClose => {}
@@ -100,12 +101,21 @@ pub fn encode(
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends `n` in lowercase hex (a chunk size) without going through `fmt`.
+fn push_hex(out: &mut Vec<u8>, n: usize) {
+    let digits = (usize::BITS - n.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(b"0123456789abcdef"[(n >> (i * 4)) & 0xf]);
+    }
+}
+
 /// Appends one chunk of a chunked body.
 pub fn chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return;
     }
-    let _ = write!(out, "{:x}\r\n", data.len());
+    push_hex(out, data.len());
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
@@ -211,5 +221,18 @@ mod tests {
         let mut out = Vec::new();
         chunk(&mut out, b"hello");
         assert_eq!(out, b"5\r\nhello\r\n");
+    }
+
+    #[test]
+    fn chunk_sizes_are_lowercase_hex() {
+        for n in [
+            1usize, 9, 10, 15, 16, 255, 256, 4095, 4096, 65_536, 1_000_000,
+        ] {
+            let mut out = Vec::new();
+            chunk(&mut out, &vec![b'x'; n]);
+            let line = format!("{n:x}\r\n");
+            assert!(out.starts_with(line.as_bytes()), "size {n}");
+            assert_eq!(out.len(), line.len() + n + 2);
+        }
     }
 }

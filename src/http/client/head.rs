@@ -1,5 +1,7 @@
 //! Parsing an upstream response head, and how its body is framed (RFC 9112 §6.3).
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
@@ -35,9 +37,12 @@ pub struct Head {
 /// Interim (1xx) heads are consumed and skipped.
 pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut slots);
-        let len = match resp.parse(buf) {
+        // Left uninitialised: httparse writes only the slots it uses.
+        let mut slots = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+        {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
                 return Err(format!("response head larger than {MAX_HEAD_BYTES} bytes"))
@@ -59,16 +64,18 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String
         // Values are slices of one shared copy of the head: no allocation per header. Room is left
         // for the headers the router adds to the answer.
         let base = buf.as_ptr() as usize;
-        let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        let mut spans = [MaybeUninit::<(usize, usize, usize, usize)>::uninit(); MAX_HEADERS];
         let count = resp.headers.len();
         for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
             let name = h.name.as_ptr() as usize - base;
             let value = h.value.as_ptr() as usize - base;
-            *span = (name, name + h.name.len(), value, value + h.value.len());
+            span.write((name, name + h.name.len(), value, value + h.value.len()));
         }
         let head = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(count + 4);
-        for &(ns, ne, vs, ve) in &spans[..count] {
+        for span in &spans[..count] {
+            // SAFETY: the loop above wrote the first `count` spans.
+            let (ns, ne, vs, ve) = unsafe { span.assume_init() };
             let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| {
                 format!(
                     "invalid header name {:?}",

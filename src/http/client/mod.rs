@@ -59,7 +59,7 @@ pub struct Target<'a> {
 enum Failure {
     /// Nothing came back on a connection that had carried requests before: the peer may have closed
     /// it while idle, so one fresh connection is tried.
-    Stale(String),
+    Stale,
     Fatal(UpstreamError),
 }
 
@@ -72,20 +72,21 @@ pub async fn send(
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let timed_out = || UpstreamError::FirstByteTimeout(target.name.to_string(), first_byte);
     let deadline = monoio::time::Instant::now() + first_byte;
-    if let Some(conn) = pool::take_idle(target.pool) {
+    let mut idle = pool::take_idle(target.pool);
+    loop {
+        let conn = match idle.take() {
+            Some(conn) => conn,
+            // Boxed: connecting is rare with pooling, and its future would otherwise double the
+            // size of every request's future (which is moved, byte by byte, at each await level).
+            None => Box::pin(connect(target, connect_timeout)).await?,
+        };
         match monoio::time::timeout_at(deadline, exchange(conn, req, target.name)).await {
             Ok(Ok(resp)) => return Ok(resp),
             Ok(Err(Failure::Fatal(e))) => return Err(e),
-            Ok(Err(Failure::Stale(_))) => {}
+            // Only a reused connection is stale: the next turn connects afresh.
+            Ok(Err(Failure::Stale)) => {}
             Err(_) => return Err(timed_out()),
         }
-    }
-    let conn = connect(target, connect_timeout).await?;
-    match monoio::time::timeout_at(deadline, exchange(conn, req, target.name)).await {
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(Failure::Fatal(e))) => Err(e),
-        Ok(Err(Failure::Stale(msg))) => Err(UpstreamError::Http(target.name.to_string(), msg)),
-        Err(_) => Err(timed_out()),
     }
 }
 
@@ -112,7 +113,7 @@ async fn exchange(
     let reused = conn.reused;
     let fail = |msg: String| {
         if reused {
-            Failure::Stale(msg)
+            Failure::Stale
         } else {
             Failure::Fatal(UpstreamError::Http(name.to_string(), msg))
         }
