@@ -147,6 +147,45 @@ fn total_time_limit_ends_a_long_stream_with_an_error_line() {
 }
 
 #[test]
+fn the_idle_limit_counts_from_the_last_chunk_not_the_start() {
+    // 10 tokens 100 ms apart: 1 s in all, never 300 ms without a chunk. It must complete.
+    let steady = Mock::start(&["--models", "m", "--tokens", "10", "--token-delay-ms", "100"]);
+    let router = Router::start(
+        &config_for(&[steady.url()], "timeouts:\n  idle: 300ms\n"),
+        &["--log-level", "warn"],
+    );
+    let (status, lines) = stream_lines(
+        &router.url("/api/chat"),
+        r#"{"model":"m","messages":[]}"#,
+        &[],
+    );
+    assert_eq!(status, 200);
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(last["done"], true, "{last}");
+    assert_eq!(lines.len(), 11, "{lines:?}");
+    // 800 ms between tokens: the stream ends with an error line once 300 ms pass without a chunk.
+    let stalling = Mock::start(&["--models", "m", "--tokens", "5", "--token-delay-ms", "800"]);
+    let router = Router::start(
+        &config_for(&[stalling.url()], "timeouts:\n  idle: 300ms\n"),
+        &["--log-level", "warn"],
+    );
+    let started = std::time::Instant::now();
+    let (status, lines) = stream_lines(
+        &router.url("/api/chat"),
+        r#"{"model":"m","messages":[]}"#,
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_millis(2500));
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert!(
+        last["error"].as_str().unwrap().contains("sent nothing for"),
+        "{last}"
+    );
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}
+
+#[test]
 fn a_backend_that_comes_up_later_is_used_at_the_next_loaded_poll() {
     let port = free_port();
     let yaml = format!(

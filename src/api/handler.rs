@@ -11,6 +11,7 @@ use super::routes::{route, Route};
 use super::util::{request_id, Ctx};
 use super::{listing, manage, own, proxy, show};
 use crate::http::body::RouterBody;
+use crate::http::headers::X_REQUEST_ID;
 use crate::state::Shared;
 
 /// Serves one request; never fails: every error becomes a response in the client's format. The body
@@ -53,7 +54,7 @@ pub async fn handle(
     }
     // Moved, not cloned: the id's bytes are not shared with anything else.
     let id = std::mem::replace(&mut ctx.request_id, HeaderValue::from_static(""));
-    resp.headers_mut().insert("x-request-id", id);
+    resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
     resp
 }
 

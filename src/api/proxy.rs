@@ -17,7 +17,7 @@ use crate::config::EndpointKind;
 use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming};
 use crate::http::client::UpstreamBody;
 use crate::http::fetch;
-use crate::http::headers::client_response;
+use crate::http::headers::{client_response, X_ROUTER_ENDPOINT};
 use crate::routing::choose::{acquire, Saturated};
 use crate::routing::endpoint::EndpointState;
 use crate::routing::names::ollama_equivalent;
@@ -210,10 +210,13 @@ fn prepare(
     } else {
         body.clone()
     };
-    let mut path = match route.format() {
-        ApiFormat::Ollama => format!("{}{}", ep.url.base_path, route.path()),
-        ApiFormat::OpenAi => format!("{}{}", ep.openai_base(), route.path()),
+    let base = match route.format() {
+        ApiFormat::Ollama => ep.url.base_path.as_str(),
+        ApiFormat::OpenAi => ep.openai_base(),
     };
+    let mut path = String::with_capacity(base.len() + route.path().len() + 1);
+    path.push_str(base);
+    path.push_str(route.path());
     if let Some(q) = forwardable_query(parts.uri.query()) {
         path.push('?');
         path.push_str(&q);
@@ -319,7 +322,7 @@ async fn forward(
         ),
     };
     if let Some(v) = ep.name_header.clone() {
-        out.headers_mut().insert("x-router-endpoint", v);
+        out.headers_mut().insert(X_ROUTER_ENDPOINT.clone(), v);
     }
     Ok(out)
 }

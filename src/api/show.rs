@@ -9,6 +9,7 @@ use super::util::json;
 use crate::config::EndpointKind;
 use crate::http::body::RouterBody;
 use crate::http::fetch;
+use crate::http::headers::X_ROUTER_ENDPOINT;
 use crate::state::Shared;
 
 pub async fn show(
@@ -58,7 +59,7 @@ pub async fn show(
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e))?;
     let mut resp = json(status, answer);
     if let Some(v) = ep.name_header.clone() {
-        resp.headers_mut().insert("x-router-endpoint", v);
+        resp.headers_mut().insert(X_ROUTER_ENDPOINT.clone(), v);
     }
     Ok(resp)
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::http::body::RouterBody;
+use crate::http::headers::X_REQUEST_ID;
 use crate::state::{ActiveRequest, Shared};
 
 /// What a handler knows about the request it serves.
@@ -36,7 +37,7 @@ pub fn json_value(status: StatusCode, v: &serde_json::Value) -> Response<RouterB
 /// The client's `X-Request-Id` when it is sane, else a new random one.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     headers
-        .get("x-request-id")
+        .get(&X_REQUEST_ID)
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .cloned()
         .unwrap_or_else(|| {

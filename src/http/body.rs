@@ -11,6 +11,7 @@ use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
 
 use super::client::UpstreamBody;
+use super::lazy_timer::LazyTimer;
 use crate::routing::slots::SlotGuard;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -67,10 +68,10 @@ pub struct Relay {
     guard: Option<SlotGuard>,
     framing: StreamFraming,
     idle: Duration,
-    deadline: Instant,
+    /// When the upstream counts as idle: moved on every frame.
+    idle_timer: LazyTimer,
     /// The request's total budget (`timeouts.total`), when it has one.
     hard_deadline: Option<Instant>,
-    timer: Option<Pin<Box<monoio::time::Sleep>>>,
     on_end: Option<OnEnd>,
     transform: Option<Box<dyn Transform>>,
     done: bool,
@@ -89,9 +90,8 @@ impl Relay {
             guard,
             framing,
             idle,
-            deadline: Instant::now() + idle,
+            idle_timer: LazyTimer::new(Instant::now() + idle),
             hard_deadline: None,
-            timer: None,
             on_end: Some(on_end),
             transform: None,
             done: false,
@@ -101,7 +101,8 @@ impl Relay {
     /// Ends the relay at `at` whatever the upstream does (the request's total time budget).
     pub fn with_hard_deadline(mut self, at: Option<Instant>) -> Self {
         self.hard_deadline = at;
-        self.deadline = self.next_deadline();
+        let next = self.next_deadline();
+        self.idle_timer.set(next);
         self
     }
 
@@ -125,7 +126,8 @@ impl Relay {
             }
             let data = match Pin::new(&mut self.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    self.deadline = self.next_deadline();
+                    let next = self.next_deadline();
+                    self.idle_timer.set(next);
                     match frame.into_data() {
                         Ok(data) => data,
                         // Trailers are hop-by-hop for us: skip them.
@@ -144,7 +146,7 @@ impl Relay {
                     ))
                 }
                 Poll::Pending => {
-                    if self.idle_expired(cx) {
+                    if self.idle_timer.poll_expired(cx) {
                         let idle = self.idle;
                         let reason = if self.hard_deadline.is_some_and(|h| Instant::now() >= h) {
                             "the request's total time limit passed".to_string()
@@ -200,27 +202,7 @@ impl Relay {
             None => Poll::Ready(Some(Err(reason.into()))),
         }
     }
-
-    /// True when the idle deadline passed. One timer is armed and moved forward lazily, not per frame.
-    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        loop {
-            let now = Instant::now();
-            if now >= self.deadline {
-                return true;
-            }
-            let deadline = self.deadline;
-            let timer = self
-                .timer
-                .get_or_insert_with(|| Box::pin(monoio::time::sleep_until(deadline.into())));
-            timer.as_mut().reset(deadline.into());
-            if timer.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-        }
-    }
 }
-
-use std::future::Future;
 
 impl Drop for Relay {
     fn drop(&mut self) {

@@ -4,8 +4,13 @@
 use http::header::{self, HeaderMap, HeaderName};
 use http::Method;
 
+/// The request id the router reads from clients and sets on every answer.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Which endpoint served an answer.
+pub static X_ROUTER_ENDPOINT: HeaderName = HeaderName::from_static("x-router-endpoint");
+
 /// Names, not strings: comparing and removing a known `HeaderName` needs no parsing.
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -97,6 +102,10 @@ pub fn connection_keep_alive(headers: &HeaderMap, default: bool) -> bool {
 
 /// Headers to send back to the client: the upstream's end-to-end headers (hop-by-hop ones removed in place).
 pub fn client_response(mut upstream: HeaderMap) -> HeaderMap {
+    // One pass to look; most answers carry at most `transfer-encoding`, so few removals follow.
+    if !upstream.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return upstream;
+    }
     for name in connection_listed(&upstream) {
         upstream.remove(name.as_str());
     }

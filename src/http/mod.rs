@@ -2,7 +2,8 @@
 //! (io_uring) operations: `server/` parses client requests and writes answers, `client/` sends
 //! upstream requests over per-worker keep-alive pools (plain and TLS) and reads their answers in the
 //! request's own task. `body.rs` holds the response body types, `chunked.rs` the chunked decoder
-//! both sides share, `reader.rs` the in-flight read both sides use.
+//! both sides share, `reader.rs` the in-flight read both sides use, `lazy_timer.rs` the
+//! idle deadlines that move on every request or chunk without touching the timer wheel.
 
 pub mod body;
 pub mod chunked;
@@ -10,4 +11,5 @@ pub mod client;
 pub mod fetch;
 pub mod headers;
 pub mod io;
+pub mod lazy_timer;
 pub mod reader;

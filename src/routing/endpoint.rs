@@ -15,6 +15,8 @@ pub struct EndpointState {
     pub authority: String,
     /// The `x-router-endpoint` answer header, built once (its clones share the bytes).
     pub name_header: Option<http::HeaderValue>,
+    /// Path prefix of the OpenAI API on this endpoint, computed once.
+    openai_base: String,
     healthy: AtomicBool,
     /// Requests in flight on this endpoint, over all models.
     pub in_flight: AtomicU32,
@@ -28,6 +30,7 @@ impl EndpointState {
         let url = crate::config::url::parse(&cfg.url).expect("validated at load");
         EndpointState {
             index,
+            openai_base: openai_base(cfg.kind, &url.base_path),
             name_header: http::HeaderValue::from_str(&cfg.url).ok(),
             cfg,
             authority: url.authority(),
@@ -77,18 +80,21 @@ impl EndpointState {
     }
 
     /// Path prefix of the OpenAI API on this endpoint (`/v1` for Ollama, the URL's own path for others).
-    pub fn openai_base(&self) -> String {
-        let base = &self.url.base_path;
-        match self.cfg.kind {
-            EndpointKind::Ollama => format!("{base}/v1"),
-            _ if base.ends_with("/v1") => base.clone(),
-            EndpointKind::LlamaServer => format!("{base}/v1"),
-            EndpointKind::OpenAi => base.clone(),
-        }
+    pub fn openai_base(&self) -> &str {
+        &self.openai_base
     }
 }
 
-pub fn now_secs() -> u64 {
+fn openai_base(kind: EndpointKind, base: &str) -> String {
+    match kind {
+        EndpointKind::Ollama => format!("{base}/v1"),
+        _ if base.ends_with("/v1") => base.to_string(),
+        EndpointKind::LlamaServer => format!("{base}/v1"),
+        EndpointKind::OpenAi => base.to_string(),
+    }
+}
+
+fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -7,7 +7,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, StatusCode, Version};
@@ -15,7 +15,6 @@ use http_body::Body;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::tcp::TcpOwnedWriteHalf;
 use monoio::net::TcpStream;
-use monoio::time::Instant;
 
 use super::request_head::{self, BodyFraming, HeadError, RequestHead};
 use super::response_head::{self, ResponseFraming, LAST_CHUNK};
@@ -24,6 +23,7 @@ use crate::api::handler::handle;
 use crate::config::Limits;
 use crate::http::body::RouterBody;
 use crate::http::chunked::{ChunkedDecoder, Decoded};
+use crate::http::lazy_timer::LazyTimer;
 use crate::http::reader::Reader;
 use crate::state::Shared;
 
@@ -49,6 +49,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         limits: shared.config.limits,
         shared,
         linger_on_close: false,
+        read_deadline: LazyTimer::new(Instant::now() + KEEP_ALIVE_IDLE),
     };
     while conn.serve_one().await {}
     if conn.linger_on_close {
@@ -68,6 +69,8 @@ struct Connection {
     shared: Arc<Shared>,
     /// A refused request (its body or an oversized head) may still be partly on the wire.
     linger_on_close: bool,
+    /// The deadline of the read being waited for (keep-alive idle, head, body, linger).
+    read_deadline: LazyTimer,
 }
 
 /// Why a request body could not be read.
@@ -162,8 +165,8 @@ impl Connection {
                     deadline = Instant::now() + limits.header_read_timeout;
                 }
             }
-            match monoio::time::timeout_at(deadline, self.reader.fill(&mut self.buf)).await {
-                Ok(Ok(n)) if n > 0 => {}
+            match self.fill_by(deadline).await {
+                Some(Ok(n)) if n > 0 => {}
                 _ => return Ok(None),
             }
         }
@@ -222,11 +225,26 @@ impl Connection {
     }
 
     async fn fill_until(&mut self, deadline: Instant) -> Result<(), BodyFailure> {
-        match monoio::time::timeout_at(deadline, self.reader.fill(&mut self.buf)).await {
-            Ok(Ok(n)) if n > 0 => Ok(()),
-            Ok(_) => Err(BodyFailure::Gone),
-            Err(_) => Err(BodyFailure::TimedOut),
+        match self.fill_by(deadline).await {
+            Some(Ok(n)) if n > 0 => Ok(()),
+            Some(_) => Err(BodyFailure::Gone),
+            None => Err(BodyFailure::TimedOut),
         }
+    }
+
+    /// Reads more into `buf`; `None` when `deadline` passes first (the read then stays in flight).
+    async fn fill_by(&mut self, deadline: Instant) -> Option<std::io::Result<usize>> {
+        self.read_deadline.set(deadline);
+        poll_fn(|cx| {
+            if let Poll::Ready(read) = self.reader.poll_fill(&mut self.buf, cx) {
+                return Poll::Ready(Some(read));
+            }
+            if self.read_deadline.poll_expired(cx) {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Runs the handler while watching the socket; `None` when the client hung up first.
@@ -376,8 +394,8 @@ impl Connection {
         let mut drained = 0;
         while drained < LINGER_BYTES {
             self.buf.clear();
-            match monoio::time::timeout_at(deadline, self.reader.fill(&mut self.buf)).await {
-                Ok(Ok(n)) if n > 0 => drained += n,
+            match self.fill_by(deadline).await {
+                Some(Ok(n)) if n > 0 => drained += n,
                 _ => return,
             }
         }

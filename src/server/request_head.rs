@@ -112,6 +112,7 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
     }
     let head: Bytes = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(count);
+    let mut seen = Seen::default();
     for span in spans.iter() {
         // SAFETY: the loop above wrote every span (`spans` has exactly `count` entries).
         let (ns, ne, vs, ve) = unsafe { span.assume_init() };
@@ -119,11 +120,18 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
             .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
             .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid header value"))?;
+        seen.note(&name);
         headers.append(name, value);
     }
-    let body = body_framing(&headers)?;
-    let keep_alive = connection_keep_alive(&headers, version == Version::HTTP_11);
-    let expects_continue = version == Version::HTTP_11
+    let body = body_framing(&headers, seen)?;
+    let http11 = version == Version::HTTP_11;
+    let keep_alive = if seen.connection {
+        connection_keep_alive(&headers, http11)
+    } else {
+        http11
+    };
+    let expects_continue = http11
+        && seen.expect
         && headers
             .get(header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
@@ -138,6 +146,31 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
     }))
 }
 
+/// Which framing and connection headers the head carries, noted while the map is built, so that
+/// the common head (no `Connection`, no `Expect`) needs no lookups for them.
+#[derive(Default, Clone, Copy)]
+struct Seen {
+    connection: bool,
+    expect: bool,
+    content_length: bool,
+    transfer_encoding: bool,
+}
+
+impl Seen {
+    fn note(&mut self, name: &HeaderName) {
+        // Known names compare as enum tags: no string comparison.
+        if name == header::CONNECTION {
+            self.connection = true;
+        } else if name == header::EXPECT {
+            self.expect = true;
+        } else if name == header::CONTENT_LENGTH {
+            self.content_length = true;
+        } else if name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+        }
+    }
+}
+
 fn too_large(limits: &Limits) -> HeadError {
     refuse(
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -147,8 +180,11 @@ fn too_large(limits: &Limits) -> HeadError {
 
 /// RFC 9112 §6.3: chunked wins only when it is the sole coding; both framings at once is refused
 /// (request smuggling).
-fn body_framing(headers: &HeaderMap) -> Result<Option<BodyFraming>, HeadError> {
-    let has_te = headers.contains_key(header::TRANSFER_ENCODING);
+fn body_framing(headers: &HeaderMap, seen: Seen) -> Result<Option<BodyFraming>, HeadError> {
+    if !seen.transfer_encoding && !seen.content_length {
+        return Ok(None);
+    }
+    let has_te = seen.transfer_encoding;
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
     let first_length = lengths.next();
     if has_te {

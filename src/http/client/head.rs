@@ -73,6 +73,7 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String
         }
         let head = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(count + 4);
+        let mut has_connection = false;
         for span in &spans[..count] {
             // SAFETY: the loop above wrote the first `count` spans.
             let (ns, ne, vs, ve) = unsafe { span.assume_init() };
@@ -84,10 +85,16 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String
             })?;
             let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
                 .map_err(|_| format!("invalid value for header {name}"))?;
+            has_connection |= name == header::CONNECTION;
             headers.append(name, value);
         }
         let framing = framing(status, method, &headers)?;
-        let keep_alive = framing != Framing::UntilClose && connection_keep_alive(&headers, http11);
+        let keep_alive = framing != Framing::UntilClose
+            && if has_connection {
+                connection_keep_alive(&headers, http11)
+            } else {
+                http11
+            };
         return Ok(Some(Head {
             status,
             headers,
