@@ -24,9 +24,13 @@
 #      translated-stream probe), nginx as a plain keep-alive reverse proxy of the first mock, and the
 #      router in front of all mocks with max_concurrent_connections 100000 (it never queues);
 #   3. pinned phase: the servers (mocks, nginx 1 worker, router --workers 1) on CPU $LOADTEST_SERVER_CPUS,
-#      the load generators (oha --worker-threads 1, the Python stream client) on CPU $LOADTEST_LOAD_CPUS;
+#      the load generators (oha --worker-threads 1, the Python stream client and paired probe) on
+#      CPU $LOADTEST_LOAD_CPUS;
 #      scenarios, each against direct (mock), nginx and router:
 #        non-streaming /api/chat at concurrency 1, 64 and 512 (interleaved rounds, medians);
+#        paired c=1 probe: the three targets alternate request by request over one keep-alive
+#        connection each (loadtest/lib/paired_latency.py), non-streaming and stream TTFT, so that
+#        "target - direct" per percentile is measured over the same noise window;
 #        1,000 concurrent /api/chat streams of 100 tokens at 10 ms per token, then 100 streams as a
 #        reference below saturation;
 #        translated stream probe (Ollama client -> OpenAI-compatible mock), skipped while the router
@@ -78,15 +82,19 @@ CLK_TCK="$(getconf CLK_TCK)"
 
 if [ "$QUICK" = 1 ]; then
     C1_ROUNDS=3; C1_N=3000; TP_ROUNDS=1; TP_DUR=3; SOAK_WINDOWS=2; SOAK_WIN=5; MODE="quick"
+    PAIRED_N=5000; PAIRED_TTFT_N=1500
 else
     C1_ROUNDS=5; C1_N=10000; TP_ROUNDS=3; TP_DUR=10; SOAK_WINDOWS=6; SOAK_WIN=10; MODE="full"
+    PAIRED_N=20000; PAIRED_TTFT_N=5000
 fi
+PAIRED_WARMUP=500
 STREAMS=1000
 STREAM_TOKENS=100
 STREAM_DELAY_MS=10
 STREAM_RAMP_MS=250
 
 BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}'
+STREAM_BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":true}'
 OAI_BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16}'
 
 log() { printf '[loadtest %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -343,6 +351,44 @@ warm_up() {
 
 last_rps() { python3 "$LT/lib/results.py" last "$JSONL"; }
 
+# Real-time scheduling (SCHED_FIFO) for the paired probe and the servers it measures, when run as root
+# with chrt: on a shared VM, ordinary wake-up scheduling adds millisecond tails to every target, which
+# hide the microseconds a proxy adds. The probe keeps one request in flight, so nothing is starved.
+RT_OK=0
+[ "$(id -u)" = 0 ] && command -v chrt >/dev/null 2>&1 && RT_OK=1
+rt_servers() { # rt_servers on|off
+    [ "$RT_OK" = 1 ] || return 0
+    local p
+    for p in "${PID[mock1]}" $(nginx_pids) "${PID[router]}"; do
+        if [ "$1" = on ]; then
+            chrt -a -f -p 10 "$p" >/dev/null 2>&1 || true
+        else
+            chrt -a -o -p 0 "$p" >/dev/null 2>&1 || true
+        fi
+    done
+}
+
+# paired_run SCENARIO MODE N BODY: the paired, interleaved c=1 probe over direct (the baseline), nginx and
+# router, one request each in turn; one record per target.
+paired_run() {
+    local scenario=$1 mode=$2 n=$3 body=$4
+    local out="$RUN/paired-$PHASE-$scenario.json"
+    local rt=()
+    [ "$RT_OK" = 1 ] && rt=(chrt -f 10)
+    rt_servers on
+    run_fg "${LOAD[@]}" "${rt[@]}" python3 "$LT/lib/paired_latency.py" --target "direct=$(target_port direct)" \
+        --target "nginx=$(target_port nginx)" --target "router=$(target_port router)" --requests "$n" \
+        --warmup "$PAIRED_WARMUP" --mode "$mode" --path /api/chat --body "$body" >"$out" \
+        || log "paired probe exited non-zero for $scenario"
+    rt_servers off
+    if [ -s "$out" ]; then
+        record paired "$out" phase="$PHASE" scenario="$scenario"
+        log "  $(last_rps)"
+    else
+        log "  paired probe wrote no result for $scenario"
+    fi
+}
+
 # stream_run SCENARIO TARGET [client args...]: the Python stream client plus RSS/CPU of the target.
 stream_run() {
     local scenario=$1 target=$2
@@ -461,6 +507,17 @@ for r in $(seq 1 "$C1_ROUNDS"); do
     done
 done
 
+log "paired c=1: direct, nginx and router in turn, one request each, $PAIRED_N non-streaming /api/chat per target"
+paired_run paired_c1 plain "$PAIRED_N" "$BODY"
+# TTFT on /api/chat itself (the route of the c=1 rounds above, the router's native Ollama path): the
+# mocks run without --token-delay-ms / --first-byte-delay-ms (both 0), and the 10 ms per token of the
+# stream scenarios below comes per request from the stream client's x-mock-delay-ms header, which this
+# probe does not send. So the first token line is sent at once, with no timer in the way, and there is
+# no need for the OpenAI SSE stream (its undelayed first event is a role-only chunk, not a token).
+# Timed: request write -> first byte of the first chunk with data; the rest is read before the next.
+log "paired c=1 TTFT: streaming /api/chat (first token undelayed), $PAIRED_TTFT_N per target"
+paired_run paired_ttft ttft "$PAIRED_TTFT_N" "$STREAM_BODY"
+
 for c in 64 512; do
     log "non-streaming /api/chat, concurrency $c: $TP_ROUNDS interleaved rounds of ${TP_DUR}s"
     for r in $(seq 1 "$TP_ROUNDS"); do
@@ -547,7 +604,7 @@ fi
 
 # ---- report -----------------------------------------------------------------------------------------
 if [ "$PIN_OK" = 1 ]; then
-    PINNING="servers (3 mocks, nginx 1 worker, router --workers 1) on CPU $SERVER_CPUS; oha --worker-threads 1 and the stream client on CPU $LOAD_CPUS (taskset)"
+    PINNING="servers (3 mocks, nginx 1 worker, router --workers 1) on CPU $SERVER_CPUS; oha --worker-threads 1, the stream client and the paired probe on CPU $LOAD_CPUS (taskset)"
 else
     PINNING="none (1 CPU)"
 fi
@@ -569,7 +626,7 @@ meta = {
     "litellm": "$LITELLM_VERSION",
     "router_cmd": "$PINNED_ROUTER_CMD",
     "slots": $SLOTS,
-    "load_desc": "non-stream: POST /api/chat {stream:false}, mock answers 1 token; c=1: $C1_ROUNDS rounds x $C1_N requests (median of rounds); c=64/512: ${TP_DUR} s each (oha -z -w); streams: $STREAMS x $STREAM_TOKENS tokens at $STREAM_DELAY_MS ms, starts spread over $STREAM_RAMP_MS ms, connections opened first; soak: $SOAK_WINDOWS x ${SOAK_WIN} s at c=512",
+    "load_desc": "non-stream: POST /api/chat {stream:false}, mock answers 1 token; c=1: $C1_ROUNDS rounds x $C1_N requests (median of rounds); paired c=1: $PAIRED_N requests per target (TTFT: $PAIRED_TTFT_N, stream:true), targets in turn on one keep-alive connection each, rotating order, $PAIRED_WARMUP warm-up, real-time scheduling for probe and servers: $RT_OK; c=64/512: ${TP_DUR} s each (oha -z -w); streams: $STREAMS x $STREAM_TOKENS tokens at $STREAM_DELAY_MS ms, starts spread over $STREAM_RAMP_MS ms, connections opened first; soak: $SOAK_WINDOWS x ${SOAK_WIN} s at c=512",
 }
 json.dump(meta, open(sys.argv[1], "w"))
 PY
