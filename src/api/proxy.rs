@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, Method, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 
 use super::errors::{ApiError, ApiFormat};
 use super::routes::Inference;
@@ -17,7 +17,7 @@ use crate::config::EndpointKind;
 use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming};
 use crate::http::client::UpstreamBody;
 use crate::http::fetch;
-use crate::http::headers::{client_response, X_ROUTER_ENDPOINT};
+use crate::http::headers::X_ROUTER_ENDPOINT;
 use crate::routing::choose::{acquire, Saturated};
 use crate::routing::endpoint::EndpointState;
 use crate::routing::names::ollama_equivalent;
@@ -339,18 +339,18 @@ fn relay(
     hard_deadline: Option<Instant>,
 ) -> Response<RouterBody> {
     let status = resp.status();
-    let (head, upstream_body) = resp.into_parts();
-    let has_length = head.headers.contains_key(header::CONTENT_LENGTH);
-    let framing = match (stream && !has_length, route.format()) {
+    let upstream_body = resp.into_body();
+    let framing = match (stream && !upstream_body.has_length(), route.format()) {
         (false, _) => StreamFraming::None,
         (true, ApiFormat::Ollama) => StreamFraming::Ndjson,
         (true, ApiFormat::OpenAi) => StreamFraming::Sse,
     };
+    // The upstream's header lines are written through by the connection, filtered, without a map.
     let relay = Relay::new(upstream_body, Some(guard), framing, idle, on_end)
-        .with_hard_deadline(hard_deadline);
+        .with_hard_deadline(hard_deadline)
+        .with_upstream_headers();
     let mut out = Response::new(RouterBody::Relay(Box::new(relay)));
     *out.status_mut() = status;
-    *out.headers_mut() = client_response(head.headers);
     out
 }
 

@@ -74,6 +74,8 @@ pub struct Relay {
     hard_deadline: Option<Instant>,
     on_end: Option<OnEnd>,
     transform: Option<Box<dyn Transform>>,
+    /// The client's answer carries the upstream's header lines (a same-API relay).
+    pass_headers: bool,
     done: bool,
 }
 
@@ -94,6 +96,7 @@ impl Relay {
             hard_deadline: None,
             on_end: Some(on_end),
             transform: None,
+            pass_headers: false,
             done: false,
         }
     }
@@ -109,6 +112,12 @@ impl Relay {
     fn next_deadline(&self) -> Instant {
         let idle = Instant::now() + self.idle;
         self.hard_deadline.map_or(idle, |h| h.min(idle))
+    }
+
+    /// Writes the upstream's end-to-end header lines into the client's answer.
+    pub fn with_upstream_headers(mut self) -> Self {
+        self.pass_headers = true;
+        self
     }
 
     /// Passes every chunk through `t` (the size of the body is then unknown).
@@ -219,6 +228,14 @@ pub enum RouterBody {
 }
 
 impl RouterBody {
+    /// Upstream header lines that go into the client's answer as they are (empty: none).
+    pub fn passthrough_header_lines(&self) -> &[u8] {
+        match self {
+            RouterBody::Relay(r) if r.pass_headers => r.upstream.header_lines(),
+            _ => &[],
+        }
+    }
+
     pub fn empty() -> Self {
         RouterBody::Full(None)
     }

@@ -82,12 +82,13 @@ pub fn upstream_request_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Whether the peer wants the connection kept after this message: `default` is what its HTTP
-/// version implies (1.1: yes, 1.0: no), and `Connection: close` or `keep-alive` overrides it.
-pub fn connection_keep_alive(headers: &HeaderMap, default: bool) -> bool {
+/// Whether the peer wants the connection kept after this message, from its `Connection` values:
+/// `default` is what its HTTP version implies (1.1: yes, 1.0: no), and `close` or `keep-alive`
+/// overrides it.
+pub fn connection_keep_alive<'a>(values: impl IntoIterator<Item = &'a [u8]>, default: bool) -> bool {
     let mut keep = default;
-    for v in headers.get_all(header::CONNECTION) {
-        for token in v.to_str().unwrap_or("").split(',') {
+    for v in values {
+        for token in std::str::from_utf8(v).unwrap_or("").split(',') {
             let token = token.trim();
             if token.eq_ignore_ascii_case("close") {
                 return false;
@@ -100,19 +101,11 @@ pub fn connection_keep_alive(headers: &HeaderMap, default: bool) -> bool {
     keep
 }
 
-/// Headers to send back to the client: the upstream's end-to-end headers (hop-by-hop ones removed in place).
-pub fn client_response(mut upstream: HeaderMap) -> HeaderMap {
-    // One pass to look; most answers carry at most `transfer-encoding`, so few removals follow.
-    if !upstream.keys().any(|name| HOP_BY_HOP.contains(name)) {
-        return upstream;
-    }
-    for name in connection_listed(&upstream) {
-        upstream.remove(name.as_str());
-    }
-    for name in &HOP_BY_HOP {
-        upstream.remove(name);
-    }
-    upstream
+/// Whether a raw header name is hop-by-hop (ASCII case-insensitive).
+pub fn is_hop_by_hop_name(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|h| h.as_str().as_bytes().eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]

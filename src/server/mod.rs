@@ -4,7 +4,7 @@
 mod connection;
 pub mod listener;
 mod request_head;
-mod response_head;
+pub mod response_head;
 pub mod runtime;
 pub mod shutdown;
 pub mod worker;

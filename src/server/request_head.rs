@@ -126,7 +126,10 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
     let body = body_framing(&headers, seen)?;
     let http11 = version == Version::HTTP_11;
     let keep_alive = if seen.connection {
-        connection_keep_alive(&headers, http11)
+        connection_keep_alive(
+            headers.get_all(header::CONNECTION).iter().map(|v| v.as_bytes()),
+            http11,
+        )
     } else {
         http11
     };

@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 
+use crate::http::headers::is_hop_by_hop_name;
+
 /// How the body after a head is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseFraming {
@@ -50,12 +52,15 @@ impl ResponseFraming {
     }
 }
 
-/// Appends the status line and headers. Framing headers come from `framing` only: any
-/// `content-length` or `transfer-encoding` in `headers` is left out.
+/// Appends the status line and headers: the router's own (`headers`), then the upstream's header
+/// lines written through as received (`passthrough`, empty when there are none), minus hop-by-hop
+/// headers and names the router set itself. Framing headers come from `framing` only: any
+/// `content-length` or `transfer-encoding` in either is left out.
 pub fn encode(
     out: &mut Vec<u8>,
     status: StatusCode,
     headers: &HeaderMap,
+    passthrough: &[u8],
     framing: ResponseFraming,
     method: &Method,
     close: bool,
@@ -81,6 +86,9 @@ pub fn encode(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    if !passthrough.is_empty() {
+        has_date |= write_passthrough(out, passthrough, headers, keep_length);
+    }
     match framing {
         ResponseFraming::Length(n) => {
             out.extend_from_slice(b"content-length: ");
@@ -99,6 +107,46 @@ pub fn encode(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Splits header lines (`name: value`, ending in CRLF or a bare LF) into names and whole lines
+/// without the line break.
+fn header_lines(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    block
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let colon = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+            (&line[..colon], line)
+        })
+}
+
+/// Writes the upstream's end-to-end header lines (each re-terminated with CRLF); true when one is `Date`.
+fn write_passthrough(out: &mut Vec<u8>, block: &[u8], ours: &HeaderMap, keep_length: bool) -> bool {
+    // Names listed in a `Connection` header are hop-by-hop too; most answers have none.
+    let listed: Vec<&[u8]> = header_lines(block)
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(name, line)| line[name.len() + 1..].split(|&b| b == b','))
+        .map(|token| token.trim_ascii())
+        .filter(|token| !token.is_empty())
+        .collect();
+    let mut has_date = false;
+    for (name, line) in header_lines(block) {
+        let skip = is_hop_by_hop_name(name)
+            || (name.eq_ignore_ascii_case(b"content-length") && !keep_length)
+            || listed.iter().any(|l| l.eq_ignore_ascii_case(name))
+            || ours
+                .keys()
+                .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name));
+        if skip {
+            continue;
+        }
+        has_date |= name.eq_ignore_ascii_case(b"date");
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    has_date
 }
 
 /// Appends `n` in lowercase hex (a chunk size) without going through `fmt`.
@@ -210,6 +258,7 @@ mod tests {
             &mut out,
             StatusCode::OK,
             &h,
+            b"",
             ResponseFraming::Chunked,
             &Method::GET,
             true,
@@ -221,6 +270,44 @@ mod tests {
         let mut out = Vec::new();
         chunk(&mut out, b"hello");
         assert_eq!(out, b"5\r\nhello\r\n");
+    }
+
+    #[test]
+    fn upstream_lines_pass_through_without_hop_by_hop_framing_or_our_names() {
+        let mut ours = HeaderMap::new();
+        ours.insert("x-request-id", "abc".parse().unwrap());
+        let upstream = b"Content-Type: application/json\r\nConnection: keep-alive, X-Secret\r\n\
+            X-Secret: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\
+            Content-Length: 12\r\nX-Request-Id: theirs\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\
+            X-Trace: a:b\n";
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            StatusCode::OK,
+            &ours,
+            upstream,
+            ResponseFraming::Length(12),
+            &Method::POST,
+            false,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nx-request-id: abc\r\nContent-Type: application/json\r\n\
+             Date: Mon, 01 Jan 2024 00:00:00 GMT\r\nX-Trace: a:b\r\ncontent-length: 12\r\n\r\n"
+        );
+        // A HEAD answer keeps the upstream's length; our own date is added when it sent none.
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            StatusCode::OK,
+            &HeaderMap::new(),
+            b"content-length: 7\r\n",
+            ResponseFraming::None,
+            &Method::HEAD,
+            false,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 7\r\ndate: "), "{text}");
     }
 
     #[test]

@@ -23,10 +23,14 @@ pub struct UpstreamBody {
     conn: Option<Conn>,
     state: State,
     keep_alive: bool,
+    /// The answer's header lines as received (see `head::Head::lines`).
+    header_lines: Bytes,
+    has_length: bool,
 }
 
 impl UpstreamBody {
-    pub(super) fn new(conn: Conn, framing: Framing, keep_alive: bool) -> Self {
+    pub(super) fn new(conn: Conn, framing: Framing, keep_alive: bool, header_lines: Bytes) -> Self {
+        let has_length = matches!(framing, Framing::Empty | Framing::Length(_));
         let state = match framing {
             Framing::Empty => State::Done,
             Framing::Length(n) => State::Length(n),
@@ -37,11 +41,23 @@ impl UpstreamBody {
             conn: Some(conn),
             state,
             keep_alive,
+            header_lines,
+            has_length,
         };
         if matches!(body.state, State::Done) {
             body.finish();
         }
         body
+    }
+
+    /// The upstream's header lines, for writing through to the client.
+    pub fn header_lines(&self) -> &[u8] {
+        &self.header_lines
+    }
+
+    /// The upstream said how long the body is (or that there is none): it is not a stream.
+    pub fn has_length(&self) -> bool {
+        self.has_length
     }
 
     /// The body ended: the connection carries the next request when the framing allows it.

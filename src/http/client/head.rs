@@ -2,8 +2,7 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Buf, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode};
 
 use crate::http::headers::connection_keep_alive;
@@ -27,7 +26,9 @@ pub enum Framing {
 #[derive(Debug)]
 pub struct Head {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    /// The header lines as received (`name: value`, each ending in a line break), sliced from the
+    /// head without copying: a same-API answer writes them through, filtered, without a header map.
+    pub lines: Bytes,
     pub framing: Framing,
     /// The connection may carry another request after this response.
     pub keep_alive: bool,
@@ -61,59 +62,50 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String
             continue;
         }
         let http11 = resp.version == Some(1);
-        // Values are slices of one shared copy of the head: no allocation per header. Room is left
-        // for the headers the router adds to the answer.
-        let base = buf.as_ptr() as usize;
-        let mut spans = [MaybeUninit::<(usize, usize, usize, usize)>::uninit(); MAX_HEADERS];
-        let count = resp.headers.len();
-        for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
-            let name = h.name.as_ptr() as usize - base;
-            let value = h.value.as_ptr() as usize - base;
-            span.write((name, name + h.name.len(), value, value + h.value.len()));
-        }
-        let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(count + 4);
-        let mut has_connection = false;
-        for span in &spans[..count] {
-            // SAFETY: the loop above wrote the first `count` spans.
-            let (ns, ne, vs, ve) = unsafe { span.assume_init() };
-            let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| {
-                format!(
-                    "invalid header name {:?}",
-                    String::from_utf8_lossy(&head[ns..ne])
-                )
-            })?;
-            let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
-                .map_err(|_| format!("invalid value for header {name}"))?;
-            has_connection |= name == header::CONNECTION;
-            headers.append(name, value);
-        }
-        let framing = framing(status, method, &headers)?;
+        let framing = framing(status, method, resp.headers)?;
         let keep_alive = framing != Framing::UntilClose
-            && if has_connection {
-                connection_keep_alive(&headers, http11)
-            } else {
-                http11
-            };
+            && connection_keep_alive(values(resp.headers, "connection"), http11);
+        // The header block: after the status line, before the blank line that ends the head.
+        let first = buf[..len].iter().position(|&b| b == b'\n').map_or(len, |i| i + 1);
+        let block_end = if first >= len {
+            len
+        } else {
+            len - if buf[..len].ends_with(b"\r\n\r\n") { 2 } else { 1 }
+        };
+        let head = buf.split_to(len).freeze();
         return Ok(Some(Head {
             status,
-            headers,
+            lines: head.slice(first.min(block_end)..block_end),
             framing,
             keep_alive,
         }));
     }
 }
 
-fn framing(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result<Framing, String> {
+/// The values of every header called `name` (ASCII case-insensitive).
+fn values<'a>(
+    headers: &'a [httparse::Header<'a>],
+    name: &'static str,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+fn framing(
+    status: StatusCode,
+    method: &Method,
+    headers: &[httparse::Header<'_>],
+) -> Result<Framing, String> {
     if method == Method::HEAD
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
         return Ok(Framing::Empty);
     }
-    if let Some(te) = headers.get(header::TRANSFER_ENCODING) {
-        let chunked_last = te
-            .to_str()
+    if let Some(te) = values(headers, "transfer-encoding").next() {
+        let chunked_last = std::str::from_utf8(te)
             .ok()
             .and_then(|v| v.rsplit(',').next())
             .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
@@ -123,15 +115,15 @@ fn framing(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result<F
             Framing::UntilClose
         });
     }
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let mut lengths = values(headers, "content-length");
     let Some(first) = lengths.next() else {
         return Ok(Framing::UntilClose);
     };
-    let parse = |v: &HeaderValue| {
-        v.to_str()
+    let parse = |v: &[u8]| {
+        std::str::from_utf8(v)
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
-            .ok_or_else(|| format!("invalid content-length {v:?}"))
+            .ok_or_else(|| format!("invalid content-length {:?}", String::from_utf8_lossy(v)))
     };
     let n = parse(first)?;
     for other in lengths {
@@ -203,7 +195,31 @@ mod tests {
         );
         let h = parse(&mut buf, &Method::POST).unwrap().unwrap();
         assert_eq!(h.status, StatusCode::OK);
+        assert_eq!(&h.lines[..], b"content-length: 2\r\n");
         assert_eq!(&buf[..], b"hi");
+    }
+
+    #[test]
+    fn header_lines_are_the_block_between_status_line_and_blank_line() {
+        let h = parse_str(
+            "HTTP/1.1 200 OK\r\nContent-Type: a\r\nX-B: c d\r\ncontent-length: 0\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            &h.lines[..],
+            b"Content-Type: a\r\nX-B: c d\r\ncontent-length: 0\r\n"
+        );
+        let h = parse_str("HTTP/1.1 204 No Content\r\n\r\n", Method::GET)
+            .unwrap()
+            .unwrap();
+        assert!(h.lines.is_empty());
+        // Bare line feeds (tolerated by the parser) keep their shape; the writer normalises them.
+        let h = parse_str("HTTP/1.1 200 OK\nx: 1\ncontent-length: 0\n\n", Method::GET)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&h.lines[..], b"x: 1\ncontent-length: 0\n");
     }
 
     #[test]

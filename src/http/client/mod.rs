@@ -128,9 +128,9 @@ async fn exchange(
     loop {
         match head::parse(&mut conn.buf, req.method) {
             Ok(Some(h)) => {
-                let mut resp = Response::new(UpstreamBody::new(conn, h.framing, h.keep_alive));
+                let body = UpstreamBody::new(conn, h.framing, h.keep_alive, h.lines);
+                let mut resp = Response::new(body);
                 *resp.status_mut() = h.status;
-                *resp.headers_mut() = h.headers;
                 return Ok(resp);
             }
             Ok(None) => {}
