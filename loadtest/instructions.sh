@@ -5,7 +5,7 @@
 # Usage: bash loadtest/instructions.sh [--top N] [--router PATH]
 #
 # Why: on a shared VM, wall-clock CPU per request moves by ±20 % between rounds; an instruction count
-# does not (repeat runs agree to within 0.1 %). It measures user-space work only: the kernel's share
+# does not (repeat runs agree to within about 1 %). It measures user-space work only: the kernel's share
 # (TCP over loopback, io_uring, scheduling) is not in it and still needs the load test. The router runs
 # with --io-driver epoll: valgrind cannot follow io_uring's shared rings (the router would never see a
 # request). The codec, handler and proxy code are the same on both drivers; only the driver differs.
