@@ -117,22 +117,26 @@ fn hung_backend_times_out_and_the_next_candidate_answers() {
     assert_eq!(alone.wait_idle()["total_in_flight"], 0);
 }
 
-#[test]
-fn total_time_limit_ends_a_long_stream_with_an_error_line() {
-    let m = Mock::start(&["--models", "m", "--tokens", "40", "--token-delay-ms", "50"]);
-    let router = Router::start(
-        &config_for(&[m.url()], "timeouts:\n  total: 600ms\n"),
-        &["--log-level", "warn"],
-    );
+/// A router in front of `m` (with `extra` configuration) and one streaming chat through it: the
+/// router (kept for checks after), the status, the body lines and how long the stream took.
+fn stream_chat_through(m: &Mock, extra: &str) -> (Router, u16, Vec<String>, Duration) {
+    let router = Router::start(&config_for(&[m.url()], extra), &["--log-level", "warn"]);
     let started = std::time::Instant::now();
     let (status, lines) = stream_lines(
         &router.url("/api/chat"),
         r#"{"model":"m","messages":[]}"#,
         &[],
     );
+    (router, status, lines, started.elapsed())
+}
+
+#[test]
+fn total_time_limit_ends_a_long_stream_with_an_error_line() {
+    let m = Mock::start(&["--models", "m", "--tokens", "40", "--token-delay-ms", "50"]);
+    let (router, status, lines, took) = stream_chat_through(&m, "timeouts:\n  total: 600ms\n");
     assert_eq!(status, 200);
     assert!(
-        started.elapsed() < Duration::from_millis(1500),
+        took < Duration::from_millis(1500),
         "the limit did not apply"
     );
     let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
@@ -150,33 +154,17 @@ fn total_time_limit_ends_a_long_stream_with_an_error_line() {
 fn the_idle_limit_counts_from_the_last_chunk_not_the_start() {
     // 10 tokens 100 ms apart: 1 s in all, never 300 ms without a chunk. It must complete.
     let steady = Mock::start(&["--models", "m", "--tokens", "10", "--token-delay-ms", "100"]);
-    let router = Router::start(
-        &config_for(&[steady.url()], "timeouts:\n  idle: 300ms\n"),
-        &["--log-level", "warn"],
-    );
-    let (status, lines) = stream_lines(
-        &router.url("/api/chat"),
-        r#"{"model":"m","messages":[]}"#,
-        &[],
-    );
+    let (_router, status, lines, _) = stream_chat_through(&steady, "timeouts:\n  idle: 300ms\n");
     assert_eq!(status, 200);
     let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     assert_eq!(last["done"], true, "{last}");
     assert_eq!(lines.len(), 11, "{lines:?}");
     // 800 ms between tokens: the stream ends with an error line once 300 ms pass without a chunk.
     let stalling = Mock::start(&["--models", "m", "--tokens", "5", "--token-delay-ms", "800"]);
-    let router = Router::start(
-        &config_for(&[stalling.url()], "timeouts:\n  idle: 300ms\n"),
-        &["--log-level", "warn"],
-    );
-    let started = std::time::Instant::now();
-    let (status, lines) = stream_lines(
-        &router.url("/api/chat"),
-        r#"{"model":"m","messages":[]}"#,
-        &[],
-    );
+    let (router, status, lines, took) =
+        stream_chat_through(&stalling, "timeouts:\n  idle: 300ms\n");
     assert_eq!(status, 200);
-    assert!(started.elapsed() < Duration::from_millis(2500));
+    assert!(took < Duration::from_millis(2500));
     let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     assert!(
         last["error"].as_str().unwrap().contains("sent nothing for"),

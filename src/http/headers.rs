@@ -85,7 +85,10 @@ pub fn upstream_request_head(
 /// Whether the peer wants the connection kept after this message, from its `Connection` values:
 /// `default` is what its HTTP version implies (1.1: yes, 1.0: no), and `close` or `keep-alive`
 /// overrides it.
-pub fn connection_keep_alive<'a>(values: impl IntoIterator<Item = &'a [u8]>, default: bool) -> bool {
+pub fn connection_keep_alive<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+    default: bool,
+) -> bool {
     let mut keep = default;
     for v in values {
         for token in std::str::from_utf8(v).unwrap_or("").split(',') {

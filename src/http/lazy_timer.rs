@@ -85,13 +85,19 @@ mod tests {
         .await
     }
 
+    /// A timer for `deadline`, polled once so that its wheel entry exists.
+    async fn armed(deadline: Instant) -> LazyTimer {
+        let mut t = LazyTimer::new(deadline);
+        assert!(!poll_fn(|cx| Poll::Ready(t.poll_expired(cx))).await);
+        t
+    }
+
     #[test]
     fn fires_at_the_latest_deadline_not_the_first() {
         run(async {
             let start = Instant::now();
-            let mut t = LazyTimer::new(start + Duration::from_millis(20));
-            // Arm it at 20 ms, then move the deadline to 60 ms: it must not end at 20 ms.
-            assert!(!poll_fn(|cx| Poll::Ready(t.poll_expired(cx))).await);
+            // Armed at 20 ms, then moved to 60 ms: it must not end at 20 ms.
+            let mut t = armed(start + Duration::from_millis(20)).await;
             t.set(start + Duration::from_millis(60));
             wait(&mut t).await;
             assert!(start.elapsed() >= Duration::from_millis(60));
@@ -102,8 +108,7 @@ mod tests {
     fn an_earlier_deadline_takes_effect() {
         run(async {
             let start = Instant::now();
-            let mut t = LazyTimer::new(start + Duration::from_secs(60));
-            assert!(!poll_fn(|cx| Poll::Ready(t.poll_expired(cx))).await);
+            let mut t = armed(start + Duration::from_secs(60)).await;
             t.set(start + Duration::from_millis(10));
             let waited = monoio::time::timeout(Duration::from_secs(5), wait(&mut t)).await;
             assert!(waited.is_ok(), "the earlier deadline woke the task");

@@ -127,7 +127,10 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
     let http11 = version == Version::HTTP_11;
     let keep_alive = if seen.connection {
         connection_keep_alive(
-            headers.get_all(header::CONNECTION).iter().map(|v| v.as_bytes()),
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .map(|v| v.as_bytes()),
             http11,
         )
     } else {

@@ -307,7 +307,10 @@ mod tests {
             false,
         );
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 7\r\ndate: "), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 7\r\ndate: "),
+            "{text}"
+        );
     }
 
     #[test]

@@ -66,11 +66,18 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String
         let keep_alive = framing != Framing::UntilClose
             && connection_keep_alive(values(resp.headers, "connection"), http11);
         // The header block: after the status line, before the blank line that ends the head.
-        let first = buf[..len].iter().position(|&b| b == b'\n').map_or(len, |i| i + 1);
+        let first = buf[..len]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(len, |i| i + 1);
         let block_end = if first >= len {
             len
         } else {
-            len - if buf[..len].ends_with(b"\r\n\r\n") { 2 } else { 1 }
+            len - if buf[..len].ends_with(b"\r\n\r\n") {
+                2
+            } else {
+                1
+            }
         };
         let head = buf.split_to(len).freeze();
         return Ok(Some(Head {
