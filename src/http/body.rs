@@ -229,10 +229,10 @@ pub enum RouterBody {
 
 impl RouterBody {
     /// Upstream header lines that go into the client's answer as they are (empty: none).
-    pub fn passthrough_header_lines(&self) -> &[u8] {
+    pub fn take_passthrough_header_lines(&mut self) -> Bytes {
         match self {
-            RouterBody::Relay(r) if r.pass_headers => r.upstream.header_lines(),
-            _ => &[],
+            RouterBody::Relay(r) if r.pass_headers => r.upstream.take_header_lines(),
+            _ => Bytes::new(),
         }
     }
 

@@ -277,7 +277,8 @@ impl Connection {
         http11: bool,
         keep_alive: bool,
     ) -> bool {
-        let (parts, body) = resp.into_parts();
+        let (parts, mut body) = resp.into_parts();
+        let upstream_lines = body.take_passthrough_header_lines();
         let framing =
             response_head::framing(method, parts.status, body.size_hint().exact(), http11);
         let keep_alive = keep_alive && framing != ResponseFraming::UntilClose;
@@ -285,12 +286,12 @@ impl Connection {
             &mut self.out,
             parts.status,
             &parts.headers,
-            body.passthrough_header_lines(),
+            &upstream_lines,
             framing,
             method,
             !keep_alive,
         );
-        drop(parts);
+        drop((parts, upstream_lines));
         let complete = match body {
             RouterBody::Full(data) => {
                 if let (Some(data), ResponseFraming::Length(_)) = (data, framing) {

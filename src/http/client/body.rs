@@ -50,9 +50,10 @@ impl UpstreamBody {
         body
     }
 
-    /// The upstream's header lines, for writing through to the client.
-    pub fn header_lines(&self) -> &[u8] {
-        &self.header_lines
+    /// The upstream's header lines, for writing through to the client. Taken, not borrowed: they are
+    /// a slice of the connection's read buffer, which they would otherwise pin for the whole body.
+    pub fn take_header_lines(&mut self) -> Bytes {
+        std::mem::take(&mut self.header_lines)
     }
 
     /// The upstream said how long the body is (or that there is none): it is not a stream.
