@@ -1,5 +1,6 @@
 //! The router's HTTP/1.1 server and upstream client, seen from the wire: keep-alive, pipelining,
-//! chunked request bodies, 100-continue, HTTP/1.0 clients, HEAD, and framing refusals.
+//! chunked request bodies, 100-continue, HTTP/1.0 clients, HEAD, framing refusals, and which upstream
+//! headers reach the client.
 
 mod common;
 
@@ -90,6 +91,38 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     assert!(b2.contains("version"), "{b2}");
     assert_eq!(m.stats()["inference"], 4);
     assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}
+
+#[test]
+fn upstream_headers_pass_through_and_hop_by_hop_ones_do_not() {
+    let (_m, router) = start();
+    let s = connect(router.port);
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let body = r#"{"model":"m","messages":[],"stream":true}"#;
+    write!(
+        w,
+        "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let head = read_head(&mut r).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    // The mock's end-to-end headers arrive as it sent them.
+    assert!(head.contains("\r\nx-mock-stream: 1\r\n"), "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: application/x-ndjson\r\n"),
+        "{head}"
+    );
+    // Its hop-by-hop ones do not, nor the one its `Connection` header names.
+    for gone in ["keep-alive:", "x-mock-private", "\r\nconnection:"] {
+        assert!(!head.contains(gone), "{gone} passed through: {head}");
+    }
+    // One framing header (the router's own), and the router's headers.
+    assert_eq!(head.matches("transfer-encoding:").count(), 1, "{head}");
+    assert!(!head.contains("content-length:"), "{head}");
+    assert!(head.contains("\r\nx-router-endpoint: "), "{head}");
+    assert!(head.contains("\r\nx-request-id: "), "{head}");
 }
 
 #[test]

@@ -378,8 +378,17 @@ pub async fn inference(
     } else {
         "text/event-stream"
     };
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    // An end-to-end header a proxy must pass on, and hop-by-hop ones it must drop (one of them
+    // hop-by-hop only because `Connection` names it): tests/http_conformance.rs checks both.
+    h.insert("x-mock-stream", HeaderValue::from_static("1"));
+    h.insert("keep-alive", HeaderValue::from_static("timeout=30"));
+    h.insert(
+        header::CONNECTION,
+        HeaderValue::from_static("x-mock-private"),
+    );
+    h.insert("x-mock-private", HeaderValue::from_static("1"));
     Ok(r)
 }
 
