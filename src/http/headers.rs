@@ -26,16 +26,23 @@ fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
     HOP_BY_HOP.contains(name) || connection_listed.iter().any(|c| c == name.as_str())
 }
 
-/// Header names listed in `Connection:` are hop-by-hop too.
+/// Header names listed in `Connection:` are hop-by-hop too. The usual `keep-alive` and `close` are
+/// left out before anything is allocated: they are dropped anyway, and most clients send one.
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
+        .map(str::trim)
+        .filter(|s| is_extra_connection_token(s.as_bytes()))
+        .map(str::to_ascii_lowercase)
         .collect()
+}
+
+/// A `Connection` token that names a header to drop beyond the hop-by-hop ones.
+pub fn is_extra_connection_token(token: &[u8]) -> bool {
+    !token.is_empty() && !token.eq_ignore_ascii_case(b"close") && !is_hop_by_hop_name(token)
 }
 
 /// Appends the request head to send upstream to `out`: the client's end-to-end headers, our Host,
@@ -154,6 +161,14 @@ mod tests {
             head.contains("content-length: 0\r\n"),
             "POST always says its length"
         );
+    }
+
+    #[test]
+    fn only_unusual_connection_tokens_name_extra_headers() {
+        for usual in ["close", "Keep-Alive", "keep-alive", "TE", "upgrade", ""] {
+            assert!(!is_extra_connection_token(usual.as_bytes()), "{usual}");
+        }
+        assert!(is_extra_connection_token(b"x-secret"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 
-use crate::http::headers::is_hop_by_hop_name;
+use crate::http::headers::{is_extra_connection_token, is_hop_by_hop_name};
 
 /// How the body after a head is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +129,7 @@ fn write_passthrough(out: &mut Vec<u8>, block: &[u8], ours: &HeaderMap, keep_len
         .filter(|(name, _)| name.eq_ignore_ascii_case(b"connection"))
         .flat_map(|(name, line)| line[name.len() + 1..].split(|&b| b == b','))
         .map(|token| token.trim_ascii())
-        .filter(|token| !token.is_empty())
+        .filter(|token| is_extra_connection_token(token))
         .collect();
     let mut has_date = false;
     for (name, line) in header_lines(block) {
