@@ -18,6 +18,12 @@ fn connect(port: u16) -> TcpStream {
     s
 }
 
+/// A connection as a writer and a buffered reader.
+fn open(port: u16) -> (TcpStream, BufReader<TcpStream>) {
+    let s = connect(port);
+    (s.try_clone().unwrap(), BufReader::new(s))
+}
+
 /// Reads one response with a content-length body: (status, head, body).
 fn read_head(r: &mut BufReader<TcpStream>) -> String {
     let mut head = String::new();
@@ -67,9 +73,7 @@ fn start() -> (Mock, Router) {
 #[test]
 fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     let (m, router) = start();
-    let s = connect(router.port);
-    let mut w = s.try_clone().unwrap();
-    let mut r = BufReader::new(s);
+    let (mut w, mut r) = open(router.port);
     // Two requests one after the other on one connection, then three in a single write.
     for _ in 0..2 {
         w.write_all(chat_request("").as_bytes()).unwrap();
@@ -96,9 +100,7 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
 #[test]
 fn upstream_headers_pass_through_and_hop_by_hop_ones_do_not() {
     let (_m, router) = start();
-    let s = connect(router.port);
-    let mut w = s.try_clone().unwrap();
-    let mut r = BufReader::new(s);
+    let (mut w, mut r) = open(router.port);
     let body = r#"{"model":"m","messages":[],"stream":true}"#;
     write!(
         w,
@@ -135,9 +137,7 @@ fn chunked_request_bodies_and_expect_continue() {
         a.len(),
         b.len()
     );
-    let s = connect(router.port);
-    let mut w = s.try_clone().unwrap();
-    let mut r = BufReader::new(s);
+    let (mut w, mut r) = open(router.port);
     w.write_all(chunked.as_bytes()).unwrap();
     let (status, _, body) = read_response(&mut r);
     assert_eq!(status, 200, "{body}");
@@ -190,9 +190,7 @@ fn http10_clients_get_a_close_delimited_stream_and_head_gets_no_body() {
     assert!(lines.last().unwrap().contains("\"done\":true"), "{stream}");
 
     // HEAD: the headers of a GET, no body, and the connection stays usable.
-    let s = connect(router.port);
-    let mut w = s.try_clone().unwrap();
-    let mut r = BufReader::new(s);
+    let (mut w, mut r) = open(router.port);
     w.write_all(b"HEAD /api/version HTTP/1.1\r\nHost: x\r\n\r\nGET /api/version HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let head = read_head(&mut r);
