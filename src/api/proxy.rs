@@ -347,8 +347,7 @@ fn relay(
     };
     // The upstream's header lines are written through by the connection, filtered, without a map.
     let relay = Relay::new(upstream_body, Some(guard), framing, idle, on_end)
-        .with_hard_deadline(hard_deadline)
-        .with_upstream_headers();
+        .with_hard_deadline(hard_deadline);
     let mut out = Response::new(RouterBody::Relay(Box::new(relay)));
     *out.status_mut() = status;
     out

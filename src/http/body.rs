@@ -74,20 +74,22 @@ pub struct Relay {
     hard_deadline: Option<Instant>,
     on_end: Option<OnEnd>,
     transform: Option<Box<dyn Transform>>,
-    /// The client's answer carries the upstream's header lines (a same-API relay).
-    pass_headers: bool,
+    /// The upstream's header lines, for the client's answer head; taken when the head is written
+    /// (they are a slice of the connection's read buffer, which they would pin for the whole body).
+    upstream_headers: Bytes,
     done: bool,
 }
 
 impl Relay {
     pub fn new(
-        upstream: UpstreamBody,
+        mut upstream: UpstreamBody,
         guard: Option<SlotGuard>,
         framing: StreamFraming,
         idle: Duration,
         on_end: OnEnd,
     ) -> Self {
         Relay {
+            upstream_headers: upstream.take_header_lines(),
             upstream,
             guard,
             framing,
@@ -96,7 +98,6 @@ impl Relay {
             hard_deadline: None,
             on_end: Some(on_end),
             transform: None,
-            pass_headers: false,
             done: false,
         }
     }
@@ -114,15 +115,11 @@ impl Relay {
         self.hard_deadline.map_or(idle, |h| h.min(idle))
     }
 
-    /// Writes the upstream's end-to-end header lines into the client's answer.
-    pub fn with_upstream_headers(mut self) -> Self {
-        self.pass_headers = true;
-        self
-    }
-
-    /// Passes every chunk through `t` (the size of the body is then unknown).
+    /// Passes every chunk through `t` (the size of the body is then unknown). The upstream's headers
+    /// describe the untransformed bytes, so they do not go to the client.
     pub fn with_transform(mut self, t: Box<dyn Transform>) -> Self {
         self.transform = Some(t);
+        self.upstream_headers = Bytes::new();
         self
     }
 
@@ -231,7 +228,7 @@ impl RouterBody {
     /// Upstream header lines that go into the client's answer as they are (empty: none).
     pub fn take_passthrough_header_lines(&mut self) -> Bytes {
         match self {
-            RouterBody::Relay(r) if r.pass_headers => r.upstream.take_header_lines(),
+            RouterBody::Relay(r) => std::mem::take(&mut r.upstream_headers),
             _ => Bytes::new(),
         }
     }

@@ -153,30 +153,25 @@ mod tests {
         parse(&mut BytesMut::from(s), &method)
     }
 
+    /// A head that must parse completely.
+    fn complete(s: &str, method: Method) -> Head {
+        parse_str(s, method).unwrap().unwrap()
+    }
+
     #[test]
     fn framing_follows_the_rules() {
-        let h = parse_str("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", Method::POST)
-            .unwrap()
-            .unwrap();
+        let h = complete("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", Method::POST);
         assert_eq!((h.framing, h.keep_alive), (Framing::Length(5), true));
-        let h = parse_str(
+        let h = complete(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\ncontent-length: 5\r\n\r\n",
             Method::POST,
-        )
-        .unwrap()
-        .unwrap();
+        );
         assert_eq!(h.framing, Framing::Chunked);
-        let h = parse_str("HTTP/1.1 200 OK\r\n\r\n", Method::GET)
-            .unwrap()
-            .unwrap();
+        let h = complete("HTTP/1.1 200 OK\r\n\r\n", Method::GET);
         assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
-        let h = parse_str("HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n", Method::HEAD)
-            .unwrap()
-            .unwrap();
+        let h = complete("HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n", Method::HEAD);
         assert_eq!(h.framing, Framing::Empty);
-        let h = parse_str("HTTP/1.1 204 No Content\r\n\r\n", Method::DELETE)
-            .unwrap()
-            .unwrap();
+        let h = complete("HTTP/1.1 204 No Content\r\n\r\n", Method::DELETE);
         assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
     }
 
