@@ -16,7 +16,7 @@ pub struct Shared {
     pub placement: ArcSwap<Placement>,
     /// Set by SIGTERM: listeners stop accepting.
     pub stopping: AtomicBool,
-    /// Requests whose response is not finished yet.
+    /// Requests read and not yet answered to the last byte: the shutdown drain waits for them.
     pub active_requests: AtomicUsize,
 }
 
@@ -42,7 +42,7 @@ impl Shared {
         self.endpoints.iter().any(|e| e.is_healthy())
     }
 
-    /// Counts a request as active until the returned guard drops.
+    /// Counts a request as active until the returned guard drops (after its last byte was written).
     pub fn track_request(self: &Arc<Self>) -> ActiveRequest {
         self.active_requests.fetch_add(1, Ordering::SeqCst);
         ActiveRequest {

@@ -16,10 +16,16 @@ fn sigterm(pid: u32) {
 #[test]
 fn sigterm_lets_in_flight_streams_finish_then_exits_zero() {
     let m = Mock::start(&["--models", "m", "--tokens", "20", "--token-delay-ms", "40"]);
-    let mut router = Router::start(&config_for(&[m.url()], ""), &["--log-format", "json"]);
-    let url = router.url("/api/chat");
-    let stream =
-        std::thread::spawn(move || stream_lines(&url, r#"{"model":"m","messages":[]}"#, &[]));
+    let yaml = config_for(&[m.url()], "max_concurrent_connections: 16\n");
+    let mut router = Router::start(&yaml, &["--log-format", "json"]);
+    // Staggered streams end at different moments of the drain, one of them right as it polls.
+    let streams: Vec<_> = (0..12)
+        .map(|i| {
+            let url = router.url("/api/chat");
+            std::thread::sleep(Duration::from_millis(i * 7));
+            std::thread::spawn(move || stream_lines(&url, r#"{"model":"m","messages":[]}"#, &[]))
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(250));
     sigterm(router.pid());
     std::thread::sleep(Duration::from_millis(150));
@@ -28,9 +34,11 @@ fn sigterm_lets_in_flight_streams_finish_then_exits_zero() {
         std::net::TcpStream::connect(("127.0.0.1", router.port)).is_err(),
         "still accepting after SIGTERM"
     );
-    let (status, lines) = stream.join().unwrap();
-    assert_eq!(status, 200);
-    assert_eq!(lines.len(), 21, "the in-flight stream was cut: {lines:?}");
+    for stream in streams {
+        let (status, lines) = stream.join().unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(lines.len(), 21, "an in-flight stream was cut: {lines:?}");
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     let code = loop {
         if let Some(s) = router.proc.child.try_wait().unwrap() {

@@ -23,7 +23,7 @@ pub async fn handle(
     let mut ctx = Ctx {
         request_id: request_id(req.headers()),
         started: Instant::now(),
-        active: Some(shared.track_request()),
+        logs_at_end: false,
         shared,
     };
     let origin = req.headers().get(header::ORIGIN).cloned();
@@ -42,7 +42,7 @@ pub async fn handle(
             .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
     }
     // Relayed responses log when their body ends; the rest log here.
-    if ctx.active.is_some() {
+    if !ctx.logs_at_end {
         tracing::info!(
             request_id = ctx.request_id.to_str().unwrap_or(""),
             method = %method,

@@ -353,7 +353,7 @@ fn relay(
     out
 }
 
-/// The closure that writes the request's log line when its response ends, and releases its shutdown hold.
+/// The closure that writes the request's log line when its response ends.
 fn request_logger(
     ctx: &mut Ctx,
     route: Inference,
@@ -361,9 +361,9 @@ fn request_logger(
     endpoint: &str,
     status: StatusCode,
 ) -> OnEnd {
-    let active = ctx.active.take();
+    ctx.logs_at_end = true;
     if !tracing::enabled!(tracing::Level::INFO) {
-        return Box::new(move |_| drop(active));
+        return Box::new(|_| {});
     }
     let started: Instant = ctx.started;
     let request_id = ctx.request_id.clone();
@@ -387,6 +387,5 @@ fn request_logger(
             outcome,
             "request"
         );
-        drop(active);
     })
 }

@@ -8,14 +8,15 @@ use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::http::body::RouterBody;
 use crate::http::headers::X_REQUEST_ID;
-use crate::state::{ActiveRequest, Shared};
+use crate::state::Shared;
 
 /// What a handler knows about the request it serves.
 pub struct Ctx {
     pub shared: Arc<Shared>,
     pub request_id: HeaderValue,
     pub started: Instant,
-    pub active: Option<ActiveRequest>,
+    /// Set once the response's end will write the log line (relayed bodies), so the handler does not.
+    pub logs_at_end: bool,
 }
 
 /// A JSON response with the given status.

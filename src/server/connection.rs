@@ -5,6 +5,7 @@
 
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -93,7 +94,10 @@ enum Next {
 impl Connection {
     /// Serves one request; false when the connection is done.
     async fn serve_one(&mut self) -> bool {
-        let head = match self.read_head().await {
+        let head = self.read_head().await;
+        // Held until the answer's last byte is written, so a shutdown drain never cuts a response.
+        let _active = self.shared.track_request();
+        let head = match head {
             Ok(Some(head)) => head,
             Ok(None) => return false,
             Err(e) => {
@@ -281,7 +285,10 @@ impl Connection {
         let upstream_lines = body.take_passthrough_header_lines();
         let framing =
             response_head::framing(method, parts.status, body.size_hint().exact(), http11);
-        let keep_alive = keep_alive && framing != ResponseFraming::UntilClose;
+        // A draining router closes keep-alive connections after their answer.
+        let keep_alive = keep_alive
+            && framing != ResponseFraming::UntilClose
+            && !self.shared.stopping.load(Ordering::Relaxed);
         response_head::encode(
             &mut self.out,
             parts.status,
