@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -26,6 +27,8 @@ fn sigterm_lets_in_flight_streams_finish_then_exits_zero() {
             std::thread::spawn(move || stream_lines(&url, r#"{"model":"m","messages":[]}"#, &[]))
         })
         .collect();
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", router.port)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     std::thread::sleep(Duration::from_millis(250));
     sigterm(router.pid());
     std::thread::sleep(Duration::from_millis(150));
@@ -33,6 +36,16 @@ fn sigterm_lets_in_flight_streams_finish_then_exits_zero() {
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", router.port)).is_err(),
         "still accepting after SIGTERM"
+    );
+    // An open keep-alive connection still gets its answer, and is closed after it.
+    idle.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    idle.read_to_string(&mut answer).unwrap();
+    let head = answer.to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 200") && head.contains("connection: close"),
+        "{answer}"
     );
     for stream in streams {
         let (status, lines) = stream.join().unwrap();
