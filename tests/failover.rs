@@ -117,6 +117,46 @@ fn hung_backend_times_out_and_the_next_candidate_answers() {
     assert_eq!(alone.wait_idle()["total_in_flight"], 0);
 }
 
+#[test]
+fn one_client_connection_gets_a_fresh_first_byte_limit_for_each_request() {
+    let m = Mock::start(&["--models", "m"]);
+    let router = Router::start(
+        &config_for(
+            &[m.url()],
+            "timeouts:\n  first_byte: 400ms\n  first_byte_cold: 400ms\n",
+        ),
+        &["--log-level", "warn"],
+    );
+    let url = router.url("/api/chat");
+    // One agent: every request goes over the same keep-alive connection, whose timer they share.
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
+    let status = |headers: &[(&str, &str)]| {
+        let mut req = agent.post(&url);
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        match req.send_string(CHAT) {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("transport error: {e}"),
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(status(&[]), 200);
+    }
+    // Longer than the limit: the last request's deadline passes while the connection is idle.
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        status(&[("x-mock-first-byte-ms", "150")]),
+        200,
+        "a head inside the limit was refused"
+    );
+    assert_eq!(status(&[("x-mock-fault", "hang")]), 504);
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}
+
 /// A router in front of `m` (with `extra` configuration) and one streaming chat through it: the
 /// router (kept for checks after), the status, the body lines and how long the stream took.
 fn stream_chat_through(m: &Mock, extra: &str) -> (Router, u16, Vec<String>, Duration) {

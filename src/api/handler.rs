@@ -12,13 +12,16 @@ use super::util::{request_id, Ctx};
 use super::{listing, manage, own, proxy, show};
 use crate::http::body::RouterBody;
 use crate::http::headers::X_REQUEST_ID;
+use crate::http::lazy_timer::LazyTimer;
 use crate::state::Shared;
 
 /// Serves one request; never fails: every error becomes a response in the client's format. The body
 /// was read by the connection, or is the error to answer with once a route needs it (413, 408).
+/// `upstream_timer` is the connection's, for the wait on an upstream's answer.
 pub async fn handle(
     req: Request<Result<Bytes, ApiError>>,
     shared: Arc<Shared>,
+    upstream_timer: &mut LazyTimer,
 ) -> Response<RouterBody> {
     let mut ctx = Ctx {
         request_id: request_id(req.headers()),
@@ -32,7 +35,7 @@ pub async fn handle(
     let mut resp = if method == Method::OPTIONS {
         preflight(&ctx.shared, origin.as_ref())
     } else {
-        match dispatch(&mut ctx, &route, req).await {
+        match dispatch(&mut ctx, &route, req, upstream_timer).await {
             Ok(r) => r,
             Err(e) => e.into_response(route.format()),
         }
@@ -62,6 +65,7 @@ async fn dispatch(
     ctx: &mut Ctx,
     route: &Route,
     req: Request<Result<Bytes, ApiError>>,
+    upstream_timer: &mut LazyTimer,
 ) -> Result<Response<RouterBody>, ApiError> {
     if let (Some(key), false) = (&ctx.shared.config.router_api_key, route.is_public()) {
         crate::auth::check(key, req.headers(), req.uri().query())?;
@@ -69,7 +73,7 @@ async fn dispatch(
     match route {
         Route::Inference(i) => {
             let (parts, body) = req.into_parts();
-            proxy::inference(ctx, *i, &parts, body?).await
+            proxy::inference(ctx, *i, &parts, body?, upstream_timer).await
         }
         // Boxed: these routes are rare next to inference, and their futures (listing fan-outs,
         // pulls) would otherwise enlarge every request's future.

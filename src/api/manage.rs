@@ -16,6 +16,7 @@ use super::util::json_value;
 use crate::config::EndpointKind;
 use crate::http::body::RouterBody;
 use crate::http::fetch;
+use crate::http::lazy_timer::LazyTimer;
 use crate::routing::endpoint::EndpointState;
 use crate::state::Shared;
 use std::sync::Arc;
@@ -238,17 +239,14 @@ async fn relay_progress(
     connect: Duration,
     tx: &mut mpsc::Sender<Bytes>,
 ) -> Result<(), String> {
-    let resp = fetch::send(
-        ep,
-        method,
-        path,
-        body,
-        Some(headers),
+    let waits = fetch::Waits {
         connect,
-        MANAGE_TIMEOUT,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+        first_byte: MANAGE_TIMEOUT,
+        timer: &mut LazyTimer::new(std::time::Instant::now()),
+    };
+    let resp = fetch::send(ep, method, path, body, Some(headers), waits)
+        .await
+        .map_err(|e| e.to_string())?;
     let status = resp.status();
     let mut body = resp.into_body();
     let mut pending: Vec<u8> = Vec::new();

@@ -18,6 +18,7 @@ use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming};
 use crate::http::client::UpstreamBody;
 use crate::http::fetch;
 use crate::http::headers::X_ROUTER_ENDPOINT;
+use crate::http::lazy_timer::LazyTimer;
 use crate::routing::choose::{acquire, Saturated};
 use crate::routing::endpoint::EndpointState;
 use crate::routing::names::ollama_equivalent;
@@ -33,12 +34,13 @@ pub enum AttemptError {
     Fatal(ApiError),
 }
 
-/// Serves one inference request end to end.
+/// Serves one inference request end to end; `timer` is the client connection's, for upstream waits.
 pub async fn inference(
     ctx: &mut Ctx,
     route: Inference,
     parts: &http::request::Parts,
     body: Bytes,
+    timer: &mut LazyTimer,
 ) -> Result<Response<RouterBody>, ApiError> {
     let sniffed = sniff(&body, route)?;
     let cands = resolve(ctx, route, &sniffed.model)?;
@@ -62,7 +64,7 @@ pub async fn inference(
         let loaded = cands
             .iter()
             .any(|c| Arc::ptr_eq(&c.slot, guard.slot()) && c.is_loaded());
-        match forward(ctx, route, parts, &body, &sniffed, guard, loaded).await {
+        match forward(ctx, route, parts, &body, &sniffed, guard, loaded, timer).await {
             Ok(resp) => return Ok(resp),
             Err(AttemptError::Fatal(e)) => return Err(e),
             Err(AttemptError::Retry(ep_index, err)) => {
@@ -231,6 +233,7 @@ fn prepare(
 
 /// Sends the request to the guard's endpoint and builds the relayed response. A failure before the
 /// response head marks the endpoint down and asks the caller to try another.
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     ctx: &mut Ctx,
     route: Inference,
@@ -239,6 +242,7 @@ async fn forward(
     sniffed: &Sniffed,
     guard: SlotGuard,
     loaded: bool,
+    timer: &mut LazyTimer,
 ) -> Result<Response<RouterBody>, AttemptError> {
     let ep = guard.endpoint().clone();
     let shared = ctx.shared.clone();
@@ -264,8 +268,11 @@ async fn forward(
         &prepared.path,
         prepared.body,
         Some(headers),
-        cfg.timeouts.connect,
-        first_byte,
+        fetch::Waits {
+            connect: cfg.timeouts.connect,
+            first_byte,
+            timer,
+        },
     )
     .await;
     let resp = match result {

@@ -1,6 +1,6 @@
 //! Requests to one endpoint built from parts: used by the proxy, the fan-out routes and discovery.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response};
@@ -8,7 +8,15 @@ use http_body_util::BodyExt;
 
 use super::client::{self, Outgoing, Target, UpstreamBody, UpstreamError};
 use super::headers::upstream_request_head;
+use super::lazy_timer::LazyTimer;
 use crate::routing::endpoint::EndpointState;
+
+/// How long a request may wait: to connect, and for its response head, on the calling task's timer.
+pub struct Waits<'a> {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub timer: &'a mut LazyTimer,
+}
 
 /// Sends `method path` with `body` to `ep`, passing the client's end-to-end `headers` when given.
 pub async fn send(
@@ -17,8 +25,7 @@ pub async fn send(
     path: &str,
     body: Bytes,
     client_headers: Option<&HeaderMap>,
-    connect_timeout: Duration,
-    first_byte: Duration,
+    waits: Waits<'_>,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     // The path goes on the wire as is: it must be one request-target token.
     if path.is_empty() || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
@@ -59,7 +66,14 @@ pub async fn send(
         wire,
         rest,
     };
-    client::send(&target, &mut req, connect_timeout, first_byte).await
+    client::send(
+        &target,
+        &mut req,
+        waits.connect,
+        waits.first_byte,
+        waits.timer,
+    )
+    .await
 }
 
 /// Sends a request and reads the whole answer within `timeout`: `(status, body)`.
@@ -72,7 +86,12 @@ pub async fn send_collect(
     timeout: Duration,
 ) -> Result<(http::StatusCode, Bytes), String> {
     let work = async {
-        let resp = send(ep, method, path, body, client_headers, timeout, timeout)
+        let waits = Waits {
+            connect: timeout,
+            first_byte: timeout,
+            timer: &mut LazyTimer::new(Instant::now()),
+        };
+        let resp = send(ep, method, path, body, client_headers, waits)
             .await
             .map_err(|e| e.to_string())?;
         let status = resp.status();

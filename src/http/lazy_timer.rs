@@ -1,9 +1,13 @@
-//! A deadline that moves often but rarely passes (keep-alive idle, a stream's idle limit).
+//! A deadline that moves often but rarely passes (keep-alive idle, a stream's idle limit, the wait for
+//! an upstream's response head).
 //!
 //! Registering and removing a timer in the runtime's wheel for every request or every chunk costs
 //! more than the rest of the bookkeeping. Here one timer stays registered; moving the deadline later
 //! only stores it, and when the timer fires before the real deadline it is pushed back then. Moving
 //! the deadline earlier re-arms it at once.
+//!
+//! A timer belongs to one task: monoio keeps the first waker registered with a timer until it fires,
+//! so a timer polled by a second task would still wake the first.
 
 use std::future::Future;
 use std::pin::Pin;

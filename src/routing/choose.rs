@@ -102,17 +102,29 @@ pub async fn acquire(
         SaturationMode::Overflow => return Ok(first.force_acquire()),
         SaturationMode::Queue => {}
     }
-    let wait_queue = first.queue.clone();
-    if wait_queue.depth() >= queue.max_queue {
+    if first.queue.depth() >= queue.max_queue {
         return Err(Saturated::QueueFull);
     }
+    // Boxed: waiting in line is the rare path, and its timer would otherwise sit (with its 128-byte
+    // alignment) in every request's future.
+    Box::pin(wait_in_line(cands, skip, first, queue.queue_timeout)).await
+}
+
+/// Joins `first`'s line and waits for a slot handed over, or for `timeout`.
+async fn wait_in_line(
+    cands: &[Candidate],
+    skip: &[usize],
+    first: &Arc<Slot>,
+    timeout: Duration,
+) -> Result<SlotGuard, Saturated> {
+    let wait_queue = first.queue.clone();
     let (mut ticket, mut rx) = wait_queue.enqueue();
     // A slot may have freed between the first try and joining the line.
     if let Some(g) = try_choose(cands, skip) {
         ticket.cancel(rx);
         return Ok(g);
     }
-    let deadline = Instant::now() + queue.queue_timeout;
+    let deadline = Instant::now() + timeout;
     loop {
         let now = Instant::now();
         if now >= deadline {

@@ -51,6 +51,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         shared,
         linger_on_close: false,
         read_deadline: LazyTimer::new(Instant::now() + KEEP_ALIVE_IDLE),
+        upstream_deadline: LazyTimer::new(Instant::now()),
     };
     while conn.serve_one().await {}
     if conn.linger_on_close {
@@ -72,6 +73,9 @@ struct Connection {
     linger_on_close: bool,
     /// The deadline of the read being waited for (keep-alive idle, head, body, linger).
     read_deadline: LazyTimer,
+    /// The deadline of the upstream answer a request waits for: one timer for all of the
+    /// connection's requests, moved by each.
+    upstream_deadline: LazyTimer,
 }
 
 /// Why a request body could not be read.
@@ -256,7 +260,7 @@ impl Connection {
         &mut self,
         req: Request<Result<Bytes, ApiError>>,
     ) -> Option<http::Response<RouterBody>> {
-        let handler = handle(req, self.shared.clone());
+        let handler = handle(req, self.shared.clone(), &mut self.upstream_deadline);
         let mut handler = std::pin::pin!(handler);
         // Bytes already buffered are a pipelined request: nothing to watch until it is served.
         if !self.buf.is_empty() {

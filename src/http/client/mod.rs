@@ -6,7 +6,7 @@ mod body;
 mod head;
 mod pool;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Response};
@@ -15,6 +15,7 @@ pub use body::UpstreamBody;
 use pool::Conn;
 
 use crate::config::url::EndpointUrl;
+use crate::http::lazy_timer::LazyTimer;
 
 /// Request bodies up to this size are sent in the same write as the head.
 pub const COALESCE_BODY: usize = 64 * 1024;
@@ -60,18 +61,22 @@ enum Failure {
     /// Nothing came back on a connection that had carried requests before: the peer may have closed
     /// it while idle, so one fresh connection is tried.
     Stale,
+    /// No response head by the deadline.
+    TimedOut,
     Fatal(UpstreamError),
 }
 
-/// Sends the request, waiting at most `first_byte` for the response head.
+/// Sends the request, waiting at most `first_byte` for the response head. `timer` is the calling
+/// task's: a client connection keeps one across its requests, so a request only moves its deadline
+/// (no timer registered and removed per request).
 pub async fn send(
     target: &Target<'_>,
     req: &mut Outgoing<'_>,
     connect_timeout: Duration,
     first_byte: Duration,
+    timer: &mut LazyTimer,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
-    let timed_out = || UpstreamError::FirstByteTimeout(target.name.to_string(), first_byte);
-    let deadline = monoio::time::Instant::now() + first_byte;
+    timer.set(Instant::now() + first_byte);
     let mut idle = pool::take_idle(target.pool);
     loop {
         let conn = match idle.take() {
@@ -80,12 +85,17 @@ pub async fn send(
             // size of every request's future (which is moved, byte by byte, at each await level).
             None => Box::pin(connect(target, connect_timeout)).await?,
         };
-        match monoio::time::timeout_at(deadline, exchange(conn, req, target.name)).await {
-            Ok(Ok(resp)) => return Ok(resp),
-            Ok(Err(Failure::Fatal(e))) => return Err(e),
+        match exchange(conn, req, target.name, timer).await {
+            Ok(resp) => return Ok(resp),
+            Err(Failure::Fatal(e)) => return Err(e),
             // Only a reused connection is stale: the next turn connects afresh.
-            Ok(Err(Failure::Stale)) => {}
-            Err(_) => return Err(timed_out()),
+            Err(Failure::Stale) => {}
+            Err(Failure::TimedOut) => {
+                return Err(UpstreamError::FirstByteTimeout(
+                    target.name.to_string(),
+                    first_byte,
+                ))
+            }
         }
     }
 }
@@ -109,6 +119,7 @@ async fn exchange(
     mut conn: Conn,
     req: &mut Outgoing<'_>,
     name: &str,
+    deadline: &mut LazyTimer,
 ) -> Result<Response<UpstreamBody>, Failure> {
     let reused = conn.reused;
     let fail = |msg: String| {
@@ -118,10 +129,20 @@ async fn exchange(
             Failure::Fatal(UpstreamError::Http(name.to_string(), msg))
         }
     };
-    let (written, wire) = conn.write_all(std::mem::take(&mut req.wire)).await;
+    let Some((written, wire)) = conn
+        .write_all_by(std::mem::take(&mut req.wire), deadline)
+        .await
+    else {
+        return Err(Failure::TimedOut);
+    };
     req.wire = wire;
     let written = match written {
-        Ok(()) if !req.rest.is_empty() => conn.write_all(req.rest.clone()).await.0,
+        Ok(()) if !req.rest.is_empty() => {
+            match conn.write_all_by(req.rest.clone(), deadline).await {
+                Some((r, _)) => r,
+                None => return Err(Failure::TimedOut),
+            }
+        }
         other => other,
     };
     written.map_err(|e| fail(format!("writing the request: {e}")))?;
@@ -137,7 +158,10 @@ async fn exchange(
             Err(e) => return Err(Failure::Fatal(UpstreamError::Http(name.to_string(), e))),
         }
         let got_bytes = !conn.buf.is_empty();
-        match conn.fill().await {
+        let Some(read) = conn.fill_by(deadline).await else {
+            return Err(Failure::TimedOut);
+        };
+        match read {
             Ok(0) if got_bytes => {
                 return Err(Failure::Fatal(UpstreamError::Http(
                     name.to_string(),

@@ -3,9 +3,9 @@
 //! left over; any other ending closes it, which cancels the request upstream at once.
 
 use std::cell::RefCell;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, BytesMut};
@@ -13,6 +13,7 @@ use monoio::io::poll_io::{AsyncRead, AsyncWrite, ReadBuf};
 use monoio::io::AsyncWriteRentExt;
 
 use crate::http::io::Stream;
+use crate::http::lazy_timer::LazyTimer;
 
 /// Idle connections kept per endpoint per worker.
 const MAX_IDLE_PER_ENDPOINT: usize = 1024;
@@ -66,33 +67,32 @@ impl Conn {
         }
     }
 
-    pub(super) async fn fill(&mut self) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_fill(cx)).await
+    /// Like `poll_fill`, but `None` once `deadline` has passed.
+    pub(super) async fn fill_by(&mut self, deadline: &mut LazyTimer) -> Option<io::Result<usize>> {
+        poll_fn(|cx| match self.poll_fill(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending if deadline.poll_expired(cx) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        })
+        .await
     }
 
-    /// Writes all of `data`; hands the buffer back for reuse.
-    pub(super) async fn write_all<B>(&mut self, data: B) -> (io::Result<()>, B)
+    /// Writes all of `data` and hands the buffer back for reuse; `None` once `deadline` has passed.
+    pub(super) async fn write_all_by<B>(
+        &mut self,
+        data: B,
+        deadline: &mut LazyTimer,
+    ) -> Option<(io::Result<()>, B)>
     where
         B: monoio::buf::IoBuf + AsRef<[u8]>,
     {
-        match &mut self.io {
-            Stream::Plain { writer, .. } => {
-                let (r, data) = writer.write_all(data).await;
-                (r.map(|_| ()), data)
-            }
-            Stream::Tls(tls) => {
-                let mut rest = data.as_ref();
-                while !rest.is_empty() {
-                    match poll_fn(|cx| Pin::new(tls.as_mut()).poll_write(cx, rest)).await {
-                        Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data),
-                        Ok(n) => rest = &rest[n..],
-                        Err(e) => return (Err(e), data),
-                    }
-                }
-                let r = poll_fn(|cx| Pin::new(tls.as_mut()).poll_flush(cx)).await;
-                (r, data)
-            }
-        }
+        let mut write = pin!(write_all(&mut self.io, data));
+        poll_fn(|cx| match write.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending if deadline.poll_expired(cx) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        })
+        .await
     }
 
     /// The response ended cleanly: keep the connection for the next request, unless bytes are left over.
@@ -111,6 +111,31 @@ impl Conn {
                 idle.push(self);
             }
         });
+    }
+}
+
+/// Writes all of `data` on `stream`; hands the buffer back.
+async fn write_all<B>(stream: &mut Stream, data: B) -> (io::Result<()>, B)
+where
+    B: monoio::buf::IoBuf + AsRef<[u8]>,
+{
+    match stream {
+        Stream::Plain { writer, .. } => {
+            let (r, data) = writer.write_all(data).await;
+            (r.map(|_| ()), data)
+        }
+        Stream::Tls(tls) => {
+            let mut rest = data.as_ref();
+            while !rest.is_empty() {
+                match poll_fn(|cx| Pin::new(tls.as_mut()).poll_write(cx, rest)).await {
+                    Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data),
+                    Ok(n) => rest = &rest[n..],
+                    Err(e) => return (Err(e), data),
+                }
+            }
+            let r = poll_fn(|cx| Pin::new(tls.as_mut()).poll_flush(cx)).await;
+            (r, data)
+        }
     }
 }
 
