@@ -90,7 +90,7 @@ fn table() -> Vec<Case> {
             let n = r.len();
             r[n - 3] = 0xff;
             r
-        }, 400, ""),
+        }, 400, "not UTF-8"),
         case("nesting deeper than the parser allows", req("POST", "/api/chat", &nested), 400, "invalid"),
         case("unknown model", req("POST", "/api/chat", r#"{"model":"nope","messages":[]}"#), 404, "not found"),
         case("huge model name", req("POST", "/api/chat", &huge_model), 404, "not found"),

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::request::Parts;
+use http::{header, HeaderValue, Method, Response, StatusCode};
 
 use super::errors::ApiError;
 use super::routes::{route, Route};
@@ -17,30 +18,32 @@ use crate::state::Shared;
 
 /// Serves one request; never fails: every error becomes a response in the client's format. The body
 /// was read by the connection, or is the error to answer with once a route needs it (413, 408).
-/// `upstream_timer` is the connection's, for the wait on an upstream's answer.
+/// `upstream_timer` is the connection's, for the wait on an upstream's answer. The head is borrowed:
+/// the connection keeps the one copy, instead of each level of the request's future its own.
 pub async fn handle(
-    req: Request<Result<Bytes, ApiError>>,
+    parts: &Parts,
+    body: Result<Bytes, ApiError>,
     shared: Arc<Shared>,
     upstream_timer: &mut LazyTimer,
 ) -> Response<RouterBody> {
     let mut ctx = Ctx {
-        request_id: request_id(req.headers()),
+        request_id: request_id(&parts.headers),
         started: Instant::now(),
         logs_at_end: false,
         shared,
     };
-    let origin = req.headers().get(header::ORIGIN).cloned();
-    let method = req.method().clone();
-    let route = route(&method, req.uri().path());
+    let origin = parts.headers.get(header::ORIGIN);
+    let method = &parts.method;
+    let route = route(method, parts.uri.path());
     let mut resp = if method == Method::OPTIONS {
-        preflight(&ctx.shared, origin.as_ref())
+        preflight(&ctx.shared, origin)
     } else {
-        match dispatch(&mut ctx, &route, req, upstream_timer).await {
+        match dispatch(&mut ctx, &route, parts, body, upstream_timer).await {
             Ok(r) => r,
             Err(e) => e.into_response(route.format()),
         }
     };
-    if let Some(allowed) = origin.and_then(|o| allowed_origin(&ctx.shared, &o)) {
+    if let Some(allowed) = origin.and_then(|o| allowed_origin(&ctx.shared, o)) {
         resp.headers_mut()
             .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
     }
@@ -64,20 +67,18 @@ pub async fn handle(
 async fn dispatch(
     ctx: &mut Ctx,
     route: &Route,
-    req: Request<Result<Bytes, ApiError>>,
+    parts: &Parts,
+    body: Result<Bytes, ApiError>,
     upstream_timer: &mut LazyTimer,
 ) -> Result<Response<RouterBody>, ApiError> {
     if let (Some(key), false) = (&ctx.shared.config.router_api_key, route.is_public()) {
-        crate::auth::check(key, req.headers(), req.uri().query())?;
+        crate::auth::check(key, &parts.headers, parts.uri.query())?;
     }
     match route {
-        Route::Inference(i) => {
-            let (parts, body) = req.into_parts();
-            proxy::inference(ctx, *i, &parts, body?, upstream_timer).await
-        }
+        Route::Inference(i) => proxy::inference(ctx, *i, parts, body?, upstream_timer).await,
         // Boxed: these routes are rare next to inference, and their futures (listing fan-outs,
         // pulls) would otherwise enlarge every request's future.
-        _ => Box::pin(other_route(ctx.shared.clone(), route, req)).await,
+        _ => Box::pin(other_route(ctx.shared.clone(), route, parts, body)).await,
     }
 }
 
@@ -85,7 +86,8 @@ async fn dispatch(
 async fn other_route(
     shared: Arc<Shared>,
     route: &Route,
-    req: Request<Result<Bytes, ApiError>>,
+    parts: &Parts,
+    body: Result<Bytes, ApiError>,
 ) -> Result<Response<RouterBody>, ApiError> {
     match route {
         Route::Root => Ok(own::root()),
@@ -100,14 +102,13 @@ async fn other_route(
         Route::OaiModel(id) => listing::v1_model(&shared, id).await,
         Route::NotFound => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("no route for {}", req.uri().path()),
+            format!("no route for {}", parts.uri.path()),
         )),
         Route::MethodNotAllowed(allowed) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} is not allowed here; use {allowed}", req.method()),
+            format!("{} is not allowed here; use {allowed}", parts.method),
         )),
         Route::Show | Route::Manage(_) | Route::Blob(_) => {
-            let (parts, body) = req.into_parts();
             let body = body?;
             match route {
                 Route::Show => show::show(&shared, &parts.headers, body).await,

@@ -177,7 +177,10 @@ pub fn sniff(body: &[u8], route: Inference) -> Result<Sniffed, ApiError> {
             "request body is empty: expected a JSON object",
         ));
     }
-    let raw: Raw = match serde_json::from_slice(body) {
+    // One UTF-8 check of the whole body, instead of one per string inside it.
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: the body is not UTF-8 ({e})")))?;
+    let raw: Raw = match serde_json::from_str(text) {
         Ok(r) => r,
         Err(e) if e.classify() == serde_json::error::Category::Data => {
             return Err(ApiError::bad_request(format!(

@@ -144,17 +144,16 @@ impl Connection {
                 }
             },
         };
-        let method = head.method.clone();
         let http11 = head.version == Version::HTTP_11;
-        let mut req = Request::new(body);
-        *req.method_mut() = head.method;
-        *req.uri_mut() = head.uri;
-        *req.version_mut() = head.version;
-        *req.headers_mut() = head.headers;
-        let Some(resp) = self.run_handler(req).await else {
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = head.method;
+        parts.uri = head.uri;
+        parts.version = head.version;
+        parts.headers = head.headers;
+        let Some(resp) = self.run_handler(&parts, body).await else {
             return false;
         };
-        self.respond(resp, &method, http11, keep_alive).await
+        self.respond(resp, &parts.method, http11, keep_alive).await
     }
 
     /// Reads until a whole head is buffered. `Ok(None)`: the client closed, or went quiet (idle
@@ -258,9 +257,15 @@ impl Connection {
     /// Runs the handler while watching the socket; `None` when the client hung up first.
     async fn run_handler(
         &mut self,
-        req: Request<Result<Bytes, ApiError>>,
+        parts: &http::request::Parts,
+        body: Result<Bytes, ApiError>,
     ) -> Option<http::Response<RouterBody>> {
-        let handler = handle(req, self.shared.clone(), &mut self.upstream_deadline);
+        let handler = handle(
+            parts,
+            body,
+            self.shared.clone(),
+            &mut self.upstream_deadline,
+        );
         let mut handler = std::pin::pin!(handler);
         // Bytes already buffered are a pipelined request: nothing to watch until it is served.
         if !self.buf.is_empty() {
