@@ -12,7 +12,6 @@ use super::routes::{route, Route};
 use super::util::{request_id, Ctx};
 use super::{listing, manage, own, proxy, show};
 use crate::http::body::RouterBody;
-use crate::http::headers::X_REQUEST_ID;
 use crate::http::lazy_timer::LazyTimer;
 use crate::state::Shared;
 
@@ -20,12 +19,14 @@ use crate::state::Shared;
 /// was read by the connection, or is the error to answer with once a route needs it (413, 408).
 /// `upstream_timer` is the connection's, for the wait on an upstream's answer. The head is borrowed:
 /// the connection keeps the one copy, instead of each level of the request's future its own.
+/// Returns the answer and the request's id, which the connection writes as `x-request-id` (no
+/// header map is built for it).
 pub async fn handle(
     parts: &Parts,
     body: Result<Bytes, ApiError>,
     shared: Arc<Shared>,
     upstream_timer: &mut LazyTimer,
-) -> Response<RouterBody> {
+) -> (Response<RouterBody>, HeaderValue) {
     let mut ctx = Ctx {
         request_id: request_id(&parts.headers),
         started: Instant::now(),
@@ -58,10 +59,7 @@ pub async fn handle(
             "request"
         );
     }
-    // Moved, not cloned: the id's bytes are not shared with anything else.
-    let id = std::mem::replace(&mut ctx.request_id, HeaderValue::from_static(""));
-    resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
-    resp
+    (resp, ctx.request_id)
 }
 
 async fn dispatch(

@@ -150,10 +150,11 @@ impl Connection {
         parts.uri = head.uri;
         parts.version = head.version;
         parts.headers = head.headers;
-        let Some(resp) = self.run_handler(&parts, body).await else {
+        let Some((resp, request_id)) = self.run_handler(&parts, body).await else {
             return false;
         };
-        self.respond(resp, &parts.method, http11, keep_alive).await
+        self.respond(resp, &request_id, &parts.method, http11, keep_alive)
+            .await
     }
 
     /// Reads until a whole head is buffered. `Ok(None)`: the client closed, or went quiet (idle
@@ -259,7 +260,7 @@ impl Connection {
         &mut self,
         parts: &http::request::Parts,
         body: Result<Bytes, ApiError>,
-    ) -> Option<http::Response<RouterBody>> {
+    ) -> Option<(http::Response<RouterBody>, http::HeaderValue)> {
         let handler = handle(
             parts,
             body,
@@ -286,6 +287,7 @@ impl Connection {
     async fn respond(
         &mut self,
         resp: http::Response<RouterBody>,
+        request_id: &http::HeaderValue,
         method: &Method,
         http11: bool,
         keep_alive: bool,
@@ -302,7 +304,10 @@ impl Connection {
             &mut self.out,
             parts.status,
             &parts.headers,
-            &upstream_lines,
+            response_head::Lines {
+                request_id: request_id.as_bytes(),
+                upstream: &upstream_lines,
+            },
             framing,
             method,
             !keep_alive,
@@ -431,7 +436,7 @@ impl Connection {
             &mut self.out,
             e.status,
             &headers,
-            b"",
+            response_head::Lines::default(),
             ResponseFraming::Length(body.len() as u64),
             &Method::GET,
             true,

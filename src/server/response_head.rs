@@ -52,15 +52,24 @@ impl ResponseFraming {
     }
 }
 
-/// Appends the status line and headers: the router's own (`headers`), then the upstream's header
-/// lines written through as received (`passthrough`, empty when there are none), minus hop-by-hop
-/// headers and names the router set itself. Framing headers come from `framing` only: any
-/// `content-length` or `transfer-encoding` in either is left out.
+/// Header lines written without a map.
+#[derive(Default, Clone, Copy)]
+pub struct Lines<'a> {
+    /// The request's id, sent as `x-request-id` (none when empty).
+    pub request_id: &'a [u8],
+    /// The upstream's header lines as received (empty when there are none).
+    pub upstream: &'a [u8],
+}
+
+/// Appends the status line and headers: the request id, the router's own (`headers`), then the
+/// upstream's header lines written through, minus hop-by-hop headers and names the router set
+/// itself. Framing headers come from `framing` only: any `content-length` or `transfer-encoding`
+/// in either is left out.
 pub fn encode(
     out: &mut Vec<u8>,
     status: StatusCode,
     headers: &HeaderMap,
-    passthrough: &[u8],
+    lines: Lines<'_>,
     framing: ResponseFraming,
     method: &Method,
     close: bool,
@@ -70,6 +79,11 @@ pub fn encode(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
+    if !lines.request_id.is_empty() {
+        out.extend_from_slice(b"x-request-id: ");
+        out.extend_from_slice(lines.request_id);
+        out.extend_from_slice(b"\r\n");
+    }
     let mut has_date = false;
     // A HEAD answer passes on the length of the body it stands for; otherwise framing is ours.
     let keep_length = method == Method::HEAD;
@@ -86,8 +100,8 @@ pub fn encode(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !passthrough.is_empty() {
-        has_date |= write_passthrough(out, passthrough, headers, keep_length);
+    if !lines.upstream.is_empty() {
+        has_date |= write_passthrough(out, lines.upstream, headers, keep_length);
     }
     match framing {
         ResponseFraming::Length(n) => {
@@ -135,6 +149,7 @@ fn write_passthrough(out: &mut Vec<u8>, block: &[u8], ours: &HeaderMap, keep_len
     for (name, line) in header_lines(block) {
         let skip = is_hop_by_hop_name(name)
             || (name.eq_ignore_ascii_case(b"content-length") && !keep_length)
+            || name.eq_ignore_ascii_case(b"x-request-id")
             || listed.iter().any(|l| l.eq_ignore_ascii_case(name))
             || ours
                 .keys()
@@ -258,7 +273,7 @@ mod tests {
             &mut out,
             StatusCode::OK,
             &h,
-            b"",
+            Lines::default(),
             ResponseFraming::Chunked,
             &Method::GET,
             true,
@@ -275,24 +290,27 @@ mod tests {
     #[test]
     fn upstream_lines_pass_through_without_hop_by_hop_framing_or_our_names() {
         let mut ours = HeaderMap::new();
-        ours.insert("x-request-id", "abc".parse().unwrap());
+        ours.insert("x-ours", "1".parse().unwrap());
         let upstream = b"Content-Type: application/json\r\nConnection: keep-alive, X-Secret\r\n\
             X-Secret: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\
             Content-Length: 12\r\nX-Request-Id: theirs\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\
-            X-Trace: a:b\n";
+            X-Ours: theirs\r\nX-Trace: a:b\n";
         let mut out = Vec::new();
         encode(
             &mut out,
             StatusCode::OK,
             &ours,
-            upstream,
+            Lines {
+                request_id: b"abc",
+                upstream,
+            },
             ResponseFraming::Length(12),
             &Method::POST,
             false,
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "HTTP/1.1 200 OK\r\nx-request-id: abc\r\nContent-Type: application/json\r\n\
+            "HTTP/1.1 200 OK\r\nx-request-id: abc\r\nx-ours: 1\r\nContent-Type: application/json\r\n\
              Date: Mon, 01 Jan 2024 00:00:00 GMT\r\nX-Trace: a:b\r\ncontent-length: 12\r\n\r\n"
         );
         // A HEAD answer keeps the upstream's length; our own date is added when it sent none.
@@ -301,7 +319,10 @@ mod tests {
             &mut out,
             StatusCode::OK,
             &HeaderMap::new(),
-            b"content-length: 7\r\n",
+            Lines {
+                request_id: b"",
+                upstream: b"content-length: 7\r\n",
+            },
             ResponseFraming::None,
             &Method::HEAD,
             false,
