@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, Method};
 use nomyo_router::api::routes::{route, Inference};
 use nomyo_router::api::sniff::sniff;
 use nomyo_router::config::{EndpointConfig, EndpointKind};
 use nomyo_router::http::headers::upstream_request_head;
+use nomyo_router::http::request_headers::RequestHeaders;
 use nomyo_router::routing::choose::try_choose;
 use nomyo_router::routing::endpoint::EndpointState;
 use nomyo_router::routing::placement::{EndpointModels, Placement};
@@ -212,9 +213,9 @@ fn bench_choose(c: &mut Criterion) {
     g.finish();
 }
 
-fn client_headers() -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (k, v) in [
+/// A client's request headers as the head parser leaves them.
+fn client_headers() -> RequestHeaders {
+    RequestHeaders::from_pairs(&[
         ("host", "localhost:12434"),
         (
             "user-agent",
@@ -231,10 +232,7 @@ fn client_headers() -> HeaderMap {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ),
         ("x-request-id", "3f1c9f2e-7d4b-4a8e-9d61-2b7c2f1f0e11"),
-    ] {
-        h.insert(k, HeaderValue::from_static(v));
-    }
-    h
+    ])
 }
 
 /// An upstream answer's header lines as they arrive (written through to the client, filtered).
@@ -256,7 +254,7 @@ fn bench_headers(c: &mut Criterion) {
                     &mut out,
                     &post,
                     "/api/chat",
-                    black_box(&client),
+                    || black_box(&client).iter(),
                     "127.0.0.1:11434",
                     key,
                     118,

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::request::Parts;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 
 use super::errors::ApiError;
@@ -13,6 +12,7 @@ use super::util::{request_id, Ctx};
 use super::{listing, manage, own, proxy, show};
 use crate::http::body::RouterBody;
 use crate::http::lazy_timer::LazyTimer;
+use crate::server::request_head::RequestHead;
 use crate::state::Shared;
 
 /// Serves one request; never fails: every error becomes a response in the client's format. The body
@@ -22,29 +22,29 @@ use crate::state::Shared;
 /// Returns the answer and the request's id, which the connection writes as `x-request-id` (no
 /// header map is built for it).
 pub async fn handle(
-    parts: &Parts,
+    req: &RequestHead,
     body: Result<Bytes, ApiError>,
     shared: Arc<Shared>,
     upstream_timer: &mut LazyTimer,
 ) -> (Response<RouterBody>, HeaderValue) {
     let mut ctx = Ctx {
-        request_id: request_id(&parts.headers),
+        request_id: request_id(req.headers.value("x-request-id")),
         started: Instant::now(),
         logs_at_end: false,
         shared,
     };
-    let origin = parts.headers.get(header::ORIGIN);
-    let method = &parts.method;
-    let route = route(method, parts.uri.path());
+    let origin = req.headers.value("origin");
+    let method = &req.method;
+    let route = route(method, req.uri.path());
     let mut resp = if method == Method::OPTIONS {
-        preflight(&ctx.shared, origin)
+        preflight(&ctx.shared, origin.as_ref())
     } else {
-        match dispatch(&mut ctx, &route, parts, body, upstream_timer).await {
+        match dispatch(&mut ctx, &route, req, body, upstream_timer).await {
             Ok(r) => r,
             Err(e) => e.into_response(route.format()),
         }
     };
-    if let Some(allowed) = origin.and_then(|o| allowed_origin(&ctx.shared, o)) {
+    if let Some(allowed) = origin.and_then(|o| allowed_origin(&ctx.shared, &o)) {
         resp.headers_mut()
             .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
     }
@@ -65,18 +65,18 @@ pub async fn handle(
 async fn dispatch(
     ctx: &mut Ctx,
     route: &Route,
-    parts: &Parts,
+    req: &RequestHead,
     body: Result<Bytes, ApiError>,
     upstream_timer: &mut LazyTimer,
 ) -> Result<Response<RouterBody>, ApiError> {
     if let (Some(key), false) = (&ctx.shared.config.router_api_key, route.is_public()) {
-        crate::auth::check(key, &parts.headers, parts.uri.query())?;
+        crate::auth::check(key, req.headers.get("authorization"), req.uri.query())?;
     }
     match route {
-        Route::Inference(i) => proxy::inference(ctx, *i, parts, body?, upstream_timer).await,
+        Route::Inference(i) => proxy::inference(ctx, *i, req, body?, upstream_timer).await,
         // Boxed: these routes are rare next to inference, and their futures (listing fan-outs,
         // pulls) would otherwise enlarge every request's future.
-        _ => Box::pin(other_route(ctx.shared.clone(), route, parts, body)).await,
+        _ => Box::pin(other_route(ctx.shared.clone(), route, req, body)).await,
     }
 }
 
@@ -84,7 +84,7 @@ async fn dispatch(
 async fn other_route(
     shared: Arc<Shared>,
     route: &Route,
-    parts: &Parts,
+    req: &RequestHead,
     body: Result<Bytes, ApiError>,
 ) -> Result<Response<RouterBody>, ApiError> {
     match route {
@@ -100,19 +100,20 @@ async fn other_route(
         Route::OaiModel(id) => listing::v1_model(&shared, id).await,
         Route::NotFound => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("no route for {}", parts.uri.path()),
+            format!("no route for {}", req.uri.path()),
         )),
         Route::MethodNotAllowed(allowed) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} is not allowed here; use {allowed}", parts.method),
+            format!("{} is not allowed here; use {allowed}", req.method),
         )),
         Route::Show | Route::Manage(_) | Route::Blob(_) => {
             let body = body?;
+            let headers = req.headers.to_map();
             match route {
-                Route::Show => show::show(&shared, &parts.headers, body).await,
-                Route::Manage(m) => manage::manage(&shared, *m, &parts.headers, body).await,
+                Route::Show => show::show(&shared, &headers, body).await,
+                Route::Manage(m) => manage::manage(&shared, *m, &headers, body).await,
                 Route::Blob(digest) => {
-                    manage::blob(&shared, &parts.method, digest, &parts.headers, body).await
+                    manage::blob(&shared, &req.method, digest, &headers, body).await
                 }
                 _ => unreachable!("outer match limits the routes"),
             }

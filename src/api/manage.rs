@@ -244,7 +244,7 @@ async fn relay_progress(
         first_byte: MANAGE_TIMEOUT,
         timer: &mut LazyTimer::new(std::time::Instant::now()),
     };
-    let resp = fetch::send(ep, method, path, body, Some(headers), waits)
+    let resp = fetch::send(ep, method, path, body, fetch::Forward::Map(headers), waits)
         .await
         .map_err(|e| e.to_string())?;
     let status = resp.status();

@@ -24,6 +24,7 @@ use crate::routing::endpoint::EndpointState;
 use crate::routing::names::ollama_equivalent;
 use crate::routing::placement::Candidate;
 use crate::routing::slots::SlotGuard;
+use crate::server::request_head::RequestHead;
 use crate::translate::OllamaRoute;
 
 /// Why one attempt failed.
@@ -38,7 +39,7 @@ pub enum AttemptError {
 pub async fn inference(
     ctx: &mut Ctx,
     route: Inference,
-    parts: &http::request::Parts,
+    req: &RequestHead,
     body: Bytes,
     timer: &mut LazyTimer,
 ) -> Result<Response<RouterBody>, ApiError> {
@@ -64,7 +65,7 @@ pub async fn inference(
         let loaded = cands
             .iter()
             .any(|c| Arc::ptr_eq(&c.slot, guard.slot()) && c.is_loaded());
-        match forward(ctx, route, parts, &body, &sniffed, guard, loaded, timer).await {
+        match forward(ctx, route, req, &body, &sniffed, guard, loaded, timer).await {
             Ok(resp) => return Ok(resp),
             Err(AttemptError::Fatal(e)) => return Err(e),
             Err(AttemptError::Retry(ep_index, err)) => {
@@ -183,7 +184,7 @@ struct Prepared {
 fn prepare(
     ep: &EndpointState,
     route: Inference,
-    parts: &http::request::Parts,
+    req: &RequestHead,
     body: &Bytes,
     sniffed: &Sniffed,
     upstream_model: &str,
@@ -219,7 +220,7 @@ fn prepare(
     let mut path = String::with_capacity(base.len() + route.path().len() + 1);
     path.push_str(base);
     path.push_str(route.path());
-    if let Some(q) = forwardable_query(parts.uri.query()) {
+    if let Some(q) = forwardable_query(req.uri.query()) {
         path.push('?');
         path.push_str(&q);
     }
@@ -237,7 +238,7 @@ fn prepare(
 async fn forward(
     ctx: &mut Ctx,
     route: Inference,
-    parts: &http::request::Parts,
+    req: &RequestHead,
     body: &Bytes,
     sniffed: &Sniffed,
     guard: SlotGuard,
@@ -247,7 +248,7 @@ async fn forward(
     let ep = guard.endpoint().clone();
     let shared = ctx.shared.clone();
     let cfg = &shared.config;
-    let prepared = prepare(&ep, route, parts, body, sniffed, &guard.slot().model)
+    let prepared = prepare(&ep, route, req, body, sniffed, &guard.slot().model)
         .map_err(AttemptError::Fatal)?;
     let hard_deadline = (!cfg.timeouts.total.is_zero()).then(|| ctx.started + cfg.timeouts.total);
     let mut first_byte = if loaded {
@@ -260,14 +261,17 @@ async fn forward(
     }
     let translated_headers = prepared
         .translate
-        .map(|_| translated::request_headers(&parts.headers));
-    let headers = translated_headers.as_ref().unwrap_or(&parts.headers);
+        .map(|_| translated::request_headers(&req.headers));
+    let headers = match &translated_headers {
+        Some(map) => fetch::Forward::Map(map),
+        None => fetch::Forward::Raw(&req.headers),
+    };
     let result = fetch::send(
         &ep,
         Method::POST,
         &prepared.path,
         prepared.body,
-        Some(headers),
+        headers,
         fetch::Waits {
             connect: cfg.timeouts.connect,
             first_byte,

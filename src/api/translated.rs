@@ -11,6 +11,7 @@ use super::errors::{ApiError, ApiFormat};
 use crate::config::Limits;
 use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming, Transform};
 use crate::http::client::UpstreamBody;
+use crate::http::request_headers::RequestHeaders;
 use crate::routing::slots::SlotGuard;
 use crate::translate::response::{error_message, openai_to_ollama_response};
 use crate::translate::stream::SseToNdjson;
@@ -28,8 +29,8 @@ impl Transform for SseToNdjson {
 
 /// The client's headers for a translated request: the body is new, and the answer must be plain
 /// (uncompressed) for the router to read it.
-pub fn request_headers(client: &HeaderMap) -> HeaderMap {
-    let mut h = client.clone();
+pub fn request_headers(client: &RequestHeaders) -> HeaderMap {
+    let mut h = client.to_map();
     h.remove(header::ACCEPT_ENCODING);
     h.insert(
         header::CONTENT_TYPE,

@@ -4,10 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::http::body::RouterBody;
-use crate::http::headers::X_REQUEST_ID;
 use crate::state::Shared;
 
 /// What a handler knows about the request it serves.
@@ -35,12 +34,10 @@ pub fn json_value(status: StatusCode, v: &serde_json::Value) -> Response<RouterB
     json(status, serde_json::to_vec(v).unwrap_or_default())
 }
 
-/// The client's `X-Request-Id` when it is sane, else a new random one.
-pub fn request_id(headers: &HeaderMap) -> HeaderValue {
-    headers
-        .get(&X_REQUEST_ID)
+/// The client's `X-Request-Id` (`given`) when it is sane, else a new random one.
+pub fn request_id(given: Option<HeaderValue>) -> HeaderValue {
+    given
         .filter(|v| !v.is_empty() && v.len() <= 128)
-        .cloned()
         .unwrap_or_else(|| {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             let v = fastrand::u64(..);

@@ -9,6 +9,7 @@ use http_body_util::BodyExt;
 use super::client::{self, Outgoing, Target, UpstreamBody, UpstreamError};
 use super::headers::upstream_request_head;
 use super::lazy_timer::LazyTimer;
+use super::request_headers::RequestHeaders;
 use crate::routing::endpoint::EndpointState;
 
 /// How long a request may wait: to connect, and for its response head, on the calling task's timer.
@@ -18,13 +19,33 @@ pub struct Waits<'a> {
     pub timer: &'a mut LazyTimer,
 }
 
-/// Sends `method path` with `body` to `ep`, passing the client's end-to-end `headers` when given.
+/// The client's headers to pass on (their end-to-end ones).
+#[derive(Clone, Copy)]
+pub enum Forward<'a> {
+    Nothing,
+    /// As received: the proxy path.
+    Raw(&'a RequestHeaders),
+    /// As a map: routes that edit them first.
+    Map(&'a HeaderMap),
+}
+
+impl Forward<'_> {
+    fn len(self) -> usize {
+        match self {
+            Forward::Nothing => 0,
+            Forward::Raw(h) => h.len(),
+            Forward::Map(h) => h.len(),
+        }
+    }
+}
+
+/// Sends `method path` with `body` to `ep`, passing the client's end-to-end headers.
 pub async fn send(
     ep: &EndpointState,
     method: Method,
     path: &str,
     body: Bytes,
-    client_headers: Option<&HeaderMap>,
+    client_headers: Forward<'_>,
     waits: Waits<'_>,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     // The path goes on the wire as is: it must be one request-target token.
@@ -34,22 +55,26 @@ pub async fn send(
             format!("invalid request path {path:?}"),
         ));
     }
-    let empty = HeaderMap::new();
-    let client_headers = client_headers.unwrap_or(&empty);
     // Small bodies go out in the same write as the head.
     let inline_body = body.len() <= client::COALESCE_BODY;
     let mut wire = Vec::with_capacity(
         256 + client_headers.len() * 64 + if inline_body { body.len() } else { 0 },
     );
-    upstream_request_head(
-        &mut wire,
-        &method,
-        path,
-        client_headers,
-        &ep.authority,
-        ep.cfg.api_key.as_deref(),
-        body.len(),
-    );
+    let (authority, key) = (&ep.authority, ep.cfg.api_key.as_deref());
+    match client_headers {
+        Forward::Nothing => {
+            let none = std::iter::empty;
+            upstream_request_head(&mut wire, &method, path, none, authority, key, body.len())
+        }
+        Forward::Raw(h) => {
+            let pairs = || h.iter();
+            upstream_request_head(&mut wire, &method, path, pairs, authority, key, body.len())
+        }
+        Forward::Map(h) => {
+            let pairs = || h.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+            upstream_request_head(&mut wire, &method, path, pairs, authority, key, body.len())
+        }
+    }
     let rest = if inline_body {
         wire.extend_from_slice(&body);
         Bytes::new()
@@ -91,7 +116,8 @@ pub async fn send_collect(
             first_byte: timeout,
             timer: &mut LazyTimer::new(Instant::now()),
         };
-        let resp = send(ep, method, path, body, client_headers, waits)
+        let forward = client_headers.map_or(Forward::Nothing, Forward::Map);
+        let resp = send(ep, method, path, body, forward, waits)
             .await
             .map_err(|e| e.to_string())?;
         let status = resp.status();

@@ -1,42 +1,33 @@
 //! Header rules of a transparent proxy (SPEC §2.5): end-to-end headers pass, hop-by-hop ones do not,
 //! `Host` and the client's `Authorization` are replaced.
 
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::HeaderName;
 use http::Method;
 
-/// The request id the router reads from clients and sets on every answer.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Which endpoint served an answer.
 pub static X_ROUTER_ENDPOINT: HeaderName = HeaderName::from_static("x-router-endpoint");
 
-/// Names, not strings: comparing and removing a known `HeaderName` needs no parsing.
-static HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
+/// Hop-by-hop names (RFC 9110 §7.6.1, plus the legacy `keep-alive` and `proxy-connection`).
+const HOP_BY_HOP: [&[u8]; 9] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
 ];
 
-fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
-    HOP_BY_HOP.contains(name) || connection_listed.iter().any(|c| c == name.as_str())
-}
-
 /// Header names listed in `Connection:` are hop-by-hop too. The usual `keep-alive` and `close` are
-/// left out before anything is allocated: they are dropped anyway, and most clients send one.
-fn connection_listed(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|s| is_extra_connection_token(s.as_bytes()))
-        .map(str::to_ascii_lowercase)
+/// left out: they are dropped anyway, and most clients send one (so most requests list nothing).
+fn connection_listed<'a>(client: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<&'a [u8]> {
+    client
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, value)| value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| is_extra_connection_token(token))
         .collect()
 }
 
@@ -45,18 +36,31 @@ pub fn is_extra_connection_token(token: &[u8]) -> bool {
     !token.is_empty() && !token.eq_ignore_ascii_case(b"close") && !is_hop_by_hop_name(token)
 }
 
-/// Appends the request head to send upstream to `out`: the client's end-to-end headers, our Host,
-/// the endpoint's key, written straight into the bytes that go on the wire.
-pub fn upstream_request_head(
+/// Whether the client's header `name` goes upstream: not hop-by-hop, not listed in `Connection`,
+/// and not one the router writes itself (`Host`, `Authorization`, `Content-Length`).
+fn is_forwarded(name: &[u8], listed: &[&[u8]]) -> bool {
+    !(is_hop_by_hop_name(name)
+        || name.eq_ignore_ascii_case(b"host")
+        || name.eq_ignore_ascii_case(b"authorization")
+        || name.eq_ignore_ascii_case(b"content-length")
+        || listed.iter().any(|l| l.eq_ignore_ascii_case(name)))
+}
+
+/// Appends the request head to send upstream to `out`: the client's end-to-end headers (`client`
+/// gives them as `(name, value)` pairs, each time it is called; they are written as they came), our
+/// Host, the endpoint's key.
+pub fn upstream_request_head<'a, I>(
     out: &mut Vec<u8>,
     method: &Method,
     path: &str,
-    client: &HeaderMap,
+    client: impl Fn() -> I,
     authority: &str,
     api_key: Option<&str>,
     body_len: usize,
-) {
-    let listed = connection_listed(client);
+) where
+    I: Iterator<Item = (&'a [u8], &'a [u8])>,
+{
+    let listed = connection_listed(client());
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
@@ -68,17 +72,13 @@ pub fn upstream_request_head(
         out.extend_from_slice(key.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    for (name, value) in client {
-        if is_hop_by_hop(name, &listed)
-            || name == header::HOST
-            || name == header::AUTHORIZATION
-            || name == header::CONTENT_LENGTH
-        {
+    for (name, value) in client() {
+        if !is_forwarded(name, &listed) {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     if body_len > 0 || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
@@ -113,22 +113,21 @@ pub fn connection_keep_alive<'a>(
 
 /// Whether a raw header name is hop-by-hop (ASCII case-insensitive).
 pub fn is_hop_by_hop_name(name: &[u8]) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|h| h.as_str().as_bytes().eq_ignore_ascii_case(name))
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::request_headers::RequestHeaders;
 
-    fn head_of(h: &HeaderMap, key: Option<&str>, len: usize) -> String {
+    fn head_of(h: &RequestHeaders, key: Option<&str>, len: usize) -> String {
         let mut head = Vec::new();
         upstream_request_head(
             &mut head,
             &Method::POST,
             "/api/chat",
-            h,
+            || h.iter(),
             "backend:11434",
             key,
             len,
@@ -138,19 +137,21 @@ mod tests {
 
     #[test]
     fn strips_hop_by_hop_and_replaces_auth() {
-        let mut h = HeaderMap::new();
-        h.insert("connection", "keep-alive, x-secret".parse().unwrap());
-        h.insert("x-secret", "1".parse().unwrap());
-        h.insert("authorization", "Bearer client".parse().unwrap());
-        h.insert("host", "router:12434".parse().unwrap());
-        h.insert("traceparent", "00-abc".parse().unwrap());
-        h.insert("transfer-encoding", "chunked".parse().unwrap());
-        h.insert("content-length", "999".parse().unwrap());
+        let h = RequestHeaders::from_pairs(&[
+            ("Connection", "keep-alive, X-Secret"),
+            ("x-secret", "1"),
+            ("Authorization", "Bearer client"),
+            ("Host", "router:12434"),
+            ("TraceParent", "00-abc"),
+            ("Transfer-Encoding", "chunked"),
+            ("Content-Length", "999"),
+            ("Keep-Alive", "timeout=5"),
+        ]);
         let head = head_of(&h, Some("k"), 5);
         assert_eq!(
             head,
             "POST /api/chat HTTP/1.1\r\nhost: backend:11434\r\nauthorization: Bearer k\r\n\
-             traceparent: 00-abc\r\ncontent-length: 5\r\n\r\n"
+             TraceParent: 00-abc\r\ncontent-length: 5\r\n\r\n"
         );
         let head = head_of(&h, None, 0);
         assert!(
@@ -178,7 +179,7 @@ mod tests {
             &mut head,
             &Method::GET,
             "/api/tags",
-            &HeaderMap::new(),
+            std::iter::empty,
             "b",
             None,
             0,

@@ -3,7 +3,8 @@
 //! upstream requests over per-worker keep-alive pools (plain and TLS) and reads their answers in the
 //! request's own task. `body.rs` holds the response body types, `chunked.rs` the chunked decoder
 //! both sides share, `reader.rs` the in-flight read both sides use, `lazy_timer.rs` the
-//! idle deadlines that move on every request or chunk without touching the timer wheel.
+//! idle deadlines that move on every request or chunk without touching the timer wheel,
+//! `request_headers.rs` a client's headers as slices of its head.
 
 pub mod body;
 pub mod chunked;
@@ -13,3 +14,4 @@ pub mod headers;
 pub mod io;
 pub mod lazy_timer;
 pub mod reader;
+pub mod request_headers;

@@ -11,7 +11,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, StatusCode, Version};
+use http::{Method, StatusCode, Version};
 use http_body::Body;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::tcp::TcpOwnedWriteHalf;
@@ -145,15 +145,10 @@ impl Connection {
             },
         };
         let http11 = head.version == Version::HTTP_11;
-        let (mut parts, ()) = Request::new(()).into_parts();
-        parts.method = head.method;
-        parts.uri = head.uri;
-        parts.version = head.version;
-        parts.headers = head.headers;
-        let Some((resp, request_id)) = self.run_handler(&parts, body).await else {
+        let Some((resp, request_id)) = self.run_handler(&head, body).await else {
             return false;
         };
-        self.respond(resp, &request_id, &parts.method, http11, keep_alive)
+        self.respond(resp, &request_id, &head.method, http11, keep_alive)
             .await
     }
 
@@ -258,15 +253,10 @@ impl Connection {
     /// Runs the handler while watching the socket; `None` when the client hung up first.
     async fn run_handler(
         &mut self,
-        parts: &http::request::Parts,
+        head: &RequestHead,
         body: Result<Bytes, ApiError>,
     ) -> Option<(http::Response<RouterBody>, http::HeaderValue)> {
-        let handler = handle(
-            parts,
-            body,
-            self.shared.clone(),
-            &mut self.upstream_deadline,
-        );
+        let handler = handle(head, body, self.shared.clone(), &mut self.upstream_deadline);
         let mut handler = std::pin::pin!(handler);
         // Bytes already buffered are a pipelined request: nothing to watch until it is served.
         if !self.buf.is_empty() {

@@ -3,7 +3,7 @@
 
 mod connection;
 pub mod listener;
-mod request_head;
+pub mod request_head;
 pub mod response_head;
 pub mod runtime;
 pub mod shutdown;

@@ -1,13 +1,14 @@
-//! Parsing a client's request head (httparse) into `http` parts, and how its body is framed.
+//! Parsing a client's request head (httparse): method, target, headers (as slices of the head), and
+//! how its body is framed.
 
 use std::mem::MaybeUninit;
 
-use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::{Buf, BytesMut};
 use http::{Method, StatusCode, Uri, Version};
 
 use crate::config::Limits;
 use crate::http::headers::connection_keep_alive;
+use crate::http::request_headers::RequestHeaders;
 
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +21,7 @@ pub struct RequestHead {
     pub method: Method,
     pub uri: Uri,
     pub version: Version,
-    pub headers: HeaderMap,
+    pub headers: RequestHeaders,
     pub body: Option<BodyFraming>,
     /// The client asked to keep the connection open after this exchange.
     pub keep_alive: bool,
@@ -92,55 +93,34 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
     let uri: Uri = path
         .parse()
         .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid request target"))?;
-    // Header values are slices of one shared copy of the head: no allocation per header.
+    // Headers stay slices of the received head: spans now, one shared copy of the bytes below.
     let base = buf.as_ptr() as usize;
-    let count = req.headers.len();
-    // Spans are left uninitialised too (a 4 KB memset per request otherwise); the loop writes each.
-    type Span = (usize, usize, usize, usize);
-    let mut stack_spans = [MaybeUninit::<Span>::uninit(); 128];
-    let mut heap_spans = Vec::new();
-    let spans: &mut [MaybeUninit<Span>] = if count <= stack_spans.len() {
-        &mut stack_spans[..count]
-    } else {
-        heap_spans.resize(count, MaybeUninit::uninit());
-        &mut heap_spans
-    };
-    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
-        let name = h.name.as_ptr() as usize - base;
-        let value = h.value.as_ptr() as usize - base;
-        span.write((name, name + h.name.len(), value, value + h.value.len()));
-    }
-    let head: Bytes = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    let mut spans = Vec::with_capacity(req.headers.len());
     let mut seen = Seen::default();
-    for span in spans.iter() {
-        // SAFETY: the loop above wrote every span (`spans` has exactly `count` entries).
-        let (ns, ne, vs, ve) = unsafe { span.assume_init() };
-        let name = HeaderName::from_bytes(&head[ns..ne])
-            .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
-            .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid header value"))?;
-        seen.note(&name);
-        headers.append(name, value);
+    for h in req.headers.iter() {
+        let name = (h.name.as_ptr() as usize - base) as u32;
+        let value = (h.value.as_ptr() as usize - base) as u32;
+        spans.push([
+            name,
+            name + h.name.len() as u32,
+            value,
+            value + h.value.len() as u32,
+        ]);
+        seen.note(h.name.as_bytes());
     }
+    let headers = RequestHeaders::new(buf.split_to(len).freeze(), spans);
     let body = body_framing(&headers, seen)?;
     let http11 = version == Version::HTTP_11;
     let keep_alive = if seen.connection {
-        connection_keep_alive(
-            headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .map(|v| v.as_bytes()),
-            http11,
-        )
+        connection_keep_alive(headers.get_all("connection"), http11)
     } else {
         http11
     };
     let expects_continue = http11
         && seen.expect
         && headers
-            .get(header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            .get("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     Ok(Some(RequestHead {
         method,
         uri,
@@ -152,7 +132,7 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
     }))
 }
 
-/// Which framing and connection headers the head carries, noted while the map is built, so that
+/// Which framing and connection headers the head carries, noted while the spans are taken, so that
 /// the common head (no `Connection`, no `Expect`) needs no lookups for them.
 #[derive(Default, Clone, Copy)]
 struct Seen {
@@ -163,17 +143,16 @@ struct Seen {
 }
 
 impl Seen {
-    fn note(&mut self, name: &HeaderName) {
-        // Known names compare as enum tags: no string comparison.
-        if name == header::CONNECTION {
-            self.connection = true;
-        } else if name == header::EXPECT {
-            self.expect = true;
-        } else if name == header::CONTENT_LENGTH {
-            self.content_length = true;
-        } else if name == header::TRANSFER_ENCODING {
-            self.transfer_encoding = true;
-        }
+    fn note(&mut self, name: &[u8]) {
+        // The length picks the one candidate worth comparing.
+        let (flag, wanted): (&mut bool, &[u8]) = match name.len() {
+            10 => (&mut self.connection, b"connection"),
+            6 => (&mut self.expect, b"expect"),
+            14 => (&mut self.content_length, b"content-length"),
+            17 => (&mut self.transfer_encoding, b"transfer-encoding"),
+            _ => return,
+        };
+        *flag |= name.eq_ignore_ascii_case(wanted);
     }
 }
 
@@ -186,12 +165,12 @@ fn too_large(limits: &Limits) -> HeadError {
 
 /// RFC 9112 §6.3: chunked wins only when it is the sole coding; both framings at once is refused
 /// (request smuggling).
-fn body_framing(headers: &HeaderMap, seen: Seen) -> Result<Option<BodyFraming>, HeadError> {
+fn body_framing(headers: &RequestHeaders, seen: Seen) -> Result<Option<BodyFraming>, HeadError> {
     if !seen.transfer_encoding && !seen.content_length {
         return Ok(None);
     }
     let has_te = seen.transfer_encoding;
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let mut lengths = headers.get_all("content-length");
     let first_length = lengths.next();
     if has_te {
         if first_length.is_some() {
@@ -200,8 +179,11 @@ fn body_framing(headers: &HeaderMap, seen: Seen) -> Result<Option<BodyFraming>, 
                 "both Transfer-Encoding and Content-Length",
             ));
         }
-        let te: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
-        let only_chunked = te.len() == 1 && te[0].as_bytes().eq_ignore_ascii_case(b"chunked");
+        let mut te = headers.get_all("transfer-encoding");
+        let only_chunked = te
+            .next()
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"chunked"))
+            && te.next().is_none();
         if !only_chunked {
             return Err(refuse(
                 StatusCode::NOT_IMPLEMENTED,
@@ -213,15 +195,12 @@ fn body_framing(headers: &HeaderMap, seen: Seen) -> Result<Option<BodyFraming>, 
     let Some(first) = first_length else {
         return Ok(None);
     };
-    let parse = |v: &HeaderValue| -> Result<u64, HeadError> {
-        let s = v
-            .to_str()
-            .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid Content-Length"))?;
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 19 {
+    let parse = |v: &[u8]| -> Result<u64, HeadError> {
+        if v.is_empty() || !v.iter().all(u8::is_ascii_digit) || v.len() > 19 {
             return Err(refuse(StatusCode::BAD_REQUEST, "invalid Content-Length"));
         }
-        s.parse()
-            .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid Content-Length"))
+        // At most 19 digits: fits a u64.
+        Ok(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
     };
     let n = parse(first)?;
     for other in lengths {
@@ -263,7 +242,7 @@ mod tests {
         assert_eq!(h.method, Method::POST);
         assert_eq!(h.uri.path(), "/api/chat");
         assert_eq!(h.uri.query(), Some("x=1"));
-        assert_eq!(h.headers["x-a"], "b");
+        assert_eq!(h.headers.get("x-a"), Some(&b"b"[..]));
         assert_eq!(h.body, Some(BodyFraming::Length(2)));
         assert!(h.keep_alive && !h.expects_continue);
         assert_eq!(&buf[..], b"{}");
