@@ -275,6 +275,7 @@ fn bench_headers(c: &mut Criterion) {
                 black_box(&ours),
                 response_head::Lines {
                     request_id: black_box(b"3f1c9f2e7d4b4a8e"),
+                    endpoint: black_box(b"http://gpu-1:11434"),
                     upstream: black_box(UPSTREAM_LINES),
                 },
                 ResponseFraming::Chunked,

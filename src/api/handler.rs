@@ -8,7 +8,7 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 
 use super::errors::ApiError;
 use super::routes::{route, Route};
-use super::util::{request_id, Ctx};
+use super::util::{request_id, Ctx, RouterHeaders};
 use super::{listing, manage, own, proxy, show};
 use crate::http::body::RouterBody;
 use crate::http::lazy_timer::LazyTimer;
@@ -19,18 +19,19 @@ use crate::state::Shared;
 /// was read by the connection, or is the error to answer with once a route needs it (413, 408).
 /// `upstream_timer` is the connection's, for the wait on an upstream's answer. The head is borrowed:
 /// the connection keeps the one copy, instead of each level of the request's future its own.
-/// Returns the answer and the request's id, which the connection writes as `x-request-id` (no
-/// header map is built for it).
+/// Returns the answer and the headers the router adds to it (request id, endpoint), which the
+/// connection writes itself: a relayed answer needs no header map.
 pub async fn handle(
     req: &RequestHead,
     body: Result<Bytes, ApiError>,
     shared: Arc<Shared>,
     upstream_timer: &mut LazyTimer,
-) -> (Response<RouterBody>, HeaderValue) {
+) -> (Response<RouterBody>, RouterHeaders) {
     let mut ctx = Ctx {
         request_id: request_id(req.headers.value("x-request-id")),
         started: Instant::now(),
         logs_at_end: false,
+        endpoint: None,
         shared,
     };
     let origin = req.headers.value("origin");
@@ -59,7 +60,11 @@ pub async fn handle(
             "request"
         );
     }
-    (resp, ctx.request_id)
+    let added = RouterHeaders {
+        request_id: ctx.request_id,
+        endpoint: ctx.endpoint,
+    };
+    (resp, added)
 }
 
 async fn dispatch(

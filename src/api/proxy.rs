@@ -17,7 +17,6 @@ use crate::config::EndpointKind;
 use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming};
 use crate::http::client::UpstreamBody;
 use crate::http::fetch;
-use crate::http::headers::X_ROUTER_ENDPOINT;
 use crate::http::lazy_timer::LazyTimer;
 use crate::routing::choose::{acquire, Saturated};
 use crate::routing::endpoint::EndpointState;
@@ -309,7 +308,7 @@ async fn forward(
         guard.slot().answered.store(true, Ordering::Relaxed);
     }
     let on_end = request_logger(ctx, route, &sniffed.model, &ep.cfg.url, status);
-    let mut out = match prepared.translate {
+    let out = match prepared.translate {
         Some(oroute) => {
             let t = translated::Answer {
                 route: oroute,
@@ -332,9 +331,7 @@ async fn forward(
             hard_deadline,
         ),
     };
-    if let Some(v) = ep.name_header.clone() {
-        out.headers_mut().insert(X_ROUTER_ENDPOINT.clone(), v);
-    }
+    ctx.endpoint = ep.name_header.clone();
     Ok(out)
 }
 

@@ -16,6 +16,14 @@ pub struct Ctx {
     pub started: Instant,
     /// Set once the response's end will write the log line (relayed bodies), so the handler does not.
     pub logs_at_end: bool,
+    /// The endpoint that answered, sent back as `x-router-endpoint`.
+    pub endpoint: Option<HeaderValue>,
+}
+
+/// The headers the router adds to an answer, written by the connection without a header map.
+pub struct RouterHeaders {
+    pub request_id: HeaderValue,
+    pub endpoint: Option<HeaderValue>,
 }
 
 /// A JSON response with the given status.

@@ -21,6 +21,7 @@ use super::request_head::{self, BodyFraming, HeadError, RequestHead};
 use super::response_head::{self, ResponseFraming, LAST_CHUNK};
 use crate::api::errors::ApiError;
 use crate::api::handler::handle;
+use crate::api::util::RouterHeaders;
 use crate::config::Limits;
 use crate::http::body::RouterBody;
 use crate::http::chunked::{ChunkedDecoder, Decoded};
@@ -145,10 +146,10 @@ impl Connection {
             },
         };
         let http11 = head.version == Version::HTTP_11;
-        let Some((resp, request_id)) = self.run_handler(&head, body).await else {
+        let Some((resp, added)) = self.run_handler(&head, body).await else {
             return false;
         };
-        self.respond(resp, &request_id, &head.method, http11, keep_alive)
+        self.respond(resp, &added, &head.method, http11, keep_alive)
             .await
     }
 
@@ -255,7 +256,7 @@ impl Connection {
         &mut self,
         head: &RequestHead,
         body: Result<Bytes, ApiError>,
-    ) -> Option<(http::Response<RouterBody>, http::HeaderValue)> {
+    ) -> Option<(http::Response<RouterBody>, RouterHeaders)> {
         let handler = handle(head, body, self.shared.clone(), &mut self.upstream_deadline);
         let mut handler = std::pin::pin!(handler);
         // Bytes already buffered are a pipelined request: nothing to watch until it is served.
@@ -277,7 +278,7 @@ impl Connection {
     async fn respond(
         &mut self,
         resp: http::Response<RouterBody>,
-        request_id: &http::HeaderValue,
+        added: &RouterHeaders,
         method: &Method,
         http11: bool,
         keep_alive: bool,
@@ -295,7 +296,8 @@ impl Connection {
             parts.status,
             &parts.headers,
             response_head::Lines {
-                request_id: request_id.as_bytes(),
+                request_id: added.request_id.as_bytes(),
+                endpoint: added.endpoint.as_ref().map_or(&[], |e| e.as_bytes()),
                 upstream: &upstream_lines,
             },
             framing,

@@ -57,6 +57,8 @@ impl ResponseFraming {
 pub struct Lines<'a> {
     /// The request's id, sent as `x-request-id` (none when empty).
     pub request_id: &'a [u8],
+    /// The endpoint that answered, sent as `x-router-endpoint` (none when empty).
+    pub endpoint: &'a [u8],
     /// The upstream's header lines as received (empty when there are none).
     pub upstream: &'a [u8],
 }
@@ -79,10 +81,15 @@ pub fn encode(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
-    if !lines.request_id.is_empty() {
-        out.extend_from_slice(b"x-request-id: ");
-        out.extend_from_slice(lines.request_id);
-        out.extend_from_slice(b"\r\n");
+    for (name, value) in [
+        (&b"x-request-id: "[..], lines.request_id),
+        (b"x-router-endpoint: ", lines.endpoint),
+    ] {
+        if !value.is_empty() {
+            out.extend_from_slice(name);
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
     }
     let mut has_date = false;
     // A HEAD answer passes on the length of the body it stands for; otherwise framing is ours.
@@ -150,6 +157,7 @@ fn write_passthrough(out: &mut Vec<u8>, block: &[u8], ours: &HeaderMap, keep_len
         let skip = is_hop_by_hop_name(name)
             || (name.eq_ignore_ascii_case(b"content-length") && !keep_length)
             || name.eq_ignore_ascii_case(b"x-request-id")
+            || name.eq_ignore_ascii_case(b"x-router-endpoint")
             || listed.iter().any(|l| l.eq_ignore_ascii_case(name))
             || ours
                 .keys()
@@ -302,6 +310,7 @@ mod tests {
             &ours,
             Lines {
                 request_id: b"abc",
+                endpoint: b"http://b:11434",
                 upstream,
             },
             ResponseFraming::Length(12),
@@ -310,7 +319,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "HTTP/1.1 200 OK\r\nx-request-id: abc\r\nx-ours: 1\r\nContent-Type: application/json\r\n\
+            "HTTP/1.1 200 OK\r\nx-request-id: abc\r\nx-router-endpoint: http://b:11434\r\nx-ours: 1\r\nContent-Type: application/json\r\n\
              Date: Mon, 01 Jan 2024 00:00:00 GMT\r\nX-Trace: a:b\r\ncontent-length: 12\r\n\r\n"
         );
         // A HEAD answer keeps the upstream's length; our own date is added when it sent none.
@@ -320,8 +329,8 @@ mod tests {
             StatusCode::OK,
             &HeaderMap::new(),
             Lines {
-                request_id: b"",
                 upstream: b"content-length: 7\r\n",
+                ..Lines::default()
             },
             ResponseFraming::None,
             &Method::HEAD,
