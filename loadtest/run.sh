@@ -190,6 +190,8 @@ cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/de
 # nginx = master + workers.
 nginx_pids() { echo "${PID[nginx]}" $(pgrep -P "${PID[nginx]}" 2>/dev/null || true); }
 sum_rss() { local s=0 p; for p in "$@"; do s=$((s + $(rss_kb "$p"))); done; echo $s; }
+# Steal and all ticks over every CPU (/proc/stat, user..steal): how much of a run the hypervisor took.
+cpu_stat() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t }' /proc/stat; }
 sum_ticks() { local s=0 p; for p in "$@"; do s=$((s + $(cpu_ticks "$p"))); done; echo $s; }
 # The processes that do the proxying work for a target (the mock itself for direct).
 target_pids() {
@@ -326,15 +328,18 @@ oha_run() {
     local extra=()
     [ "$flag" = -z ] && extra=(-w)
     [ "$target" = litellm ] && extra+=(-H "authorization: Bearer $LITELLM_KEY")
-    local pids t0 m0
+    local pids t0 m0 st0 all0 st1 all1
     pids=$(target_pids "$target")
     t0=$(sum_ticks $pids)
     m0=$(cpu_ticks "${PID[mock1]}")
+    read -r st0 all0 < <(cpu_stat)
     run_fg "${LOAD[@]}" oha --no-tui --output-format json --worker-threads "$OHA_THREADS" -c "$c" "$flag" "$amount" "${extra[@]}" \
         -m POST -H 'content-type: application/json' -d "$body" -o "$out" "http://127.0.0.1:$(target_port "$target")$path" \
         || log "oha exited non-zero for $scenario/$target"
     # CPU time (user+system, all threads) the proxy and the mock spent on this run.
     set -- "$@" proxy_ticks=$(( $(sum_ticks $pids) - t0 )) mock_ticks=$(( $(cpu_ticks "${PID[mock1]}") - m0 )) clk_tck="$CLK_TCK"
+    read -r st1 all1 < <(cpu_stat)
+    set -- "$@" steal_ticks=$((st1 - st0)) all_ticks=$((all1 - all0))
     local after=()
     # RSS_AFTER_PIDS set: also record their summed RSS right after the run.
     [ -n "${RSS_AFTER_PIDS:-}" ] && after=(rss_end_kb="$(sum_rss $RSS_AFTER_PIDS)")

@@ -65,6 +65,8 @@ def oha_record(path, extra):
             rec["proxy_cpu_us_per_req"] = round(rec["proxy_ticks"] * 1e6 / clk / ok, 1)
         if rec.get("mock_ticks") is not None:
             rec["mock_cpu_us_per_req"] = round(rec["mock_ticks"] * 1e6 / clk / ok, 1)
+    if rec.get("all_ticks"):
+        rec["steal_pct"] = round(100.0 * rec.get("steal_ticks", 0) / rec["all_ticks"], 1)
     return rec
 
 
@@ -303,6 +305,15 @@ def report(jsonl, meta_path):
                      "nginx": f"{fmt_num(cpu['nginx'], 1)} (+ {fmt_num(mock['nginx'], 1)})",
                      "router": f"{fmt_num(cpu['router'], 1)} (+ {fmt_num(mock['router'], 1)})"})
 
+            # The hypervisor's share of the machine during each target's rounds: req/s is only
+            # comparable between targets whose rounds saw about the same.
+            def steal(t):
+                v = sorted(r["steal_pct"] for r in recs_c[t] if r.get("steal_pct") is not None)
+                if not v:
+                    return "—"
+                return f"{v[len(v) // 2]:.1f} %" + (f" (max {v[-1]:.1f} %)" if len(v) > 1 else "")
+            row(label, "host steal during the rounds, median", {t: steal(t) for t in TARGETS})
+
     # -- streaming -------------------------------------------------------------------------------------
     def streaming(scenario, judge, title=None):
         st = {t: R.one(phase=p, scenario=scenario, target=t) for t in cols}
@@ -496,7 +507,8 @@ def main():
                   + (f", errors {r['error_kinds']}" if r.get("error_kinds") else ""))
         elif r.get("tool") == "oha":
             print(f"{r['rps']} req/s, p50 {r['p50_us']} us, p99 {r['p99_us']} us, errors {r['errors'] + r['non_200']}"
-                  + (f" {r['error_kinds']}" if r.get("error_kinds") else ""))
+                  + (f" {r['error_kinds']}" if r.get("error_kinds") else "")
+                  + (f", steal {r['steal_pct']} %" if r.get("steal_pct") is not None else ""))
         else:
             print(json.dumps(r))
     elif cmd == "report":
