@@ -99,12 +99,15 @@ enum Next {
 impl Connection {
     /// Serves one request; false when the connection is done.
     async fn serve_one(&mut self) -> bool {
-        let head = self.read_head().await;
+        let head = match self.read_head().await {
+            Ok(Some(head)) => Ok(head),
+            Ok(None) => return false,
+            Err(e) => Err(e),
+        };
         // Held until the answer's last byte is written, so a shutdown drain never cuts a response.
         let _active = self.shared.track_request();
         let head = match head {
-            Ok(Some(head)) => head,
-            Ok(None) => return false,
+            Ok(head) => head,
             Err(e) => {
                 self.refuse(e).await;
                 self.linger_on_close = true;
