@@ -4,8 +4,8 @@
 # Usage:
 #   bash loadtest/run.sh [--quick] [--with-litellm] [--perf] [--no-build] [--no-unpinned] [--io-driver auto|epoll]
 #
-#   --quick          short run (~3 min): 3 c=1 rounds, one 3 s throughput round, 10 s soak
-#                    (full: 5 c=1 rounds, three interleaved 10 s throughput rounds, 60 s soak; ~11 min)
+#   --quick          short run (~3 min): 3 c=1 rounds, two 3 s throughput rounds, 10 s soak
+#                    (full: 5 c=1 rounds, seven interleaved 4 s throughput rounds, 60 s soak; ~11 min)
 #   --with-litellm   also compare LiteLLM's proxy (pip install 'litellm[proxy]' into loadtest/.venv)
 #   --no-build       use the binaries already in $CARGO_TARGET_DIR/release
 #   --no-unpinned    skip the unpinned throughput runs
@@ -27,7 +27,8 @@
 #      the load generators (oha --worker-threads 1, the Python stream client and paired probe) on
 #      CPU $LOADTEST_LOAD_CPUS;
 #      scenarios, each against direct (mock), nginx and router:
-#        non-streaming /api/chat at concurrency 1, 64 and 512 (interleaved rounds, medians);
+#        non-streaming /api/chat at concurrency 1, 64 and 512 (interleaved rounds, medians; at 64 and
+#        512 router/nginx is judged per round, over the rounds the host left quiet: see docs);
 #        paired c=1 probe: the three targets alternate request by request over one keep-alive
 #        connection each (loadtest/lib/paired_latency.py), non-streaming and stream TTFT, so that
 #        "target - direct" per percentile is measured over the same noise window;
@@ -81,10 +82,10 @@ NPROC="$(nproc)"
 CLK_TCK="$(getconf CLK_TCK)"
 
 if [ "$QUICK" = 1 ]; then
-    C1_ROUNDS=3; C1_N=3000; TP_ROUNDS=1; TP_DUR=3; SOAK_WINDOWS=2; SOAK_WIN=5; MODE="quick"
+    C1_ROUNDS=3; C1_N=3000; TP_ROUNDS=2; TP_DUR=3; SOAK_WINDOWS=2; SOAK_WIN=5; MODE="quick"
     PAIRED_N=5000; PAIRED_TTFT_N=1500
 else
-    C1_ROUNDS=5; C1_N=10000; TP_ROUNDS=3; TP_DUR=10; SOAK_WINDOWS=6; SOAK_WIN=10; MODE="full"
+    C1_ROUNDS=5; C1_N=10000; TP_ROUNDS=7; TP_DUR=4; SOAK_WINDOWS=6; SOAK_WIN=10; MODE="full"
     PAIRED_N=20000; PAIRED_TTFT_N=5000
 fi
 PAIRED_WARMUP=500
@@ -526,7 +527,10 @@ paired_run paired_ttft ttft "$PAIRED_TTFT_N" "$STREAM_BODY"
 for c in 64 512; do
     log "non-streaming /api/chat, concurrency $c: $TP_ROUNDS interleaved rounds of ${TP_DUR}s"
     for r in $(seq 1 "$TP_ROUNDS"); do
-        for t in direct nginx router; do
+        # nginx and router swap places every round, so that neither always runs right after direct.
+        order="direct nginx router"
+        [ $((r % 2)) = 0 ] && order="direct router nginx"
+        for t in $order; do
             oha_run "c$c" "$t" "$c" -z "${TP_DUR}s" round="$r"
             log "  round $r $t: $(last_rps)"
         done
