@@ -15,6 +15,13 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let extra_roots = match nomyo_router::http::tls_roots::init_from_env() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("nomyo-router: configuration error: {e}");
+            std::process::exit(1);
+        }
+    };
     if cli.check_config {
         for w in &config.warnings {
             println!("warning: {w}");
@@ -44,11 +51,24 @@ fn main() {
             config.worker_count(),
             config.queue.mode
         );
+        if extra_roots > 0 {
+            println!(
+                "HTTPS upstreams also trust {extra_roots} certificate(s) from {}",
+                nomyo_router::http::tls_roots::ENV
+            );
+        }
         return;
     }
     nomyo_router::logging::init(&config.log_level, config.log_format);
     for w in &config.warnings {
         tracing::warn!("{w}");
+    }
+    if extra_roots > 0 {
+        tracing::info!(
+            certificates = extra_roots,
+            "HTTPS upstreams also trust the certificates of {}",
+            nomyo_router::http::tls_roots::ENV
+        );
     }
     let shared = Shared::new(config);
     if let Err(e) = nomyo_router::server::run(shared) {

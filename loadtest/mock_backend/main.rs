@@ -2,6 +2,7 @@
 //! tests, the load tests and the README demo. Models, tokens per answer, delay per token, slow first
 //! byte and faults (refuse, 500, hang, die mid-stream) are set by flags, or per request by headers
 //! (`x-mock-fault`, `x-mock-tokens`, `x-mock-delay-ms`). `GET /mock/stats` tells what it served.
+//! `--tls-cert`/`--tls-key` make it serve HTTPS.
 
 mod answer;
 mod body;
@@ -9,6 +10,7 @@ mod options;
 mod replies;
 mod serve;
 mod stats;
+mod tls;
 
 use clap::Parser;
 
@@ -24,13 +26,24 @@ fn main() {
         };
     let port = listeners[0].local_addr().map(|a| a.port()).unwrap_or(0);
     println!(
-        "mock-backend listening on {}:{port} kind={} models={:?} loaded={:?}",
+        "mock-backend listening on {}:{port} kind={} models={:?} loaded={:?} tls={}",
         opts.host,
         opts.kind,
         opts.models,
-        opts.loaded_models()
+        opts.loaded_models(),
+        opts.tls_cert.is_some()
     );
-    let shared = std::sync::Arc::new(serve::MockState::new(opts));
+    let tls = match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => match tls::acceptor(cert, key) {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                eprintln!("mock-backend: {e}");
+                std::process::exit(1);
+            }
+        },
+        _ => None,
+    };
+    let shared = std::sync::Arc::new(serve::MockState::new(opts, tls));
     let threads: Vec<_> = listeners
         .into_iter()
         .map(|l| {

@@ -39,6 +39,12 @@ pub struct Options {
     /// Version reported by /api/version
     #[arg(long, default_value = "0.6.5")]
     pub version: String,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key)
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl Options {

@@ -21,13 +21,16 @@ use crate::stats::Stats;
 pub struct MockState {
     pub opts: Options,
     pub stats: Stats,
+    /// Set with --tls-cert/--tls-key: every connection is HTTPS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl MockState {
-    pub fn new(opts: Options) -> Self {
+    pub fn new(opts: Options, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         MockState {
             opts,
             stats: Stats::default(),
+            tls,
         }
     }
 }
@@ -49,14 +52,28 @@ pub fn run(listener: std::net::TcpListener, state: Arc<MockState>) {
                 let Ok(io) = stream.into_poll_io() else {
                     return;
                 };
-                let svc = service_fn(move |req| handle(req, state.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(MonoioTimer)
-                    .serve_connection(MonoioIo::new(io), svc)
-                    .await;
+                match state.tls.clone() {
+                    None => serve_http(io, state).await,
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(io).await {
+                            serve_http(tls, state).await;
+                        }
+                    }
+                }
             });
         }
     });
+}
+
+async fn serve_http<T>(io: T, state: Arc<MockState>)
+where
+    T: monoio::io::poll_io::AsyncRead + monoio::io::poll_io::AsyncWrite + Unpin + 'static,
+{
+    let svc = service_fn(move |req| handle(req, state.clone()));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(MonoioTimer)
+        .serve_connection(MonoioIo::new(io), svc)
+        .await;
 }
 
 pub type Resp = Response<MockBody>;
