@@ -21,8 +21,10 @@
 #      install nginx-light) when missing;
 #   2. starts three mock backends on 127.0.0.1 (each advertises llama3:latest, qwen2:7b, mistral:7b and
 #      has a different one loaded; the first has llama3:latest), one OpenAI-compatible mock (for the
-#      translated-stream probe), nginx as a plain keep-alive reverse proxy of the first mock, and the
-#      router in front of all mocks with max_concurrent_connections 100000 (it never queues);
+#      translated-stream probe), one HTTPS mock (tls-model:latest, certificate from the test CA in
+#      tests/fixtures/tls), nginx as a plain keep-alive reverse proxy of the first mock (and, on a
+#      second port, of the HTTPS mock), and the router in front of all mocks with
+#      max_concurrent_connections 100000 (it never queues) and SSL_CERT_FILE set to the test CA;
 #   3. pinned phase: the servers (mocks, nginx 1 worker, router --workers 1) on CPU $LOADTEST_SERVER_CPUS,
 #      the load generators (oha --worker-threads 1, the Python stream client and paired probe) on
 #      CPU $LOADTEST_LOAD_CPUS;
@@ -34,6 +36,7 @@
 #        "target - direct" per percentile is measured over the same noise window;
 #        1,000 concurrent /api/chat streams of 100 tokens at 10 ms per token, then 100 streams as a
 #        reference below saturation;
+#        non-streaming /api/chat at concurrency 64 over an HTTPS upstream (information only);
 #        translated stream probe (Ollama client -> OpenAI-compatible mock), skipped while the router
 #        answers 501;
 #        [--with-litellm] OpenAI /v1/chat/completions at c=1, c=64 and 100 SSE streams incl. LiteLLM;
@@ -71,7 +74,9 @@ BIN="$TARGET_DIR/release"
 BASE="${LOADTEST_BASE_PORT:-18000}"
 MOCK_PORTS=($((BASE + 81)) $((BASE + 82)) $((BASE + 83)))
 OAI_MOCK_PORT=$((BASE + 84))
+TLS_MOCK_PORT=$((BASE + 85))
 NGINX_PORT=$((BASE + 90))
+NGINX_TLS_PORT=$((BASE + 91))
 ROUTER_PORT=$((BASE + 100))
 LITELLM_PORT=$((BASE + 110))
 MODELS="llama3:latest,qwen2:7b,mistral:7b"
@@ -82,10 +87,10 @@ NPROC="$(nproc)"
 CLK_TCK="$(getconf CLK_TCK)"
 
 if [ "$QUICK" = 1 ]; then
-    C1_ROUNDS=3; C1_N=3000; TP_ROUNDS=2; TP_DUR=3; SOAK_WINDOWS=2; SOAK_WIN=5; MODE="quick"
+    C1_ROUNDS=3; C1_N=3000; TP_ROUNDS=2; TP_DUR=3; TLS_ROUNDS=2; SOAK_WINDOWS=2; SOAK_WIN=5; MODE="quick"
     PAIRED_N=5000; PAIRED_TTFT_N=1500
 else
-    C1_ROUNDS=5; C1_N=10000; TP_ROUNDS=7; TP_DUR=4; SOAK_WINDOWS=6; SOAK_WIN=10; MODE="full"
+    C1_ROUNDS=5; C1_N=10000; TP_ROUNDS=7; TP_DUR=4; TLS_ROUNDS=3; SOAK_WINDOWS=6; SOAK_WIN=10; MODE="full"
     PAIRED_N=20000; PAIRED_TTFT_N=5000
 fi
 PAIRED_WARMUP=500
@@ -97,6 +102,9 @@ STREAM_RAMP_MS=250
 BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}'
 STREAM_BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":true}'
 OAI_BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16}'
+TLS_MODEL="tls-model:latest"   # served only by the HTTPS mock
+TLS_BODY='{"model":"tls-model:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}'
+TLS_DIR="$ROOT/tests/fixtures/tls"
 
 log() { printf '[loadtest %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -231,7 +239,7 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge 4096 ] || log "warning: open-files limit $(ulimit -n) is low for 1,000 streams"
 
-for p in "${MOCK_PORTS[@]}" "$OAI_MOCK_PORT" "$NGINX_PORT" "$ROUTER_PORT"; do
+for p in "${MOCK_PORTS[@]}" "$OAI_MOCK_PORT" "$TLS_MOCK_PORT" "$NGINX_PORT" "$NGINX_TLS_PORT" "$ROUTER_PORT"; do
     port_open "$p" && die "port $p is already in use (set LOADTEST_BASE_PORT)"
 done
 
@@ -273,9 +281,12 @@ start_servers() {
     done
     start mock_oai "${SRV[@]}" "$BIN/mock-backend" --host 127.0.0.1 --port "$OAI_MOCK_PORT" --threads 1 \
         --kind openai --models gpt-4o-mini --tokens 1
+    start mock_tls "${SRV[@]}" "$BIN/mock-backend" --host 127.0.0.1 --port "$TLS_MOCK_PORT" --threads "$MOCK_THREADS" \
+        --models "$TLS_MODEL" --tokens 1 --tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server.key"
 
     mkdir -p "$RUN/nginx"
     sed -e "s|@WORKERS@|$NGINX_WORKERS|" -e "s|@PORT@|$NGINX_PORT|" -e "s|@UPSTREAM@|127.0.0.1:${MOCK_PORTS[0]}|" \
+        -e "s|@TLS_PORT@|$NGINX_TLS_PORT|" -e "s|@TLS_UPSTREAM@|127.0.0.1:$TLS_MOCK_PORT|" -e "s|@CA@|$TLS_DIR/ca.pem|" \
         -e "s|@RUN_DIR@|$RUN/nginx|g" "$LT/nginx.conf.template" >"$RUN/nginx/nginx.conf"
     start nginx "${SRV[@]}" "$NGINX" -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/nginx-error.log" -g "daemon off;"
 
@@ -286,6 +297,7 @@ endpoints:
   - http://127.0.0.1:${MOCK_PORTS[2]}
   - url: http://127.0.0.1:${OAI_MOCK_PORT}/v1
     kind: openai
+  - https://localhost:${TLS_MOCK_PORT}
 max_concurrent_connections: $SLOTS
 queue: {mode: queue, max_queue: $SLOTS}
 host: 127.0.0.1
@@ -293,11 +305,13 @@ port: $ROUTER_PORT
 log_level: warn
 EOF
     ROUTER_CMD="nomyo-router --config router.yaml --workers $ROUTER_WORKERS --io-driver $IO_DRIVER --log-level warn"
-    start router "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router.yaml" --workers "$ROUTER_WORKERS" \
+    # SSL_CERT_FILE: the HTTPS mock's certificate comes from the test CA (tests/fixtures/tls).
+    start router env SSL_CERT_FILE="$TLS_DIR/ca.pem" "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router.yaml" --workers "$ROUTER_WORKERS" \
         --io-driver "$IO_DRIVER" --log-level warn
 
     for i in 0 1 2; do wait_port "${MOCK_PORTS[$i]}" "mock$((i + 1))"; done
     wait_port "$OAI_MOCK_PORT" mock_oai
+    wait_port "$TLS_MOCK_PORT" mock_tls
     wait_port "$NGINX_PORT" nginx
     wait_port "$ROUTER_PORT" router
     # Discovery must have seen llama3:latest loaded on the first mock: the router then sends it there.
@@ -312,6 +326,16 @@ EOF
     done
     [ "$ep" = "http://127.0.0.1:${MOCK_PORTS[0]}" ] || die "router does not route $MODEL to the first mock (got '$ep')"
     curl -sf -o /dev/null -H 'content-type: application/json' -d "$BODY" "http://127.0.0.1:$NGINX_PORT/api/chat" || die "nginx does not proxy /api/chat"
+    # And $TLS_MODEL to the HTTPS mock, once discovery has reached it over TLS.
+    for i in $(seq 1 100); do
+        ep="$(curl -s -o /dev/null -D - -H 'content-type: application/json' -d "$TLS_BODY" "http://127.0.0.1:$ROUTER_PORT/api/chat" \
+            | tr -d '\r' | awk -F': ' 'tolower($1)=="x-router-endpoint" {print $2}' || true)"
+        [ "$ep" = "https://localhost:$TLS_MOCK_PORT" ] && break
+        sleep 0.1
+    done
+    [ "$ep" = "https://localhost:$TLS_MOCK_PORT" ] || die "router does not route $TLS_MODEL to the HTTPS mock (got '$ep')"
+    curl -sf -o /dev/null -H 'content-type: application/json' -d "$TLS_BODY" "http://127.0.0.1:$NGINX_TLS_PORT/api/chat" \
+        || die "nginx does not proxy /api/chat to the HTTPS mock"
     log "servers up ($PHASE): mocks ${MOCK_PORTS[*]}, nginx $NGINX_PORT (pids $(nginx_pids)), router $ROUTER_PORT (pid ${PID[router]})"
 }
 
@@ -322,8 +346,17 @@ OHA_SEQ=0
 oha_run() {
     local scenario=$1 target=$2 c=$3 flag=$4 amount=$5
     shift 5
-    local path=/api/chat body=$BODY
-    case "$scenario" in oai_*) path=/v1/chat/completions; body=$OAI_BODY ;; esac
+    local path=/api/chat body=$BODY mock=mock1 url tls=()
+    url="http://127.0.0.1:$(target_port "$target")"
+    case "$scenario" in
+        oai_*) path=/v1/chat/completions; body=$OAI_BODY ;;
+        *_tls) # HTTPS upstream: the TLS mock, nginx's TLS server block, the router (model $TLS_MODEL)
+            body=$TLS_BODY; mock=mock_tls
+            case "$target" in
+                direct) url="https://localhost:$TLS_MOCK_PORT"; tls=(--cacert "$TLS_DIR/ca.pem") ;;
+                nginx) url="http://127.0.0.1:$NGINX_TLS_PORT" ;;
+            esac ;;
+    esac
     OHA_SEQ=$((OHA_SEQ + 1))
     local out="$RUN/oha-$OHA_SEQ-$PHASE-$scenario-$target.json"
     local extra=()
@@ -332,13 +365,13 @@ oha_run() {
     local pids t0 m0 st0 all0 st1 all1
     pids=$(target_pids "$target")
     t0=$(sum_ticks $pids)
-    m0=$(cpu_ticks "${PID[mock1]}")
+    m0=$(cpu_ticks "${PID[$mock]}")
     read -r st0 all0 < <(cpu_stat)
     run_fg "${LOAD[@]}" oha --no-tui --output-format json --worker-threads "$OHA_THREADS" -c "$c" "$flag" "$amount" "${extra[@]}" \
-        -m POST -H 'content-type: application/json' -d "$body" -o "$out" "http://127.0.0.1:$(target_port "$target")$path" \
+        "${tls[@]}" -m POST -H 'content-type: application/json' -d "$body" -o "$out" "$url$path" \
         || log "oha exited non-zero for $scenario/$target"
     # CPU time (user+system, all threads) the proxy and the mock spent on this run.
-    set -- "$@" proxy_ticks=$(( $(sum_ticks $pids) - t0 )) mock_ticks=$(( $(cpu_ticks "${PID[mock1]}") - m0 )) clk_tck="$CLK_TCK"
+    set -- "$@" proxy_ticks=$(( $(sum_ticks $pids) - t0 )) mock_ticks=$(( $(cpu_ticks "${PID[$mock]}") - m0 )) clk_tck="$CLK_TCK"
     read -r st1 all1 < <(cpu_stat)
     set -- "$@" steal_ticks=$((st1 - st0)) all_ticks=$((all1 - all0))
     local after=()
@@ -542,6 +575,20 @@ for c in 64 512; do
         run_fg "${LOAD[@]}" oha --no-tui --output-format json --worker-threads "$OHA_THREADS" -c 64 -z 8s -w -m POST \
             -H 'content-type: application/json' -d "$BODY" -o /dev/null "http://127.0.0.1:$ROUTER_PORT/api/chat" || true
     fi
+done
+
+log "non-streaming /api/chat over an HTTPS upstream (model $TLS_MODEL), concurrency 64: $TLS_ROUNDS interleaved rounds of ${TP_DUR}s"
+for t in direct nginx router; do # TLS sessions and pooled upstream connections set up before round 1
+    oha_run warmup_c64_tls "$t" 64 -z 1s >/dev/null
+done
+sed -i '/"scenario": "warmup_c64_tls"/d' "$JSONL"
+for r in $(seq 1 "$TLS_ROUNDS"); do
+    order="direct nginx router"
+    [ $((r % 2)) = 0 ] && order="direct router nginx"
+    for t in $order; do
+        oha_run c64_tls "$t" 64 -z "${TP_DUR}s" round="$r"
+        log "  round $r $t: $(last_rps)"
+    done
 done
 
 log "streaming /api/chat: $STREAMS concurrent streams x $STREAM_TOKENS tokens at ${STREAM_DELAY_MS} ms (starts spread over ${STREAM_RAMP_MS} ms)"

@@ -303,56 +303,57 @@ def report(jsonl, meta_path):
             row(label, "errors", {t: fmt_num(r["errors"]) for t, r in pr.items() if r})
 
     # -- throughput (median over interleaved rounds) ---------------------------------------------------
-    for phase in ("pinned", "unpinned"):
-        for c in (64, 512):
-            sc = f"c{c}"
-            recs_c = {t: R.get(phase=phase, scenario=sc, target=t) for t in TARGETS}
-            if not any(recs_c.values()):
-                continue
-            nr = max(len(v) for v in recs_c.values())
-            label = f"non-stream c={c}" + (" (unpinned)" if phase == "unpinned" else "") + (f" (median of {nr} rounds)" if nr > 1 else "")
-            rps = {t: R.median("rps", phase=phase, scenario=sc, target=t) for t in TARGETS}
-            verdict = ""
-            pairs = round_pairs(recs_c["nginx"], recs_c["router"])
-            if pairs:
-                judged = judge_pairs(pairs)
-                verdict = f"router/nginx {judged['ratio']:.2f}: {mark(judged['ok'])}"
-                if phase == "pinned":
-                    checks.append((f"router req/s ≥ nginx req/s at concurrency {c}",
-                                   f"{judged['text']}; medians of all rounds {fmt_num(rps['router'])} vs "
-                                   f"{fmt_num(rps['nginx'])} ({rps['router'] / rps['nginx']:.2f}×)", judged["ok"]))
-                else:
-                    verdict = f"router/nginx {judged['ratio']:.2f} (info)"
+    throughput = [("pinned", 64, "c64", ""), ("pinned", 512, "c512", ""),
+                  ("pinned", 64, "c64_tls", ", HTTPS upstream"),
+                  ("unpinned", 64, "c64", ""), ("unpinned", 512, "c512", "")]
+    for phase, c, sc, upstream in throughput:
+        recs_c = {t: R.get(phase=phase, scenario=sc, target=t) for t in TARGETS}
+        if not any(recs_c.values()):
+            continue
+        nr = max(len(v) for v in recs_c.values())
+        label = f"non-stream c={c}{upstream}" + (" (unpinned)" if phase == "unpinned" else "") + (f" (median of {nr} rounds)" if nr > 1 else "")
+        rps = {t: R.median("rps", phase=phase, scenario=sc, target=t) for t in TARGETS}
+        verdict = ""
+        pairs = round_pairs(recs_c["nginx"], recs_c["router"])
+        if pairs:
+            judged = judge_pairs(pairs)
+            verdict = f"router/nginx {judged['ratio']:.2f}: {mark(judged['ok'])}"
+            if phase == "pinned" and not upstream:
+                checks.append((f"router req/s ≥ nginx req/s at concurrency {c}",
+                               f"{judged['text']}; medians of all rounds {fmt_num(rps['router'])} vs "
+                               f"{fmt_num(rps['nginx'])} ({rps['router'] / rps['nginx']:.2f}×)", judged["ok"]))
+            else:
+                verdict = f"router/nginx {judged['ratio']:.2f} (info)"
 
-            def rng(t):
-                v = [r["rps"] for r in recs_c[t]]
-                if not v:
-                    return "—"
-                return fmt_num(rps[t]) + (f" ({min(v):,.0f}–{max(v):,.0f})" if len(v) > 1 else "")
-            row(label, "req/s" + (" (range)" if nr > 1 else ""), {t: rng(t) for t in TARGETS}, verdict)
-            row(label, "p50 / p99", {t: (f"{us_or_ms(R.median('p50_us', phase=phase, scenario=sc, target=t))} / "
-                                         f"{us_or_ms(R.median('p99_us', phase=phase, scenario=sc, target=t))}" if recs_c[t] else "—") for t in TARGETS})
-            errs = {t: (sum(r["errors"] + r["non_200"] for r in recs_c[t]) if recs_c[t] else None) for t in TARGETS}
-            row(label, "errors", {t: fmt_num(errs[t]) for t in TARGETS})
-            cpu = {t: R.median("proxy_cpu_us_per_req", phase=phase, scenario=sc, target=t) for t in TARGETS}
-            if any(v is not None for v in cpu.values()):
-                mock = {t: R.median("mock_cpu_us_per_req", phase=phase, scenario=sc, target=t) for t in TARGETS}
-                row(label, "CPU µs per request: proxy (+ mock)",
-                    {"direct": f"— (+ {fmt_num(mock['direct'], 1)})",
-                     "nginx": f"{fmt_num(cpu['nginx'], 1)} (+ {fmt_num(mock['nginx'], 1)})",
-                     "router": f"{fmt_num(cpu['router'], 1)} (+ {fmt_num(mock['router'], 1)})"})
+        def rng(t):
+            v = [r["rps"] for r in recs_c[t]]
+            if not v:
+                return "—"
+            return fmt_num(rps[t]) + (f" ({min(v):,.0f}–{max(v):,.0f})" if len(v) > 1 else "")
+        row(label, "req/s" + (" (range)" if nr > 1 else ""), {t: rng(t) for t in TARGETS}, verdict)
+        row(label, "p50 / p99", {t: (f"{us_or_ms(R.median('p50_us', phase=phase, scenario=sc, target=t))} / "
+                                     f"{us_or_ms(R.median('p99_us', phase=phase, scenario=sc, target=t))}" if recs_c[t] else "—") for t in TARGETS})
+        errs = {t: (sum(r["errors"] + r["non_200"] for r in recs_c[t]) if recs_c[t] else None) for t in TARGETS}
+        row(label, "errors", {t: fmt_num(errs[t]) for t in TARGETS})
+        cpu = {t: R.median("proxy_cpu_us_per_req", phase=phase, scenario=sc, target=t) for t in TARGETS}
+        if any(v is not None for v in cpu.values()):
+            mock = {t: R.median("mock_cpu_us_per_req", phase=phase, scenario=sc, target=t) for t in TARGETS}
+            row(label, "CPU µs per request: proxy (+ mock)",
+                {"direct": f"— (+ {fmt_num(mock['direct'], 1)})",
+                 "nginx": f"{fmt_num(cpu['nginx'], 1)} (+ {fmt_num(mock['nginx'], 1)})",
+                 "router": f"{fmt_num(cpu['router'], 1)} (+ {fmt_num(mock['router'], 1)})"})
 
-            # The hypervisor's share of the machine during each target's rounds: req/s is only
-            # comparable between targets whose rounds saw about the same.
-            def steal(t):
-                v = sorted(r["steal_pct"] for r in recs_c[t] if r.get("steal_pct") is not None)
-                if not v:
-                    return "—"
-                return f"{v[len(v) // 2]:.1f} %" + (f" (max {v[-1]:.1f} %)" if len(v) > 1 else "")
-            row(label, "host steal during the rounds, median", {t: steal(t) for t in TARGETS})
-            if len(pairs) > 1:
-                row(label, "router/nginx per round, median (pairs): quiet rounds · all rounds",
-                    {"router": f"{judged['quiet_text']} · {judged['all_text']}"})
+        # The hypervisor's share of the machine during each target's rounds: req/s is only
+        # comparable between targets whose rounds saw about the same.
+        def steal(t):
+            v = sorted(r["steal_pct"] for r in recs_c[t] if r.get("steal_pct") is not None)
+            if not v:
+                return "—"
+            return f"{v[len(v) // 2]:.1f} %" + (f" (max {v[-1]:.1f} %)" if len(v) > 1 else "")
+        row(label, "host steal during the rounds, median", {t: steal(t) for t in TARGETS})
+        if len(pairs) > 1:
+            row(label, "router/nginx per round, median (pairs): quiet rounds · all rounds",
+                {"router": f"{judged['quiet_text']} · {judged['all_text']}"})
 
     # -- streaming -------------------------------------------------------------------------------------
     def streaming(scenario, judge, title=None):
