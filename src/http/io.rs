@@ -1,6 +1,7 @@
 //! Upstream sockets: plain TCP on the runtime's native (io_uring) operations, TLS through rustls on
 //! poll-based I/O.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use monoio::io::{IntoPollIo, Splitable};
@@ -36,7 +37,7 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
 
 /// Connects to `host:port` (with TLS when asked), with TCP_NODELAY set.
 pub async fn connect(host: &str, port: u16, tls: bool) -> std::io::Result<Stream> {
-    let tcp = monoio::net::TcpStream::connect((host, port)).await?;
+    let tcp = connect_first(&super::resolve::addresses(host, port)?).await?;
     tcp.set_nodelay(true)?;
     if !tls {
         let (r, w) = tcp.into_split();
@@ -52,4 +53,39 @@ pub async fn connect(host: &str, port: u16, tls: bool) -> std::io::Result<Stream
         .connect(name, tcp)
         .await?;
     Ok(Stream::Tls(Box::new(tls)))
+}
+
+/// Tries the addresses in order and keeps the first that accepts: a name such as `localhost` often
+/// resolves to `::1` first while the backend listens on 127.0.0.1 only.
+async fn connect_first(addrs: &[SocketAddr]) -> std::io::Result<monoio::net::TcpStream> {
+    let mut last = None;
+    for addr in addrs {
+        match monoio::net::TcpStream::connect_addr(*addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_address_falls_through_to_the_next() {
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open_addr = open.local_addr().unwrap();
+        let closed_addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap(); // dropped at once: nothing listens there
+        crate::server::runtime::block_on(crate::config::IoDriver::Auto, async move {
+            let tcp = connect_first(&[closed_addr, open_addr]).await.unwrap();
+            assert_eq!(tcp.peer_addr().unwrap(), open_addr);
+            let refused = connect_first(&[closed_addr]).await.unwrap_err();
+            assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+            assert!(connect_first(&[]).await.is_err());
+        });
+    }
 }

@@ -4,8 +4,8 @@
 //! request's own task. `body.rs` holds the response body types, `chunked.rs` the chunked decoder
 //! both sides share, `reader.rs` the in-flight read both sides use, `lazy_timer.rs` the
 //! idle deadlines that move on every request or chunk without touching the timer wheel,
-//! `request_headers.rs` a client's headers as slices of its head, `tls_roots.rs` the certificates
-//! HTTPS upstreams are checked against.
+//! `request_headers.rs` a client's headers as slices of its head, `resolve.rs` upstream host names
+//! looked up off the workers, `tls_roots.rs` the certificates HTTPS upstreams are checked against.
 
 pub mod body;
 pub mod chunked;
@@ -16,4 +16,5 @@ pub mod io;
 pub mod lazy_timer;
 pub mod reader;
 pub mod request_headers;
+pub mod resolve;
 pub mod tls_roots;

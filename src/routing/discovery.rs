@@ -112,6 +112,11 @@ impl Discovery {
     pub async fn poll_once(&mut self, full: bool) {
         let timeout = self.shared.config.discovery.poll_timeout;
         let endpoints = self.shared.endpoints.clone();
+        // Name lookups block: this thread does them for the workers (`http::resolve`). A failed
+        // lookup keeps the last answer; a host never resolved fails its poll below with the reason.
+        for ep in endpoints.iter() {
+            let _ = crate::http::resolve::refresh(&ep.url.host, ep.url.port);
+        }
         let results = join_all(endpoints.iter().map(|ep| {
             // Remote OpenAI APIs have no load state: ask them only on full polls, or to probe them back.
             let skip = ep.kind() == EndpointKind::OpenAi && !full && ep.is_healthy();
