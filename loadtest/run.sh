@@ -304,7 +304,7 @@ host: 127.0.0.1
 port: $ROUTER_PORT
 log_level: warn
 EOF
-    ROUTER_CMD="nomyo-router --config router.yaml --workers $ROUTER_WORKERS --io-driver $IO_DRIVER --log-level warn"
+    ROUTER_CMD="SSL_CERT_FILE=tests/fixtures/tls/ca.pem nomyo-router --config router.yaml --workers $ROUTER_WORKERS --io-driver $IO_DRIVER --log-level warn"
     # SSL_CERT_FILE: the HTTPS mock's certificate comes from the test CA (tests/fixtures/tls).
     start router env SSL_CERT_FILE="$TLS_DIR/ca.pem" "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router.yaml" --workers "$ROUTER_WORKERS" \
         --io-driver "$IO_DRIVER" --log-level warn
@@ -364,6 +364,7 @@ oha_run() {
     [ "$target" = litellm ] && extra+=(-H "authorization: Bearer $LITELLM_KEY")
     local pids t0 m0 st0 all0 st1 all1
     pids=$(target_pids "$target")
+    [ "$target" = direct ] && pids=${PID[$mock]}
     t0=$(sum_ticks $pids)
     m0=$(cpu_ticks "${PID[$mock]}")
     read -r st0 all0 < <(cpu_stat)

@@ -321,7 +321,9 @@ def report(jsonl, meta_path):
             if phase == "pinned" and not upstream:
                 checks.append((f"router req/s ≥ nginx req/s at concurrency {c}",
                                f"{judged['text']}; medians of all rounds {fmt_num(rps['router'])} vs "
-                               f"{fmt_num(rps['nginx'])} ({rps['router'] / rps['nginx']:.2f}×)", judged["ok"]))
+                               f"{fmt_num(rps['nginx'])}"
+                               + (f" ({rps['router'] / rps['nginx']:.2f}×)" if rps["router"] and rps["nginx"] else ""),
+                               judged["ok"]))
             else:
                 verdict = f"router/nginx {judged['ratio']:.2f} (info)"
 

@@ -112,10 +112,11 @@ impl Discovery {
     pub async fn poll_once(&mut self, full: bool) {
         let timeout = self.shared.config.discovery.poll_timeout;
         let endpoints = self.shared.endpoints.clone();
-        // Name lookups block: this thread does them for the workers (`http::resolve`). A failed
-        // lookup keeps the last answer; a host never resolved fails its poll below with the reason.
+        // Name lookups block: this thread does them for the workers (`http::resolve`), which only
+        // read the answers. A failed lookup keeps the last good answer; a host that never resolved
+        // fails its poll below with the reason. A slow resolver delays polls, never requests.
         for ep in endpoints.iter() {
-            let _ = crate::http::resolve::refresh(&ep.url.host, ep.url.port);
+            crate::http::resolve::refresh(&ep.url.host, ep.url.port);
         }
         let results = join_all(endpoints.iter().map(|ep| {
             // Remote OpenAI APIs have no load state: ask them only on full polls, or to probe them back.
@@ -213,7 +214,7 @@ pub fn start(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>
                 discovery.run().await;
             })
         })?;
-    // The first poll is bounded by the poll timeout; wait a little longer at most.
+    // The first poll is bounded by the name lookups and the poll timeout; wait 30 s at most.
     let _ = ready_rx.recv_timeout(Duration::from_secs(30));
     Ok(handle)
 }
