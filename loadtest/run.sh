@@ -343,20 +343,28 @@ record() { python3 "$LT/lib/results.py" "$@" >>"$JSONL"; }
 
 # oha_run SCENARIO TARGET CONCURRENCY (-n N | -z Ds) [KEY=VALUE...]: one oha run, one record.
 OHA_SEQ=0
+# request_for SCENARIO TARGET: sets REQ_URL (with path), REQ_BODY, REQ_MOCK (the mock behind it) and
+# REQ_TLS (extra oha flags) for one scenario's request to one target.
+request_for() {
+    local scenario=$1 target=$2 path=/api/chat
+    REQ_URL="http://127.0.0.1:$(target_port "$target")"; REQ_BODY=$BODY; REQ_MOCK=mock1; REQ_TLS=()
+    case "$scenario" in
+        oai_*) path=/v1/chat/completions; REQ_BODY=$OAI_BODY ;;
+        *_tls) # HTTPS upstream: the TLS mock, nginx's TLS server block, the router (model $TLS_MODEL)
+            REQ_BODY=$TLS_BODY; REQ_MOCK=mock_tls
+            case "$target" in
+                direct) REQ_URL="https://localhost:$TLS_MOCK_PORT"; REQ_TLS=(--cacert "$TLS_DIR/ca.pem") ;;
+                nginx) REQ_URL="http://127.0.0.1:$NGINX_TLS_PORT" ;;
+            esac ;;
+    esac
+    REQ_URL+=$path
+}
+
 oha_run() {
     local scenario=$1 target=$2 c=$3 flag=$4 amount=$5
     shift 5
-    local path=/api/chat body=$BODY mock=mock1 url tls=()
-    url="http://127.0.0.1:$(target_port "$target")"
-    case "$scenario" in
-        oai_*) path=/v1/chat/completions; body=$OAI_BODY ;;
-        *_tls) # HTTPS upstream: the TLS mock, nginx's TLS server block, the router (model $TLS_MODEL)
-            body=$TLS_BODY; mock=mock_tls
-            case "$target" in
-                direct) url="https://localhost:$TLS_MOCK_PORT"; tls=(--cacert "$TLS_DIR/ca.pem") ;;
-                nginx) url="http://127.0.0.1:$NGINX_TLS_PORT" ;;
-            esac ;;
-    esac
+    request_for "$scenario" "$target"
+    local mock=$REQ_MOCK
     OHA_SEQ=$((OHA_SEQ + 1))
     local out="$RUN/oha-$OHA_SEQ-$PHASE-$scenario-$target.json"
     local extra=()
@@ -369,7 +377,7 @@ oha_run() {
     m0=$(cpu_ticks "${PID[$mock]}")
     read -r st0 all0 < <(cpu_stat)
     run_fg "${LOAD[@]}" oha --no-tui --output-format json --worker-threads "$OHA_THREADS" -c "$c" "$flag" "$amount" "${extra[@]}" \
-        "${tls[@]}" -m POST -H 'content-type: application/json' -d "$body" -o "$out" "$url$path" \
+        "${REQ_TLS[@]}" -m POST -H 'content-type: application/json' -d "$REQ_BODY" -o "$out" "$REQ_URL" \
         || log "oha exited non-zero for $scenario/$target"
     # CPU time (user+system, all threads) the proxy and the mock spent on this run.
     set -- "$@" proxy_ticks=$(( $(sum_ticks $pids) - t0 )) mock_ticks=$(( $(cpu_ticks "${PID[$mock]}") - m0 )) clk_tck="$CLK_TCK"
@@ -580,9 +588,10 @@ done
 
 log "non-streaming /api/chat over an HTTPS upstream (model $TLS_MODEL), concurrency 64: $TLS_ROUNDS interleaved rounds of ${TP_DUR}s"
 for t in direct nginx router; do # TLS sessions and pooled upstream connections set up before round 1
-    oha_run warmup_c64_tls "$t" 64 -z 1s >/dev/null
+    request_for c64_tls "$t"
+    run_fg "${LOAD[@]}" oha --no-tui --output-format json --worker-threads "$OHA_THREADS" -c 64 -z 1s -w "${REQ_TLS[@]}" \
+        -m POST -H 'content-type: application/json' -d "$REQ_BODY" -o /dev/null "$REQ_URL" || true
 done
-sed -i '/"scenario": "warmup_c64_tls"/d' "$JSONL"
 for r in $(seq 1 "$TLS_ROUNDS"); do
     order="direct nginx router"
     [ $((r % 2)) = 0 ] && order="direct router nginx"
