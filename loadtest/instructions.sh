@@ -2,7 +2,9 @@
 # User-space instructions per proxied request, counted by callgrind: the router and nginx, on the same
 # small non-streaming /api/chat through the same mock.
 #
-# Usage: bash loadtest/instructions.sh [--top N] [--router PATH]
+# Usage: bash loadtest/instructions.sh [--stream] [--top N] [--router PATH]
+#   --stream   streamed /api/chat instead: the mock sends 100 tokens 1 ms apart, so every token is its
+#              own chunk on the wire, and the count is also given per chunk relayed
 #
 # Why: on a shared VM, wall-clock CPU per request moves by ±20 % between rounds; an instruction count
 # does not (repeat runs agree to within about 1 %). It measures user-space work only: the kernel's share
@@ -20,13 +22,13 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 ROUTER="$BIN/nomyo-router"
 TOP=0
-N1=${N1:-500}
-N2=${N2:-2500}
+STREAM=0
 while [ $# -gt 0 ]; do
     case "$1" in
+        --stream) STREAM=1; shift ;;
         --top) TOP="$2"; shift 2 ;;
         --router) ROUTER="$2"; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -34,7 +36,13 @@ done
 BASE=${LOADTEST_BASE_PORT:-18500}
 MOCK_PORT=$BASE; PROXY_PORT=$((BASE + 10))
 RUN="$(mktemp -d /tmp/nomyo-instructions.XXXXXX)"
-BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}'
+if [ "$STREAM" = 1 ]; then
+    # 100 tokens and the final line: 101 NDJSON chunks per answer.
+    N1=${N1:-20} N2=${N2:-100} CONC=2 CHUNKS=101 MOCK_ARGS=(--tokens 100 --token-delay-ms 2) STREAMED=true
+else
+    N1=${N1:-500} N2=${N2:-2500} CONC=8 CHUNKS=0 MOCK_ARGS=() STREAMED=false
+fi
+BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":'$STREAMED'}'
 PIDS=()
 
 log() { printf '[instructions %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -59,7 +67,8 @@ wait_port() {
     return 1
 }
 
-"$BIN/mock-backend" --port "$MOCK_PORT" --models llama3:latest --loaded llama3:latest >"$RUN/mock.log" 2>&1 &
+"$BIN/mock-backend" --port "$MOCK_PORT" --models llama3:latest --loaded llama3:latest "${MOCK_ARGS[@]}" \
+    >"$RUN/mock.log" 2>&1 &
 PIDS+=($!)
 wait_port "$MOCK_PORT"
 
@@ -70,8 +79,11 @@ queue: {mode: queue, max_queue: 100000}
 log_level: warn
 YAML
 mkdir -p "$RUN/nginx"
-sed -e "s|@WORKERS@|1|; s|@PORT@|$PROXY_PORT|; s|@UPSTREAM@|127.0.0.1:$MOCK_PORT|; s|@RUN_DIR@|$RUN/nginx|g" \
-    "$ROOT/loadtest/nginx.conf.template" >"$RUN/nginx/nginx.conf"
+# shellcheck source=lib/nginx_conf.sh
+. "$ROOT/loadtest/lib/nginx_conf.sh"
+# The HTTPS block is not used here: its upstream is an unused port.
+render_nginx_conf "$ROOT/loadtest/nginx.conf.template" 1 "$PROXY_PORT" "127.0.0.1:$MOCK_PORT" "$((BASE + 11))" \
+    "127.0.0.1:$((BASE + 12))" "$ROOT/tests/fixtures/tls/ca.pem" "$RUN/nginx" >"$RUN/nginx/nginx.conf"
 
 # count NAME N CMD...: serves 200 warm-up requests then N measured ones under callgrind; prints the
 # annotated per-function totals file.
@@ -82,10 +94,10 @@ count() {
     valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$RUN/$name.$n.log" 2>&1 &
     local pid=$!
     wait_port "$PROXY_PORT"
-    oha --no-tui -c 8 -n 200 -m POST -H 'content-type: application/json' -d "$BODY" \
+    oha --no-tui -c "$CONC" -n 200 -m POST -H 'content-type: application/json' -d "$BODY" \
         "http://127.0.0.1:$PROXY_PORT/api/chat" >/dev/null
     local ok
-    ok=$(oha --no-tui --output-format json -c 8 -n "$n" -m POST -H 'content-type: application/json' -d "$BODY" \
+    ok=$(oha --no-tui --output-format json -c "$CONC" -n "$n" -m POST -H 'content-type: application/json' -d "$BODY" \
         "http://127.0.0.1:$PROXY_PORT/api/chat" | python3 -c 'import json,sys; print(json.load(sys.stdin)["statusCodeDistribution"].get("200", 0))')
     if [ "$ok" != "$n" ]; then
         kill "$pid" 2>/dev/null || true
@@ -108,7 +120,7 @@ measure() {
     local a b
     a=$(count "$name" "$N1" "$@")
     b=$(count "$name" "$N2" "$@")
-    python3 - "$a" "$b" "$((N2 - N1))" "$name" "$TOP" <<'PY'
+    python3 - "$a" "$b" "$((N2 - N1))" "$name" "$TOP" "$CHUNKS" <<'PY'
 import re, sys
 def load(path):
     d = {}
@@ -118,8 +130,9 @@ def load(path):
             d[m.group(2)] = d.get(m.group(2), 0) + int(m.group(1))
     return d
 a, b, n, name, top = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+chunks = int(sys.argv[6])
 total = (b.pop("PROGRAM TOTALS", 0) - a.pop("PROGRAM TOTALS", 0)) / n
-print(f"| {name} | {total:,.0f} |")
+print(f"| {name} | {total:,.0f} |" + (f" {total / chunks:,.0f} |" if chunks else ""))
 if top:
     rows = sorted((((b.get(k, 0) - a.get(k, 0)) / n), k) for k in set(a) | set(b))
     for v, k in reversed(rows[-top:]):
@@ -128,8 +141,13 @@ if top:
 PY
 }
 
-echo "| server | instructions per request |"
-echo "|---|---|"
+if [ "$STREAM" = 1 ]; then
+    echo "| server | instructions per streamed request ($CHUNKS chunks) | per chunk |"
+    echo "|---|---|---|"
+else
+    echo "| server | instructions per request |"
+    echo "|---|---|"
+fi
 measure "router (epoll driver)" "$ROUTER" --config "$RUN/router.yaml" --port "$PROXY_PORT" --workers 1 --io-driver epoll
 measure "nginx (1 worker)" /usr/sbin/nginx -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/err.log" \
     -g "daemon off; master_process off;"

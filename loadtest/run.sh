@@ -49,6 +49,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LT="$ROOT/loadtest"
+# shellcheck source=lib/nginx_conf.sh
+. "$LT/lib/nginx_conf.sh"
 QUICK=0
 WITH_LITELLM=0
 BUILD=1
@@ -285,9 +287,8 @@ start_servers() {
         --models "$TLS_MODEL" --tokens 1 --tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server.key"
 
     mkdir -p "$RUN/nginx"
-    sed -e "s|@WORKERS@|$NGINX_WORKERS|" -e "s|@PORT@|$NGINX_PORT|" -e "s|@UPSTREAM@|127.0.0.1:${MOCK_PORTS[0]}|" \
-        -e "s|@TLS_PORT@|$NGINX_TLS_PORT|" -e "s|@TLS_UPSTREAM@|127.0.0.1:$TLS_MOCK_PORT|" -e "s|@CA@|$TLS_DIR/ca.pem|" \
-        -e "s|@RUN_DIR@|$RUN/nginx|g" "$LT/nginx.conf.template" >"$RUN/nginx/nginx.conf"
+    render_nginx_conf "$LT/nginx.conf.template" "$NGINX_WORKERS" "$NGINX_PORT" "127.0.0.1:${MOCK_PORTS[0]}" \
+        "$NGINX_TLS_PORT" "127.0.0.1:$TLS_MOCK_PORT" "$TLS_DIR/ca.pem" "$RUN/nginx" >"$RUN/nginx/nginx.conf"
     start nginx "${SRV[@]}" "$NGINX" -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/nginx-error.log" -g "daemon off;"
 
     cat >"$RUN/router.yaml" <<EOF

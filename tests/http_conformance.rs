@@ -228,3 +228,69 @@ fn conflicting_or_unknown_framing_is_refused() {
     assert_eq!(m.stats()["inference"], 0);
     assert_eq!(router.wait_idle()["total_in_flight"], 0);
 }
+
+/// Reads a chunked body to its end and returns it decoded.
+fn read_chunked(r: &mut BufReader<TcpStream>) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let size = usize::from_str_radix(line.trim_end(), 16)
+            .unwrap_or_else(|_| panic!("bad chunk size line {line:?}"));
+        let mut data = vec![0u8; size + 2];
+        r.read_exact(&mut data).unwrap();
+        assert_eq!(&data[size..], b"\r\n", "chunk not followed by CRLF");
+        if size == 0 {
+            return body;
+        }
+        body.extend_from_slice(&data[..size]);
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_mid_stream_gets_every_byte_once_it_reads_again() {
+    // Megabytes of stream, far more than the socket buffers hold: the router's sends back up while
+    // the upstream keeps sending, and must neither lose, reorder nor mis-frame anything.
+    const TOKENS: usize = 40_000;
+    let m = Mock::start(&[
+        "--models",
+        "m",
+        "--loaded",
+        "m",
+        "--tokens",
+        &TOKENS.to_string(),
+    ]);
+    let router = Router::start(&config_for(&[m.url()], ""), &["--log-level", "warn"]);
+    let (mut w, mut r) = open(router.port);
+    r.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}"#;
+    let req = format!(
+        "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    w.write_all(req.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let head = read_head(&mut r).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let streamed = String::from_utf8(read_chunked(&mut r)).unwrap();
+    let lines: Vec<&str> = streamed.lines().collect();
+    assert!(streamed.len() > 2_000_000, "only {} bytes", streamed.len());
+    assert_eq!(
+        lines.len(),
+        TOKENS + 1,
+        "one line per token and the final one"
+    );
+    for (i, line) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("line {i} is not JSON ({e}): {line:.200}"));
+        assert_eq!(v["done"], i == TOKENS, "line {i}: {line:.200}");
+    }
+    // The connection goes on: the next answer follows the stream on it.
+    w.write_all(chat_request("").as_bytes()).unwrap();
+    let (status, _, answer) = read_response(&mut r);
+    assert_eq!(status, 200);
+    assert!(answer.contains("\"done\":true"), "{answer}");
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}

@@ -87,10 +87,11 @@ impl ChunkedDecoder {
     fn step_framing(&mut self, buf: &mut BytesMut) -> Result<bool, String> {
         match self.state {
             State::Size => {
-                let Some(line) = take_line(buf)? else {
+                let Some((end, taken)) = find_line(buf)? else {
                     return Ok(false);
                 };
-                let size = parse_size(&line)?;
+                let size = parse_size(&buf[..end])?;
+                buf.advance(taken);
                 self.state = if size == 0 {
                     State::Trailers
                 } else {
@@ -111,10 +112,11 @@ impl ChunkedDecoder {
                 self.state = State::Size;
             }
             State::Trailers => {
-                let Some(line) = take_line(buf)? else {
+                let Some((end, taken)) = find_line(buf)? else {
                     return Ok(false);
                 };
-                if line.is_empty() {
+                buf.advance(taken);
+                if end == 0 {
                     self.state = State::Done;
                 }
             }
@@ -124,16 +126,18 @@ impl ChunkedDecoder {
     }
 }
 
-/// Takes one line (without its `\r\n` or `\n`) when a whole one is buffered.
-fn take_line(buf: &mut BytesMut) -> Result<Option<Bytes>, String> {
+/// Finds the first whole buffered line: the length of its content (without `\r\n` or `\n`) and
+/// the bytes it takes up. Read in place: a line costs no buffer split, once per chunk.
+fn find_line(buf: &[u8]) -> Result<Option<(usize, usize)>, String> {
     match buf.iter().position(|b| *b == b'\n') {
+        Some(pos) if pos > MAX_LINE => Err("chunk size line too long".into()),
         Some(pos) => {
-            let mut line = buf.split_to(pos + 1).freeze();
-            line.truncate(pos);
-            if line.last() == Some(&b'\r') {
-                line.truncate(pos - 1);
-            }
-            Ok(Some(line))
+            let end = if pos > 0 && buf[pos - 1] == b'\r' {
+                pos - 1
+            } else {
+                pos
+            };
+            Ok(Some((end, pos + 1)))
         }
         None if buf.len() > MAX_LINE => Err("chunk size line too long".into()),
         None => Ok(None),
@@ -222,6 +226,12 @@ mod tests {
         assert!(decode_in_steps(b"\r\n", 1).is_err());
         assert!(decode_in_steps(b"ffffffffffffffff\r\n", 4).is_err());
         assert!(decode_in_steps(&[b'1'; MAX_LINE + 2], 1024).is_err());
+        let mut long = vec![b'1'; MAX_LINE + 2];
+        long.extend_from_slice(b"\r\n");
+        assert!(
+            decode_in_steps(&long, long.len()).is_err(),
+            "a whole line is held to the limit too"
+        );
     }
 
     #[test]

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode, Version};
 use http_body::Body;
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
-use monoio::net::tcp::TcpOwnedWriteHalf;
+use monoio::io::Splitable;
 use monoio::net::TcpStream;
 
 use super::request_head::{self, BodyFraming, HeadError, RequestHead};
@@ -27,6 +26,7 @@ use crate::http::body::RouterBody;
 use crate::http::chunked::{ChunkedDecoder, Decoded};
 use crate::http::lazy_timer::LazyTimer;
 use crate::http::reader::Reader;
+use crate::http::writer::Writer;
 use crate::state::Shared;
 
 /// How long an idle keep-alive connection is kept open.
@@ -45,7 +45,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let (read, write) = stream.into_split();
     let mut conn = Connection {
         reader: Reader::new(read),
-        writer: write,
+        writer: Writer::new(write),
         buf: BytesMut::new(),
         out: Vec::with_capacity(1024),
         limits: shared.config.limits,
@@ -62,7 +62,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 
 struct Connection {
     reader: Reader,
-    writer: TcpOwnedWriteHalf,
+    writer: Writer,
     /// Bytes read and not yet consumed (with the reader while a read is in flight).
     buf: BytesMut,
     /// Bytes to write.
@@ -330,10 +330,17 @@ impl Connection {
             let next = match poll_fn(|cx| Poll::Ready(poll_next(&mut body, cx))).await {
                 Some(next) => next,
                 None => {
-                    if !self.out.is_empty() && !self.flush().await {
-                        return false;
+                    // Nothing more is ready: the batch goes to the socket without waiting for the
+                    // send. Unless that had to wait for an earlier send, nothing ran since the body
+                    // was polled, so its waker is registered and it need not be polled again.
+                    let mut fresh = true;
+                    if !self.out.is_empty() {
+                        match self.writer.send(&mut self.out).await {
+                            Ok(yielded) => fresh = !yielded,
+                            Err(_) => return false,
+                        }
                     }
-                    self.wait_next(&mut body).await
+                    self.wait_next(&mut body, fresh).await
                 }
             };
             match next {
@@ -346,7 +353,9 @@ impl Connection {
                         }
                         ResponseFraming::None => {}
                     }
-                    if self.out.len() >= WRITE_BATCH && !self.flush().await {
+                    if self.out.len() >= WRITE_BATCH
+                        && self.writer.send(&mut self.out).await.is_err()
+                    {
                         return false;
                     }
                 }
@@ -370,11 +379,18 @@ impl Connection {
         }
     }
 
-    /// Waits for the next frame while watching for the client hanging up.
-    async fn wait_next(&mut self, body: &mut RouterBody) -> Next {
-        let frame = poll_fn(|cx| match poll_next(body, cx) {
-            Some(next) => Poll::Ready(next),
-            None => Poll::Pending,
+    /// Waits for the next frame while watching for the client hanging up. `polled`: the body was
+    /// just polled by this task and was not ready, so the first look can be skipped.
+    async fn wait_next(&mut self, body: &mut RouterBody, polled: bool) -> Next {
+        let mut skip = polled;
+        let frame = poll_fn(|cx| {
+            if std::mem::take(&mut skip) {
+                return Poll::Pending;
+            }
+            match poll_next(body, cx) {
+                Some(next) => Poll::Ready(next),
+                None => Poll::Pending,
+            }
         });
         if !self.buf.is_empty() {
             return frame.await;
