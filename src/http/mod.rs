@@ -3,7 +3,8 @@
 //! upstream requests over per-worker keep-alive pools (plain and TLS) and reads their answers in the
 //! request's own task. `body.rs` holds the response body types, `chunked.rs` the chunked decoder
 //! both sides share, `reader.rs` the in-flight read both sides use, `writer.rs` the client's sends
-//! (a streamed batch is sent without waiting for the send), `lazy_timer.rs` the
+//! (a streamed batch is sent without waiting for the send), `future_slot.rs` the reused allocation
+//! their in-flight futures live in, `lazy_timer.rs` the
 //! idle deadlines that move on every request or chunk without touching the timer wheel,
 //! `request_headers.rs` a client's headers as slices of its head, `resolve.rs` upstream host names
 //! looked up off the workers, `tls_roots.rs` the certificates HTTPS upstreams are checked against.
@@ -12,6 +13,7 @@ pub mod body;
 pub mod chunked;
 pub mod client;
 pub mod fetch;
+pub mod future_slot;
 pub mod headers;
 pub mod io;
 pub mod lazy_timer;

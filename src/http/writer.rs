@@ -3,23 +3,27 @@
 //! data. The send then completes without waking the task (its completion has nothing to do), and
 //! its buffer comes back for the next batch. That is one task wake-up per relayed chunk, not two.
 
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::tcp::TcpOwnedWriteHalf;
 
+use super::future_slot::FutureSlot;
+
 /// A spare buffer above this size is dropped rather than kept for the connection's next batch.
 const KEEP_SPARE: usize = 256 * 1024;
 
-type InFlight = Pin<Box<dyn Future<Output = (TcpOwnedWriteHalf, io::Result<()>, Vec<u8>)>>>;
+/// A send's future: it owns the socket half and the buffer until it completes.
+type SendSlot =
+    FutureSlot<(TcpOwnedWriteHalf, Vec<u8>), (TcpOwnedWriteHalf, io::Result<()>, Vec<u8>)>;
 
 /// The write side of a connection: idle, or with one send in flight that owns its buffer.
 pub struct Writer {
     half: Option<TcpOwnedWriteHalf>,
-    in_flight: Option<InFlight>,
+    /// Made on the first send that does not wait (only streamed answers need one).
+    sends: Option<SendSlot>,
     /// The buffer of the last send, emptied, for the next batch.
     spare: Vec<u8>,
 }
@@ -28,7 +32,7 @@ impl Writer {
     pub fn new(half: TcpOwnedWriteHalf) -> Self {
         Writer {
             half: Some(half),
-            in_flight: None,
+            sends: None,
             spare: Vec::new(),
         }
     }
@@ -49,7 +53,7 @@ impl Writer {
     /// slow client). `Ok(true)` when that wait yielded to the runtime.
     pub async fn send(&mut self, data: &mut Vec<u8>) -> io::Result<bool> {
         let mut yielded = false;
-        if self.in_flight.is_some() {
+        if self.is_sending() {
             let mut polls = 0;
             poll_fn(|cx| {
                 polls += 1;
@@ -58,21 +62,29 @@ impl Writer {
             .await?;
             yielded = polls > 1;
         }
-        let Some(mut half) = self.half.take() else {
+        let Some(half) = self.half.take() else {
             return Err(io::ErrorKind::NotConnected.into());
         };
         let batch = std::mem::replace(data, std::mem::take(&mut self.spare));
-        let mut send: InFlight = Box::pin(async move {
-            let (result, batch) = half.write_all(batch).await;
-            (half, result.map(drop), batch)
+        let sends = self.sends.get_or_insert_with(|| {
+            FutureSlot::new(
+                |(mut half, batch): (TcpOwnedWriteHalf, Vec<u8>)| async move {
+                    let (result, batch) = half.write_all(batch).await;
+                    (half, result.map(drop), batch)
+                },
+            )
         });
+        sends.start((half, batch));
         // The first poll submits the send. Its completion needs no action from the task, so it
         // wakes nothing; the next `send`, `write_all` or `settle` polls it with the task's waker.
-        match send.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(done) => self.finish(done)?,
-            Poll::Pending => self.in_flight = Some(send),
+        if let Poll::Ready(done) = sends.poll(&mut Context::from_waker(Waker::noop())) {
+            self.finish(done)?;
         }
         Ok(yielded)
+    }
+
+    fn is_sending(&self) -> bool {
+        self.sends.as_ref().is_some_and(FutureSlot::is_busy)
     }
 
     /// Waits for the send in flight, if any.
@@ -81,15 +93,12 @@ impl Writer {
     }
 
     fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(send) = self.in_flight.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        match send.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(done) => {
-                self.in_flight = None;
-                Poll::Ready(self.finish(done))
-            }
+        match self.sends.as_mut() {
+            Some(sends) if sends.is_busy() => match sends.poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(done) => Poll::Ready(self.finish(done)),
+            },
+            _ => Poll::Ready(Ok(())),
         }
     }
 
