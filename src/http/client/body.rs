@@ -26,6 +26,8 @@ pub struct UpstreamBody {
     /// The answer's header lines as received (see `head::Head::lines`).
     header_lines: Bytes,
     has_length: bool,
+    /// Every buffered byte was looked at and more are needed: decode nothing until a read adds some.
+    starved: bool,
 }
 
 impl UpstreamBody {
@@ -43,6 +45,7 @@ impl UpstreamBody {
             keep_alive,
             header_lines,
             has_length,
+            starved: false,
         };
         if matches!(body.state, State::Done) {
             body.finish();
@@ -123,13 +126,15 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         loop {
-            match this.next_data() {
-                Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                Ok(None) => {}
-                Err(e) => {
-                    this.conn = None;
-                    this.state = State::Done;
-                    return Poll::Ready(Some(Err(e.into())));
+            if !this.starved {
+                match this.next_data() {
+                    Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(None) => this.starved = true,
+                    Err(e) => {
+                        this.conn = None;
+                        this.state = State::Done;
+                        return Poll::Ready(Some(Err(e.into())));
+                    }
                 }
             }
             let Some(conn) = this.conn.as_mut() else {
@@ -137,7 +142,7 @@ impl Body for UpstreamBody {
             };
             match conn.poll_fill(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(n)) if n > 0 => {}
+                Poll::Ready(Ok(n)) if n > 0 => this.starved = false,
                 Poll::Ready(Ok(_)) => {
                     let ended = matches!(this.state, State::UntilClose);
                     this.conn = None;
