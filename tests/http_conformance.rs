@@ -249,7 +249,7 @@ fn read_chunked(r: &mut BufReader<TcpStream>) -> Vec<u8> {
 
 #[test]
 fn a_client_that_stops_reading_mid_stream_gets_every_byte_once_it_reads_again() {
-    // Megabytes of stream, far more than the socket buffers hold: the router's sends back up while
+    // 5 MB of stream, far more than the socket buffers hold: the router's sends back up while
     // the upstream keeps sending, and must neither lose, reorder nor mis-frame anything.
     const TOKENS: usize = 40_000;
     let m = Mock::start(&[
