@@ -137,7 +137,7 @@ if top:
     rows = sorted((((b.get(k, 0) - a.get(k, 0)) / n), k) for k in set(a) | set(b))
     for v, k in reversed(rows[-top:]):
         fn = k.split(":", 1)[1] if ":" in k else k
-        print(f"|   {fn[:100]} | {v:,.0f} ({100 * v / total:.1f} %) |")
+        print(f"|   {fn[:100]} | {v:,.0f} ({100 * v / total:.1f} %) |" + (f" {v / chunks:,.0f} |" if chunks else ""))
 PY
 }
 

@@ -52,16 +52,13 @@ impl Writer {
     /// the next batch. A send still in flight is waited for first (that is the backpressure of a
     /// slow client). `Ok(true)` when that wait yielded to the runtime.
     pub async fn send(&mut self, data: &mut Vec<u8>) -> io::Result<bool> {
-        let mut yielded = false;
-        if self.is_sending() {
-            let mut polls = 0;
-            poll_fn(|cx| {
-                polls += 1;
-                self.poll_settle(cx)
-            })
-            .await?;
-            yielded = polls > 1;
-        }
+        // Without a send in flight this is ready at the first poll.
+        let mut polls = 0;
+        poll_fn(|cx| {
+            polls += 1;
+            self.poll_settle(cx)
+        })
+        .await?;
         let Some(half) = self.half.take() else {
             return Err(io::ErrorKind::NotConnected.into());
         };
@@ -80,11 +77,7 @@ impl Writer {
         if let Poll::Ready(done) = sends.poll(&mut Context::from_waker(Waker::noop())) {
             self.finish(done)?;
         }
-        Ok(yielded)
-    }
-
-    fn is_sending(&self) -> bool {
-        self.sends.as_ref().is_some_and(FutureSlot::is_busy)
+        Ok(polls > 1)
     }
 
     /// Waits for the send in flight, if any.
