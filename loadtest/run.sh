@@ -34,8 +34,8 @@
 #        paired c=1 probe: the three targets alternate request by request over one keep-alive
 #        connection each (loadtest/lib/paired_latency.py), non-streaming and stream TTFT, so that
 #        "target - direct" per percentile is measured over the same noise window;
-#        1,000 concurrent /api/chat streams of 100 tokens at 10 ms per token, then 100 streams as a
-#        reference below saturation;
+#        1,000 concurrent /api/chat streams of 100 tokens at 10 ms per token, twice per target (the
+#        second round with the upstream pools warm), then 100 streams as a reference below saturation;
 #        non-streaming /api/chat at concurrency 64 over an HTTPS upstream (information only);
 #        translated stream probe (Ollama client -> OpenAI-compatible mock), skipped while the router
 #        answers 501;
@@ -603,8 +603,13 @@ for r in $(seq 1 "$TLS_ROUNDS"); do
 done
 
 log "streaming /api/chat: $STREAMS concurrent streams x $STREAM_TOKENS tokens at ${STREAM_DELAY_MS} ms (starts spread over ${STREAM_RAMP_MS} ms)"
+# Each target twice in a row. The first round finds the proxies' upstream pools as the throughput
+# rounds left them (up to 512 idle connections), so it includes opening the rest at once (a burst
+# after a quieter period); the second finds 1,000 warm connections (steady state under that load).
 for t in direct nginx router; do
     stream_run stream1000 "$t" --streams "$STREAMS" --timeout 60
+    sleep 1
+    stream_run stream1000_warm "$t" --streams "$STREAMS" --timeout 60
     sleep 1
 done
 log "streaming /api/chat, 100 streams (a reference below saturation for TTFT and gaps)"
@@ -693,7 +698,7 @@ meta = {
     "litellm": "$LITELLM_VERSION",
     "router_cmd": "$PINNED_ROUTER_CMD",
     "slots": $SLOTS,
-    "load_desc": "non-stream: POST /api/chat {stream:false}, mock answers 1 token; c=1: $C1_ROUNDS rounds x $C1_N requests (median of rounds); paired c=1: $PAIRED_N requests per target (TTFT: $PAIRED_TTFT_N, stream:true), targets in turn on one keep-alive connection each, rotating order, $PAIRED_WARMUP warm-up, real-time scheduling for probe and servers: $RT_OK; c=64/512: ${TP_DUR} s each (oha -z -w); streams: $STREAMS x $STREAM_TOKENS tokens at $STREAM_DELAY_MS ms, starts spread over $STREAM_RAMP_MS ms, connections opened first; soak: $SOAK_WINDOWS x ${SOAK_WIN} s at c=512",
+    "load_desc": "non-stream: POST /api/chat {stream:false}, mock answers 1 token; c=1: $C1_ROUNDS rounds x $C1_N requests (median of rounds); paired c=1: $PAIRED_N requests per target (TTFT: $PAIRED_TTFT_N, stream:true), targets in turn on one keep-alive connection each, rotating order, $PAIRED_WARMUP warm-up, real-time scheduling for probe and servers: $RT_OK; c=64/512: ${TP_DUR} s each (oha -z -w); streams: $STREAMS x $STREAM_TOKENS tokens at $STREAM_DELAY_MS ms (twice per target, the second with warm upstream pools), starts spread over $STREAM_RAMP_MS ms, connections opened first; soak: $SOAK_WINDOWS x ${SOAK_WIN} s at c=512",
 }
 json.dump(meta, open(sys.argv[1], "w"))
 PY

@@ -407,6 +407,7 @@ def report(jsonl, meta_path):
             row(label, "CPU seconds (direct: the mock; nginx: master+worker)", {t: fmt_num(r.get("cpu_s"), 2) for t, r in rss.items()})
 
     streaming("stream1000", True)
+    streaming("stream1000_warm", False, "1000 streams again, upstream pools warm")
     streaming("stream100", False)
     streaming("oai_stream", False, "100 OpenAI SSE streams (1st event undelayed)")
 

@@ -2,6 +2,7 @@
 //! poll-based I/O.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, OnceLock};
 
 use monoio::io::{IntoPollIo, Splitable};
@@ -15,8 +16,37 @@ pub enum Stream {
     Plain {
         reader: Reader,
         writer: TcpOwnedWriteHalf,
+        /// The socket both halves share.
+        fd: RawFd,
     },
     Tls(Box<TlsStream<TcpStreamPoll>>),
+}
+
+impl Stream {
+    /// Whether an idle connection can carry another request: the peer has not closed or reset it
+    /// and, on plain HTTP, has sent nothing unasked. One non-blocking peek; nothing is consumed.
+    pub fn still_open(&self) -> bool {
+        let (fd, tls) = match self {
+            Stream::Plain { fd, .. } => (*fd, false),
+            Stream::Tls(tls) => (tls.get_ref().0.as_raw_fd(), true),
+        };
+        let mut byte = 0u8;
+        // SAFETY: `fd` is this connection's open socket, and one byte of writable memory is given.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            0 => false,
+            // TLS: a late session ticket is normal. Plain HTTP: bytes before a request are not an answer to it.
+            n if n > 0 => tls,
+            _ => std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock,
+        }
+    }
 }
 
 fn tls_config() -> Arc<rustls::ClientConfig> {
@@ -40,10 +70,12 @@ pub async fn connect(host: &str, port: u16, tls: bool) -> std::io::Result<Stream
     let tcp = connect_first(&super::resolve::addresses(host, port)?).await?;
     tcp.set_nodelay(true)?;
     if !tls {
+        let fd = tcp.as_raw_fd();
         let (r, w) = tcp.into_split();
         return Ok(Stream::Plain {
             reader: Reader::new(r),
             writer: w,
+            fd,
         });
     }
     let tcp = tcp.into_poll_io()?;

@@ -76,8 +76,9 @@ pub async fn send(
     first_byte: Duration,
     timer: &mut LazyTimer,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
-    timer.set(Instant::now() + first_byte);
-    let mut idle = pool::take_idle(target.pool);
+    let now = Instant::now();
+    timer.set(now + first_byte);
+    let mut idle = pool::take_idle(target.pool, now);
     loop {
         let conn = match idle.take() {
             Some(conn) => conn,

@@ -1,12 +1,16 @@
 //! Upstream connections and the per-worker keep-alive pools they return to.
 //! A connection goes back to its pool only after its response body was read to the end with nothing
 //! left over; any other ending closes it, which cancels the request upstream at once.
+//! Backends end idle connections on their own (llama.cpp and vLLM after 5 s): a connection idle for
+//! a while is checked before it is reused, and one unused for long is closed.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use monoio::io::poll_io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -19,10 +23,18 @@ use crate::http::lazy_timer::LazyTimer;
 const MAX_IDLE_PER_ENDPOINT: usize = 1024;
 /// Bytes asked of a TLS stream per read.
 const TLS_READ_CHUNK: usize = 16 * 1024;
+/// A connection idle longer than this is checked (one non-blocking peek) before it carries a
+/// request: the backend may have ended it meanwhile. Under load connections come back within
+/// milliseconds and skip the check.
+const CHECK_AFTER: Duration = Duration::from_millis(250);
+/// A connection unused this long is closed, so that sockets a backend has ended do not linger
+/// half-closed (CLOSE-WAIT) in a pool holding more connections than the traffic now needs.
+const MAX_IDLE: Duration = Duration::from_secs(60);
 
 thread_local! {
-    /// Idle connections by pool index (the endpoint's index; discovery uses its own thread's pools).
-    static POOLS: RefCell<Vec<Vec<Conn>>> = const { RefCell::new(Vec::new()) };
+    /// Idle connections by pool index (the endpoint's index; discovery uses its own thread's pools),
+    /// the most recently used at the back.
+    static POOLS: RefCell<Vec<VecDeque<Conn>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One upstream connection and the bytes read from it but not consumed yet.
@@ -32,6 +44,8 @@ pub struct Conn {
     pub(super) pool: usize,
     /// It already carried a request: a failure before any answer byte may just mean the peer closed it.
     pub(super) reused: bool,
+    /// When it last went back to its pool.
+    idle_since: Instant,
 }
 
 impl Conn {
@@ -41,6 +55,7 @@ impl Conn {
             buf: BytesMut::new(),
             pool,
             reused: false,
+            idle_since: Instant::now(),
         }
     }
 
@@ -101,14 +116,23 @@ impl Conn {
             return;
         }
         self.reused = true;
+        self.idle_since = Instant::now();
+        let now = self.idle_since;
         POOLS.with(|p| {
             let mut pools = p.borrow_mut();
             if pools.len() <= self.pool {
-                pools.resize_with(self.pool + 1, Vec::new);
+                pools.resize_with(self.pool + 1, VecDeque::new);
             }
             let idle = &mut pools[self.pool];
             if idle.len() < MAX_IDLE_PER_ENDPOINT {
-                idle.push(self);
+                idle.push_back(self);
+            }
+            // One look at the oldest per return is enough to drain a pool that outgrew its traffic.
+            if idle
+                .front()
+                .is_some_and(|old| now.duration_since(old.idle_since) > MAX_IDLE)
+            {
+                idle.pop_front();
             }
         });
     }
@@ -139,7 +163,93 @@ where
     }
 }
 
-/// The most recently used idle connection of `pool` (the one most likely still open).
-pub(super) fn take_idle(pool: usize) -> Option<Conn> {
-    POOLS.with(|p| p.borrow_mut().get_mut(pool)?.pop())
+/// The most recently used idle connection of `pool` that is still open. `now`: the caller's clock
+/// reading. Connections found closed are dropped (which closes our side).
+pub(super) fn take_idle(pool: usize, now: Instant) -> Option<Conn> {
+    POOLS.with(|p| {
+        let mut pools = p.borrow_mut();
+        let idle = pools.get_mut(pool)?;
+        while let Some(conn) = idle.pop_back() {
+            if now.saturating_duration_since(conn.idle_since) < CHECK_AFTER || conn.io.still_open()
+            {
+                return Some(conn);
+            }
+        }
+        None
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pooled connection to `listener`, and the backend's side of it.
+    async fn connected(
+        listener: &std::net::TcpListener,
+        pool: usize,
+    ) -> (Conn, std::net::TcpStream) {
+        let port = listener.local_addr().unwrap().port();
+        let io = crate::http::io::connect("127.0.0.1", port, false)
+            .await
+            .unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        (Conn::new(io, pool), peer)
+    }
+
+    fn idle_count(pool: usize) -> usize {
+        POOLS.with(|p| p.borrow().get(pool).map_or(0, VecDeque::len))
+    }
+
+    fn age_all(pool: usize, by: Duration) {
+        POOLS.with(|p| {
+            for conn in p.borrow_mut()[pool].iter_mut() {
+                conn.idle_since -= by;
+            }
+        });
+    }
+
+    #[test]
+    fn a_connection_the_peer_ended_is_skipped_once_it_was_idle_a_while() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        crate::server::runtime::block_on(crate::config::IoDriver::Auto, async move {
+            let (ended, ended_peer) = connected(&listener, 0).await;
+            let (open, _open_peer) = connected(&listener, 0).await;
+            open.recycle();
+            ended.recycle(); // the most recent: taken first
+            ended_peer.shutdown(std::net::Shutdown::Write).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+
+            // Just returned: no check, the most recent comes back even though its peer ended it.
+            let now = Instant::now();
+            let first = take_idle(0, now).unwrap();
+            assert!(!first.io.still_open(), "the peek sees the peer's end");
+            first.recycle();
+
+            // Idle past CHECK_AFTER: the ended one is dropped and the open one is taken.
+            age_all(0, CHECK_AFTER);
+            let taken = take_idle(0, Instant::now()).unwrap();
+            assert!(taken.io.still_open());
+            assert_eq!(idle_count(0), 0);
+            drop(taken);
+            assert!(take_idle(0, Instant::now()).is_none());
+        });
+    }
+
+    #[test]
+    fn the_oldest_idle_connection_is_closed_after_max_idle() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        crate::server::runtime::block_on(crate::config::IoDriver::Auto, async move {
+            let (a, _pa) = connected(&listener, 1).await;
+            let (b, _pb) = connected(&listener, 1).await;
+            let (c, _pc) = connected(&listener, 1).await;
+            a.recycle();
+            b.recycle();
+            age_all(1, MAX_IDLE + Duration::from_secs(1));
+            c.recycle(); // drops the oldest (a), one per return
+            assert_eq!(idle_count(1), 2);
+            let (d, _pd) = connected(&listener, 1).await;
+            d.recycle(); // and then b
+            assert_eq!(idle_count(1), 2);
+        });
+    }
 }
