@@ -76,9 +76,8 @@ pub async fn send(
     first_byte: Duration,
     timer: &mut LazyTimer,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
-    let now = Instant::now();
-    timer.set(now + first_byte);
-    let mut idle = pool::take_idle(target.pool, now);
+    timer.set(Instant::now() + first_byte);
+    let mut idle = pool::take_idle(target.pool);
     loop {
         let conn = match idle.take() {
             Some(conn) => conn,

@@ -10,7 +10,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use monoio::io::poll_io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -23,13 +23,13 @@ use crate::http::lazy_timer::LazyTimer;
 const MAX_IDLE_PER_ENDPOINT: usize = 1024;
 /// Bytes asked of a TLS stream per read.
 const TLS_READ_CHUNK: usize = 16 * 1024;
-/// A connection idle longer than this is checked (one non-blocking peek) before it carries a
+/// A connection idle longer than this (ms) is checked (one non-blocking peek) before it carries a
 /// request: the backend may have ended it meanwhile. Under load connections come back within
 /// milliseconds and skip the check.
-const CHECK_AFTER: Duration = Duration::from_millis(250);
-/// A connection unused this long is closed, so that sockets a backend has ended do not linger
+const CHECK_AFTER_MS: u64 = 250;
+/// A connection unused this long (ms) is closed, so that sockets a backend has ended do not linger
 /// half-closed (CLOSE-WAIT) in a pool holding more connections than the traffic now needs.
-const MAX_IDLE: Duration = Duration::from_secs(60);
+const MAX_IDLE_MS: u64 = 60_000;
 
 thread_local! {
     /// Idle connections by pool index (the endpoint's index; discovery uses its own thread's pools),
@@ -44,8 +44,8 @@ pub struct Conn {
     pub(super) pool: usize,
     /// It already carried a request: a failure before any answer byte may just mean the peer closed it.
     pub(super) reused: bool,
-    /// When it last went back to its pool.
-    idle_since: Instant,
+    /// When it last went back to its pool (`coarse_ms`).
+    idle_since: u64,
 }
 
 impl Conn {
@@ -55,7 +55,7 @@ impl Conn {
             buf: BytesMut::new(),
             pool,
             reused: false,
-            idle_since: Instant::now(),
+            idle_since: 0,
         }
     }
 
@@ -116,8 +116,8 @@ impl Conn {
             return;
         }
         self.reused = true;
-        self.idle_since = Instant::now();
-        let now = self.idle_since;
+        let now = coarse_ms();
+        self.idle_since = now;
         POOLS.with(|p| {
             let mut pools = p.borrow_mut();
             if pools.len() <= self.pool {
@@ -130,7 +130,7 @@ impl Conn {
             // One look at the oldest per return is enough to drain a pool that outgrew its traffic.
             if idle
                 .front()
-                .is_some_and(|old| now.duration_since(old.idle_since) > MAX_IDLE)
+                .is_some_and(|old| now.saturating_sub(old.idle_since) > MAX_IDLE_MS)
             {
                 idle.pop_front();
             }
@@ -163,20 +163,32 @@ where
     }
 }
 
-/// The most recently used idle connection of `pool` that is still open. `now`: the caller's clock
-/// reading. Connections found closed are dropped (which closes our side).
-pub(super) fn take_idle(pool: usize, now: Instant) -> Option<Conn> {
+/// The most recently used idle connection of `pool` that is still open. Connections found closed
+/// are dropped (which closes our side).
+pub(super) fn take_idle(pool: usize) -> Option<Conn> {
     POOLS.with(|p| {
         let mut pools = p.borrow_mut();
         let idle = pools.get_mut(pool)?;
+        let now = coarse_ms();
         while let Some(conn) = idle.pop_back() {
-            if now.saturating_duration_since(conn.idle_since) < CHECK_AFTER || conn.io.still_open()
-            {
+            if now.saturating_sub(conn.idle_since) < CHECK_AFTER_MS || conn.io.still_open() {
                 return Some(conn);
             }
         }
         None
     })
+}
+
+/// Milliseconds on the coarse monotonic clock: a few ms of resolution, plenty for idle ages of
+/// 250 ms and 60 s, and read without a time-stamp counter access (twice per request).
+fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to fill; Linux always has CLOCK_MONOTONIC_COARSE.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 #[cfg(test)]
@@ -200,10 +212,10 @@ mod tests {
         POOLS.with(|p| p.borrow().get(pool).map_or(0, VecDeque::len))
     }
 
-    fn age_all(pool: usize, by: Duration) {
+    fn age_all(pool: usize, by_ms: u64) {
         POOLS.with(|p| {
             for conn in p.borrow_mut()[pool].iter_mut() {
-                conn.idle_since -= by;
+                conn.idle_since -= by_ms;
             }
         });
     }
@@ -220,18 +232,17 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
 
             // Just returned: no check, the most recent comes back even though its peer ended it.
-            let now = Instant::now();
-            let first = take_idle(0, now).unwrap();
+            let first = take_idle(0).unwrap();
             assert!(!first.io.still_open(), "the peek sees the peer's end");
             first.recycle();
 
             // Idle past CHECK_AFTER: the ended one is dropped and the open one is taken.
-            age_all(0, CHECK_AFTER);
-            let taken = take_idle(0, Instant::now()).unwrap();
+            age_all(0, CHECK_AFTER_MS);
+            let taken = take_idle(0).unwrap();
             assert!(taken.io.still_open());
             assert_eq!(idle_count(0), 0);
             drop(taken);
-            assert!(take_idle(0, Instant::now()).is_none());
+            assert!(take_idle(0).is_none());
         });
     }
 
@@ -244,7 +255,7 @@ mod tests {
             let (c, _pc) = connected(&listener, 1).await;
             a.recycle();
             b.recycle();
-            age_all(1, MAX_IDLE + Duration::from_secs(1));
+            age_all(1, MAX_IDLE_MS + 1_000);
             c.recycle(); // drops the oldest (a), one per return
             assert_eq!(idle_count(1), 2);
             let (d, _pd) = connected(&listener, 1).await;
