@@ -10,7 +10,6 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use monoio::io::poll_io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -229,7 +228,7 @@ mod tests {
             open.recycle();
             ended.recycle(); // the most recent: taken first
             ended_peer.shutdown(std::net::Shutdown::Write).unwrap();
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(std::time::Duration::from_millis(20));
 
             // Just returned: no check, the most recent comes back even though its peer ended it.
             let first = take_idle(0).unwrap();
