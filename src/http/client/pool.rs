@@ -219,10 +219,15 @@ mod tests {
         });
     }
 
+    /// Runs `test` on a runtime, with a listening socket standing for the backend.
+    fn with_backend<F: Future<Output = ()>>(test: impl FnOnce(std::net::TcpListener) -> F) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        crate::server::runtime::block_on(crate::config::IoDriver::Auto, test(listener));
+    }
+
     #[test]
     fn a_connection_the_peer_ended_is_skipped_once_it_was_idle_a_while() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        crate::server::runtime::block_on(crate::config::IoDriver::Auto, async move {
+        with_backend(|listener| async move {
             let (ended, ended_peer) = connected(&listener, 0).await;
             let (open, _open_peer) = connected(&listener, 0).await;
             open.recycle();
@@ -247,8 +252,7 @@ mod tests {
 
     #[test]
     fn the_oldest_idle_connection_is_closed_after_max_idle() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        crate::server::runtime::block_on(crate::config::IoDriver::Auto, async move {
+        with_backend(|listener| async move {
             let (a, _pa) = connected(&listener, 1).await;
             let (b, _pb) = connected(&listener, 1).await;
             let (c, _pc) = connected(&listener, 1).await;
