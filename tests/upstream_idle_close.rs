@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use common::*;
 
-/// How long the backend keeps an idle keep-alive connection before it ends its side.
-const BACKEND_IDLE: Duration = Duration::from_millis(100);
+/// How long the backend keeps an idle keep-alive connection before it ends its side: shorter than
+/// the pauses between requests below (so every pooled connection is ended before its reuse), and far
+/// longer than any stall between two requests sent back to back (discovery asks `/api/ps` and then
+/// `/api/tags` on one connection).
+const BACKEND_IDLE: Duration = Duration::from_millis(200);
 
 #[derive(Default)]
 struct Counts {
