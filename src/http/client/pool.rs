@@ -5,7 +5,6 @@
 //! a while is checked before it is reused, and one unused for long is closed.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
@@ -33,7 +32,7 @@ const MAX_IDLE_MS: u64 = 60_000;
 thread_local! {
     /// Idle connections by pool index (the endpoint's index; discovery uses its own thread's pools),
     /// the most recently used at the back.
-    static POOLS: RefCell<Vec<VecDeque<Conn>>> = const { RefCell::new(Vec::new()) };
+    static POOLS: RefCell<Vec<Vec<Conn>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One upstream connection and the bytes read from it but not consumed yet.
@@ -120,18 +119,21 @@ impl Conn {
         POOLS.with(|p| {
             let mut pools = p.borrow_mut();
             if pools.len() <= self.pool {
-                pools.resize_with(self.pool + 1, VecDeque::new);
+                pools.resize_with(self.pool + 1, Vec::new);
             }
             let idle = &mut pools[self.pool];
             if idle.len() < MAX_IDLE_PER_ENDPOINT {
-                idle.push_back(self);
+                idle.push(self);
             }
-            // One look at the oldest per return is enough to drain a pool that outgrew its traffic.
+            // Oldest first (returned in order): when the oldest has expired, drop every expired one
+            // in one move, so a pool that outgrew its traffic drains without a shift per connection.
             if idle
-                .front()
+                .first()
                 .is_some_and(|old| now.saturating_sub(old.idle_since) > MAX_IDLE_MS)
             {
-                idle.pop_front();
+                let expired =
+                    idle.partition_point(|c| now.saturating_sub(c.idle_since) > MAX_IDLE_MS);
+                idle.drain(..expired);
             }
         });
     }
@@ -169,7 +171,7 @@ pub(super) fn take_idle(pool: usize) -> Option<Conn> {
         let mut pools = p.borrow_mut();
         let idle = pools.get_mut(pool)?;
         let now = coarse_ms();
-        while let Some(conn) = idle.pop_back() {
+        while let Some(conn) = idle.pop() {
             if now.saturating_sub(conn.idle_since) < CHECK_AFTER_MS || conn.io.still_open() {
                 return Some(conn);
             }
@@ -208,7 +210,7 @@ mod tests {
     }
 
     fn idle_count(pool: usize) -> usize {
-        POOLS.with(|p| p.borrow().get(pool).map_or(0, VecDeque::len))
+        POOLS.with(|p| p.borrow().get(pool).map_or(0, Vec::len))
     }
 
     fn age_all(pool: usize, by_ms: u64) {
@@ -251,19 +253,23 @@ mod tests {
     }
 
     #[test]
-    fn the_oldest_idle_connection_is_closed_after_max_idle() {
+    fn idle_connections_are_closed_after_max_idle() {
         with_backend(|listener| async move {
             let (a, _pa) = connected(&listener, 1).await;
             let (b, _pb) = connected(&listener, 1).await;
             let (c, _pc) = connected(&listener, 1).await;
+            let (d, _pd) = connected(&listener, 1).await;
             a.recycle();
             b.recycle();
             age_all(1, MAX_IDLE_MS + 1_000);
-            c.recycle(); // drops the oldest (a), one per return
+            c.recycle();
+            age_all(1, MAX_IDLE_MS / 2);
+            // a and b are past MAX_IDLE, c is half way: the next return drops a and b only.
+            d.recycle();
             assert_eq!(idle_count(1), 2);
-            let (d, _pd) = connected(&listener, 1).await;
-            d.recycle(); // and then b
-            assert_eq!(idle_count(1), 2);
+            assert!(POOLS.with(|p| p.borrow()[1]
+                .iter()
+                .all(|c| c.idle_since + MAX_IDLE_MS > coarse_ms())));
         });
     }
 }
