@@ -3,6 +3,7 @@
 #
 # Usage:
 #   bash loadtest/run.sh [--quick] [--with-litellm] [--perf] [--no-build] [--no-unpinned] [--io-driver auto|epoll]
+#                        [--compare-drivers]
 #
 #   --quick          short run (~3 min): 3 c=1 rounds, two 3 s throughput rounds, 10 s soak
 #                    (full: 5 c=1 rounds, seven interleaved 4 s throughput rounds, 60 s soak; ~11 min)
@@ -10,6 +11,8 @@
 #   --no-build       use the binaries already in $CARGO_TARGET_DIR/release
 #   --no-unpinned    skip the unpinned throughput runs
 #   --io-driver D    the router's --io-driver (default auto: io_uring when the kernel allows it)
+#   --compare-drivers  also start a second router on the other I/O driver (epoll, or io_uring when
+#                    --io-driver epoll) and add it to the paired c=1 probes as a fourth target
 #   --perf           also profile the router (perf record, flat, 5 s) during an extra, unrecorded c=64
 #                    round and write the top symbols, grouped by component, next to the results
 #
@@ -56,6 +59,7 @@ WITH_LITELLM=0
 BUILD=1
 UNPINNED=1
 IO_DRIVER=auto
+COMPARE_DRIVERS=0
 PERF=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -64,6 +68,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --no-unpinned) UNPINNED=0 ;;
         --io-driver) IO_DRIVER="$2"; shift ;;
+        --compare-drivers) COMPARE_DRIVERS=1 ;;
         --perf) PERF=1 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
@@ -71,6 +76,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+# The driver of the second router (--compare-drivers): the one the main router does not use.
+OTHER_DRIVER=epoll
+[ "$IO_DRIVER" = epoll ] && OTHER_DRIVER=io_uring
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/release"
 BASE="${LOADTEST_BASE_PORT:-18000}"
@@ -80,6 +88,7 @@ TLS_MOCK_PORT=$((BASE + 85))
 NGINX_PORT=$((BASE + 90))
 NGINX_TLS_PORT=$((BASE + 91))
 ROUTER_PORT=$((BASE + 100))
+ROUTER2_PORT=$((BASE + 101))
 LITELLM_PORT=$((BASE + 110))
 MODELS="llama3:latest,qwen2:7b,mistral:7b"
 LOADED=(llama3:latest qwen2:7b mistral:7b)
@@ -241,7 +250,9 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge 4096 ] || log "warning: open-files limit $(ulimit -n) is low for 1,000 streams"
 
-for p in "${MOCK_PORTS[@]}" "$OAI_MOCK_PORT" "$TLS_MOCK_PORT" "$NGINX_PORT" "$NGINX_TLS_PORT" "$ROUTER_PORT"; do
+PORTS=("${MOCK_PORTS[@]}" "$OAI_MOCK_PORT" "$TLS_MOCK_PORT" "$NGINX_PORT" "$NGINX_TLS_PORT" "$ROUTER_PORT")
+[ "$COMPARE_DRIVERS" = 1 ] && PORTS+=("$ROUTER2_PORT")
+for p in "${PORTS[@]}"; do
     port_open "$p" && die "port $p is already in use (set LOADTEST_BASE_PORT)"
 done
 
@@ -273,6 +284,21 @@ set_phase() {
         LOAD=()
         ROUTER_WORKERS=$NPROC; MOCK_THREADS=$NPROC; NGINX_WORKERS=$NPROC; OHA_THREADS=$NPROC
     fi
+}
+
+# wait_routed PORT: discovery must have seen llama3:latest loaded on the first mock, so that the router
+# on PORT sends it there.
+wait_routed() {
+    local hdr ep="" i
+    for i in $(seq 1 100); do
+        hdr="$(curl -s -o /dev/null -D - -H 'content-type: application/json' -d "$BODY" "http://127.0.0.1:$1/api/chat" || true)"
+        ep="$(printf '%s' "$hdr" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-router-endpoint" {print $2}')"
+        if [[ "$hdr" == "HTTP/1.1 200"* ]] && [ "$ep" = "http://127.0.0.1:${MOCK_PORTS[0]}" ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "router on port $1 does not route $MODEL to the first mock (got '$ep')"
 }
 
 start_servers() {
@@ -309,23 +335,22 @@ EOF
     # SSL_CERT_FILE: the HTTPS mock's certificate comes from the test CA (tests/fixtures/tls).
     start router env SSL_CERT_FILE="$TLS_DIR/ca.pem" "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router.yaml" --workers "$ROUTER_WORKERS" \
         --io-driver "$IO_DRIVER" --log-level warn
+    if [ "$COMPARE_DRIVERS" = 1 ]; then
+        start router2 env SSL_CERT_FILE="$TLS_DIR/ca.pem" "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router.yaml" \
+            --workers "$ROUTER_WORKERS" --port "$ROUTER2_PORT" --io-driver "$OTHER_DRIVER" --log-level warn
+    fi
 
     for i in 0 1 2; do wait_port "${MOCK_PORTS[$i]}" "mock$((i + 1))"; done
     wait_port "$OAI_MOCK_PORT" mock_oai
     wait_port "$TLS_MOCK_PORT" mock_tls
     wait_port "$NGINX_PORT" nginx
     wait_port "$ROUTER_PORT" router
-    # Discovery must have seen llama3:latest loaded on the first mock: the router then sends it there.
-    local hdr ep=""
-    for i in $(seq 1 100); do
-        hdr="$(curl -s -o /dev/null -D - -H 'content-type: application/json' -d "$BODY" "http://127.0.0.1:$ROUTER_PORT/api/chat" || true)"
-        ep="$(printf '%s' "$hdr" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-router-endpoint" {print $2}')"
-        if [[ "$hdr" == "HTTP/1.1 200"* ]] && [ "$ep" = "http://127.0.0.1:${MOCK_PORTS[0]}" ]; then
-            break
-        fi
-        sleep 0.1
-    done
-    [ "$ep" = "http://127.0.0.1:${MOCK_PORTS[0]}" ] || die "router does not route $MODEL to the first mock (got '$ep')"
+    wait_routed "$ROUTER_PORT"
+    if [ "$COMPARE_DRIVERS" = 1 ]; then
+        wait_port "$ROUTER2_PORT" router2
+        wait_routed "$ROUTER2_PORT"
+    fi
+    local ep=""
     curl -sf -o /dev/null -H 'content-type: application/json' -d "$BODY" "http://127.0.0.1:$NGINX_PORT/api/chat" || die "nginx does not proxy /api/chat"
     # And $TLS_MODEL to the HTTPS mock, once discovery has reached it over TLS.
     for i in $(seq 1 100); do
@@ -408,7 +433,7 @@ RT_OK=0
 rt_servers() { # rt_servers on|off
     [ "$RT_OK" = 1 ] || return 0
     local p
-    for p in "${PID[mock1]}" $(nginx_pids) "${PID[router]}"; do
+    for p in "${PID[mock1]}" $(nginx_pids) "${PID[router]}" ${PID[router2]:-}; do
         if [ "$1" = on ]; then
             chrt -a -f -p 10 "$p" >/dev/null 2>&1 || true
         else
@@ -425,8 +450,10 @@ paired_run() {
     local rt=()
     [ "$RT_OK" = 1 ] && rt=(chrt -f 10)
     rt_servers on
+    local second=()
+    [ "$COMPARE_DRIVERS" = 1 ] && second=(--target "router_$OTHER_DRIVER=$ROUTER2_PORT")
     run_fg "${LOAD[@]}" "${rt[@]}" python3 "$LT/lib/paired_latency.py" --target "direct=$(target_port direct)" \
-        --target "nginx=$(target_port nginx)" --target "router=$(target_port router)" --requests "$n" \
+        --target "nginx=$(target_port nginx)" --target "router=$(target_port router)" "${second[@]}" --requests "$n" \
         --warmup "$PAIRED_WARMUP" --mode "$mode" --path /api/chat --body "$body" >"$out" \
         || log "paired probe exited non-zero for $scenario"
     rt_servers off

@@ -301,6 +301,12 @@ def report(jsonl, meta_path):
              for t, r in pr.items() if r}, "(info)")
         if any(r["errors"] for r in pr.values() if r):
             row(label, "errors", {t: fmt_num(r["errors"]) for t, r in pr.items() if r})
+        # --compare-drivers: the same router on the other I/O driver, a fourth target of the same probe.
+        for other in sorted({r["target"] for r in R.get(phase=p, scenario=sc)} - set(TARGETS)):
+            x = R.one(phase=p, scenario=sc, target=other)
+            row(label, f"the router on {other.removeprefix('router_')} (--compare-drivers): p50 / p99 · added p50 / p99",
+                {"router": f"{us_or_ms(x['p50_us'])} / {us_or_ms(x['p99_us'])} · "
+                           f"{signed_us(x.get('added_p50_us'))} / {signed_us(x.get('added_p99_us'))}"}, "(info)")
 
     # -- throughput (median over interleaved rounds) ---------------------------------------------------
     throughput = [("pinned", 64, "c64", ""), ("pinned", 512, "c512", ""),
