@@ -24,6 +24,7 @@ pub fn run(
                 return;
             }
         };
+        monoio::spawn(crate::http::client::sweep_idle_connections());
         accept_loop(&listener, &shared, stop).await;
         drop(listener);
         drain(&shared).await;

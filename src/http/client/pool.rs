@@ -9,6 +9,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use monoio::io::poll_io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -28,6 +29,8 @@ const CHECK_AFTER_MS: u64 = 250;
 /// A connection unused this long (ms) is closed, so that sockets a backend has ended do not linger
 /// half-closed (CLOSE-WAIT) in a pool holding more connections than the traffic now needs.
 const MAX_IDLE_MS: u64 = 60_000;
+/// How often a worker also looks through all its pools for such connections.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
 
 thread_local! {
     /// Idle connections by pool index (the endpoint's index; discovery uses its own thread's pools),
@@ -125,18 +128,39 @@ impl Conn {
             if idle.len() < MAX_IDLE_PER_ENDPOINT {
                 idle.push(self);
             }
-            // Oldest first (returned in order): when the oldest has expired, drop every expired one
-            // in one move, so a pool that outgrew its traffic drains without a shift per connection.
-            if idle
-                .first()
-                .is_some_and(|old| now.saturating_sub(old.idle_since) > MAX_IDLE_MS)
-            {
-                let expired =
-                    idle.partition_point(|c| now.saturating_sub(c.idle_since) > MAX_IDLE_MS);
-                idle.drain(..expired);
+            if idle.first().is_some_and(|old| expired(old, now)) {
+                drop_expired(idle, now);
             }
         });
     }
+}
+
+fn expired(conn: &Conn, now: u64) -> bool {
+    now.saturating_sub(conn.idle_since) > MAX_IDLE_MS
+}
+
+/// Closes the connections of `idle` unused for MAX_IDLE_MS. They are in the order they came back,
+/// oldest first, so the expired ones go in one move, not with a shift per connection.
+fn drop_expired(idle: &mut Vec<Conn>, now: u64) {
+    let n = idle.partition_point(|c| expired(c, now));
+    idle.drain(..n);
+}
+
+/// Closes, every SWEEP_EVERY, the connections of this thread's pools unused for MAX_IDLE_MS: a pool
+/// that gets no traffic at all never reaches the check made when a connection comes back.
+pub async fn sweep_forever() {
+    loop {
+        monoio::time::sleep(SWEEP_EVERY).await;
+        sweep(coarse_ms());
+    }
+}
+
+fn sweep(now: u64) {
+    POOLS.with(|p| {
+        for idle in p.borrow_mut().iter_mut() {
+            drop_expired(idle, now);
+        }
+    });
 }
 
 /// Writes all of `data` on `stream`; hands the buffer back.
@@ -235,7 +259,7 @@ mod tests {
             open.recycle();
             ended.recycle(); // the most recent: taken first
             ended_peer.shutdown(std::net::Shutdown::Write).unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
 
             // Just returned: no check, the most recent comes back even though its peer ended it.
             let first = take_idle(0).unwrap();
@@ -267,6 +291,18 @@ mod tests {
             // a and b are past MAX_IDLE, c is half way: the next return drops a and b only.
             d.recycle();
             assert_eq!(idle_count(1), 2);
+
+            // The worker's sweep closes them too, in every pool, without any return.
+            let (e, _pe) = connected(&listener, 2).await;
+            e.recycle();
+            age_all(1, MAX_IDLE_MS / 2 + 1_000); // c past MAX_IDLE, d half way
+            age_all(2, MAX_IDLE_MS + 1_000);
+            sweep(coarse_ms());
+            assert_eq!(
+                (idle_count(1), idle_count(2)),
+                (1, 0),
+                "c and e were past MAX_IDLE"
+            );
             assert!(POOLS.with(|p| p.borrow()[1]
                 .iter()
                 .all(|c| c.idle_since + MAX_IDLE_MS > coarse_ms())));
