@@ -27,8 +27,9 @@ struct Counts {
 
 /// A minimal Ollama backend (model `m:latest`, loaded) that ends every connection after
 /// `BACKEND_IDLE` without a request, the way uvicorn or cpp-httplib do, then keeps reading to see
-/// whether anything still comes.
-fn idle_closing_backend() -> (String, Arc<Counts>) {
+/// whether anything still comes. `farewell`: bytes it sends just before ending one (some servers
+/// send an unasked `408`).
+fn idle_closing_backend(farewell: &'static [u8]) -> (String, Arc<Counts>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let counts = Arc::new(Counts::default());
@@ -37,13 +38,13 @@ fn idle_closing_backend() -> (String, Arc<Counts>) {
         for stream in listener.incoming().flatten() {
             c.connections.fetch_add(1, Ordering::SeqCst);
             let c = c.clone();
-            std::thread::spawn(move || serve(stream, &c));
+            std::thread::spawn(move || serve(stream, &c, farewell));
         }
     });
     (url, counts)
 }
 
-fn serve(stream: TcpStream, counts: &Counts) {
+fn serve(stream: TcpStream, counts: &Counts, farewell: &[u8]) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     let mut served = false;
@@ -60,6 +61,7 @@ fn serve(stream: TcpStream, counts: &Counts) {
             Ok(_) => {}
             Err(_) => {
                 // Idle too long: end our side, then watch for anything sent after it.
+                let _ = out.write_all(farewell);
                 let _ = out.shutdown(Shutdown::Write);
                 reader
                     .get_ref()
@@ -124,9 +126,10 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Option<(String, usize)> {
     }
 }
 
-#[test]
-fn a_connection_the_backend_ended_while_idle_is_not_reused() {
-    let (url, counts) = idle_closing_backend();
+/// Four chats through the router, each after a pause longer than the backend keeps a connection:
+/// all must succeed, and nothing may be written into a connection the backend has ended.
+fn chats_after_idle_pauses(farewell: &'static [u8]) {
+    let (url, counts) = idle_closing_backend(farewell);
     // Discovery polls far apart too, so that its pooled connections also go idle past the backend's limit.
     let yaml = format!(
         "endpoints:\n  - {url}\ndiscovery:\n  loaded_interval: 700ms\n  models_interval: 700ms\n  poll_timeout: 1s\n"
@@ -152,5 +155,18 @@ fn a_connection_the_backend_ended_while_idle_is_not_reused() {
         "the router wrote into connections the backend had ended ({} requests over {} connections)",
         counts.requests.load(Ordering::SeqCst),
         counts.connections.load(Ordering::SeqCst)
+    );
+}
+
+#[test]
+fn a_connection_the_backend_ended_while_idle_is_not_reused() {
+    chats_after_idle_pauses(b"");
+}
+
+/// The unasked answer sits in the socket: reusing the connection would hand it to the next request.
+#[test]
+fn an_unasked_408_before_the_end_is_not_taken_for_the_next_answer() {
+    chats_after_idle_pauses(
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
     );
 }
