@@ -4,7 +4,10 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -31,6 +34,34 @@ fn tls_mock(extra: &[&str]) -> Mock {
 }
 
 /// Waits until discovery over HTTPS has listed the model (or gives up after 10 s).
+/// How many connections the TLS mock has accepted (its `/mock/stats` over HTTPS with the test CA;
+/// this request's own connection included).
+fn tls_connections(port: u16) -> u64 {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in nomyo_router::http::tls_roots::load(&Path::new(FIXTURES).join("ca.pem")).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(b"GET /mock/stats HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer); // the mock may end without close_notify
+    let answer = String::from_utf8_lossy(&answer);
+    let (_, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let stats: serde_json::Value = serde_json::from_str(body).expect("the stats JSON");
+    stats["connections"].as_u64().unwrap()
+}
+
 fn wait_listed(router: &Router) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -67,6 +98,18 @@ fn https_upstream_behind_a_private_ca_serves_chat_streams_and_listings() {
         let content = r.json()["message"]["content"].as_str().unwrap().to_string();
         assert!(!content.is_empty(), "request {i}: empty answer");
     }
+
+    // After a pause past the pool's 250 ms check, the pooled TLS connection is peeked before reuse.
+    // TLS 1.3 session tickets may be waiting in it unread: that is not a closed connection, so it is
+    // reused, with no new handshake.
+    let before = tls_connections(mock.port);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(post(&router.url("/api/chat"), CHAT).status, 200);
+    assert_eq!(
+        tls_connections(mock.port),
+        before + 1,
+        "a live TLS connection was dropped instead of reused (only the stats request may connect)"
+    );
 
     let (status, lines) = stream_lines(&router.url("/api/chat"), STREAM, &[]);
     assert_eq!(status, 200);

@@ -42,6 +42,7 @@ pub fn run(listener: std::net::TcpListener, state: Arc<MockState>) {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            state.stats.connections.fetch_add(1, Ordering::SeqCst);
             if state.opts.fault == "refuse" {
                 drop(stream);
                 continue;

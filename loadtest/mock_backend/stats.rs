@@ -7,6 +7,8 @@ use serde_json::json;
 
 #[derive(Default)]
 pub struct Stats {
+    /// TCP connections accepted.
+    pub connections: AtomicU64,
     pub requests: AtomicU64,
     pub inference: AtomicU64,
     pub in_flight: AtomicU64,
@@ -30,6 +32,7 @@ impl Stats {
 
     pub fn to_json(&self) -> serde_json::Value {
         json!({
+            "connections": self.connections.load(Ordering::SeqCst),
             "requests": self.requests.load(Ordering::SeqCst),
             "inference": self.inference.load(Ordering::SeqCst),
             "in_flight": self.in_flight.load(Ordering::SeqCst),
