@@ -81,7 +81,7 @@ impl Writer {
     }
 
     /// Waits for the send in flight, if any.
-    pub async fn settle(&mut self) -> io::Result<()> {
+    async fn settle(&mut self) -> io::Result<()> {
         poll_fn(|cx| self.poll_settle(cx)).await
     }
 

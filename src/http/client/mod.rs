@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Method, Response};
 
 pub use body::UpstreamBody;
-pub use pool::sweep_forever as sweep_idle_connections;
+pub use pool::sweep_idle_connections;
 use pool::Conn;
 
 use crate::config::url::EndpointUrl;

@@ -148,7 +148,7 @@ fn drop_expired(idle: &mut Vec<Conn>, now: u64) {
 
 /// Closes, every SWEEP_EVERY, the connections of this thread's pools unused for MAX_IDLE_MS: a pool
 /// that gets no traffic at all never reaches the check made when a connection comes back.
-pub async fn sweep_forever() {
+pub async fn sweep_idle_connections() {
     loop {
         monoio::time::sleep(SWEEP_EVERY).await;
         sweep(coarse_ms());
