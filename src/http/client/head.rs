@@ -44,10 +44,10 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String
         let len = match httparse::ParserConfig::default()
             .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
         {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
-                return Err(format!("response head larger than {MAX_HEAD_BYTES} bytes"))
-            }
+            // The limit holds however the head arrived, in one read or in many.
+            Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => len,
+            Ok(httparse::Status::Complete(_)) => return Err(too_large()),
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(too_large()),
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(format!("invalid response head: {e}")),
         };
@@ -62,8 +62,9 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String
             continue;
         }
         let http11 = resp.version == Some(1);
-        let framing = framing(status, method, resp.headers)?;
-        let keep_alive = framing != Framing::UntilClose
+        let (framing, reusable) = framing(status, method, resp.headers, http11)?;
+        let keep_alive = reusable
+            && framing != Framing::UntilClose
             && connection_keep_alive(values(resp.headers, "connection"), http11);
         // The header block: after the status line, before the blank line that ends the head.
         let first = buf[..len]
@@ -89,6 +90,10 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, String
     }
 }
 
+fn too_large() -> String {
+    format!("response head larger than {MAX_HEAD_BYTES} bytes")
+}
+
 /// The values of every header called `name` (ASCII case-insensitive).
 fn values<'a>(
     headers: &'a [httparse::Header<'a>],
@@ -100,48 +105,73 @@ fn values<'a>(
         .map(|h| h.value)
 }
 
+/// The elements of a comma-separated list spread over every line of header `name`, with optional
+/// whitespace trimmed; empty elements are kept (for the caller to reject or skip).
+fn list_elements<'a>(
+    headers: &'a [httparse::Header<'a>],
+    name: &'static str,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    values(headers, name).flat_map(|v| v.split(|&b| b == b',').map(<[u8]>::trim_ascii))
+}
+
+/// The body's framing (RFC 9112 §6.3), and whether the framing allows the connection to be reused.
 fn framing(
     status: StatusCode,
     method: &Method,
     headers: &[httparse::Header<'_>],
-) -> Result<Framing, String> {
+    http11: bool,
+) -> Result<(Framing, bool), String> {
     if method == Method::HEAD
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
-        return Ok(Framing::Empty);
+        return Ok((Framing::Empty, true));
     }
-    if let Some(te) = values(headers, "transfer-encoding").next() {
-        let chunked_last = std::str::from_utf8(te)
-            .ok()
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        return Ok(if chunked_last {
+    let has_length = values(headers, "content-length").next().is_some();
+    if values(headers, "transfer-encoding").next().is_some() {
+        // All lines form one list of codings; only a final `chunked` delimits the body (rule 4:
+        // otherwise a response runs until close). With a content-length too (rule 3) or on
+        // HTTP/1.0 (§6.1) the framing is suspect: the connection is not reused.
+        let last = list_elements(headers, "transfer-encoding")
+            .filter(|c| !c.is_empty())
+            .last();
+        let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+        let framing = if chunked {
             Framing::Chunked
         } else {
             Framing::UntilClose
-        });
+        };
+        return Ok((framing, http11 && !has_length));
     }
-    let mut lengths = values(headers, "content-length");
-    let Some(first) = lengths.next() else {
-        return Ok(Framing::UntilClose);
-    };
-    let parse = |v: &[u8]| {
-        std::str::from_utf8(v)
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .ok_or_else(|| format!("invalid content-length {:?}", String::from_utf8_lossy(v)))
-    };
-    let n = parse(first)?;
-    for other in lengths {
-        if parse(other)? != n {
-            return Err("conflicting content-length headers".into());
+    if !has_length {
+        return Ok((Framing::UntilClose, false));
+    }
+    // Every element of every line must be 1*DIGIT, and all the same number.
+    let mut length = None;
+    for v in list_elements(headers, "content-length") {
+        let n = parse_digits(v)
+            .ok_or_else(|| format!("invalid content-length {:?}", String::from_utf8_lossy(v)))?;
+        if length.is_some_and(|l| l != n) {
+            return Err("conflicting content-length values".into());
         }
+        length = Some(n);
     }
-    Ok(if n == 0 {
-        Framing::Empty
-    } else {
-        Framing::Length(n)
+    Ok(match length {
+        Some(0) | None => (Framing::Empty, true),
+        Some(n) => (Framing::Length(n), true),
+    })
+}
+
+/// `1*DIGIT` as a u64: no sign, no whitespace, no overflow.
+fn parse_digits(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
     })
 }
 
@@ -173,6 +203,87 @@ mod tests {
         assert_eq!(h.framing, Framing::Empty);
         let h = complete("HTTP/1.1 204 No Content\r\n\r\n", Method::DELETE);
         assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
+    }
+
+    #[test]
+    fn transfer_encoding_lines_are_combined() {
+        // The last coding of all TE lines together decides; chunked must be final.
+        let h = complete(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, true));
+        let h = complete(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
+        let h = complete(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip,\tCHUNKED ,\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!(h.framing, Framing::Chunked);
+        let h = complete(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\ncontent-length: 5\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
+    }
+
+    #[test]
+    fn transfer_encoding_with_content_length_or_on_http10_is_not_reused() {
+        let h = complete(
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
+        let h = complete(
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
+    }
+
+    #[test]
+    fn content_length_is_digits_only_and_consistent() {
+        for bad in [
+            "+12",
+            "-1",
+            "1 2",
+            "0x5",
+            "",
+            "5,",
+            "5, 6",
+            "99999999999999999999",
+        ] {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {bad}\r\n\r\n");
+            assert!(parse_str(&head, Method::GET).is_err(), "{bad:?}");
+        }
+        let h = complete(
+            "HTTP/1.1 200 OK\r\ncontent-length: 7, 7\r\ncontent-length: 7\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!((h.framing, h.keep_alive), (Framing::Length(7), true));
+        assert!(parse_str(
+            "HTTP/1.1 200 OK\r\ncontent-length: 7\r\ncontent-length: 7, 8\r\n\r\n",
+            Method::GET
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_whole_head_over_the_limit_is_refused() {
+        let huge = format!(
+            "HTTP/1.1 200 OK\r\nx: {}\r\ncontent-length: 0\r\n\r\n",
+            "a".repeat(200 * 1024)
+        );
+        assert!(parse_str(&huge, Method::GET).is_err());
+        // An interim head counts on its own: each must fit.
+        let interim = format!(
+            "HTTP/1.1 100 Continue\r\nx: {}\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+            "a".repeat(MAX_HEAD_BYTES)
+        );
+        assert!(parse_str(&interim, Method::GET).is_err());
     }
 
     #[test]
