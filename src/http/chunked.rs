@@ -1,5 +1,9 @@
 //! Incremental decoder of `Transfer-Encoding: chunked` bodies: data comes out as zero-copy slices
-//! of the read buffer, however the input is split.
+//! of the read buffer, however the input is split. Used for upstream answers and client requests.
+//!
+//! Every framing line (size, the end of a chunk's data, trailers) must end in CRLF: a bare LF is
+//! an error. Peers that disagree on where a chunk line ends are how bodies get smuggled, and
+//! common servers (Go, hyper) refuse bare LF there too.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -23,6 +27,8 @@ enum State {
 #[derive(Debug, Default)]
 pub struct ChunkedDecoder {
     state: State,
+    /// A framing error met while reading ahead, reported after the data decoded before it.
+    failed: Option<String>,
 }
 
 /// What the decoder could make of the buffered bytes.
@@ -46,6 +52,9 @@ impl ChunkedDecoder {
 
     /// Consumes framing and returns the next data slice, the end, or a request for more input.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, String> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
         loop {
             match self.state {
                 State::Done => return Ok(Decoded::End),
@@ -60,8 +69,11 @@ impl ChunkedDecoder {
                     } else {
                         State::Data(left - n as u64)
                     };
-                    // Read ahead through framing already buffered, so the end is known as early as possible.
-                    self.skip_framing(buf)?;
+                    // Read ahead through framing already buffered, so the end is known as early as
+                    // possible; an error there waits until this data is delivered.
+                    if let Err(e) = self.skip_framing(buf) {
+                        self.failed = Some(e);
+                    }
                     return Ok(Decoded::Data(data));
                 }
                 _ => {
@@ -87,10 +99,10 @@ impl ChunkedDecoder {
     fn step_framing(&mut self, buf: &mut BytesMut) -> Result<bool, String> {
         match self.state {
             State::Size => {
-                let Some((end, taken)) = find_line(buf)? else {
+                let Some(taken) = find_line(buf)? else {
                     return Ok(false);
                 };
-                let size = parse_size(&buf[..end])?;
+                let size = parse_size(&buf[..taken])?;
                 buf.advance(taken);
                 self.state = if size == 0 {
                     State::Trailers
@@ -112,11 +124,11 @@ impl ChunkedDecoder {
                 self.state = State::Size;
             }
             State::Trailers => {
-                let Some((end, taken)) = find_line(buf)? else {
+                let Some(taken) = find_line(buf)? else {
                     return Ok(false);
                 };
                 buf.advance(taken);
-                if end == 0 {
+                if taken == 2 {
                     self.state = State::Done;
                 }
             }
@@ -126,43 +138,35 @@ impl ChunkedDecoder {
     }
 }
 
-/// Finds the first whole buffered line: the length of its content (without `\r\n` or `\n`) and
-/// the bytes it takes up. Read in place: a line costs no buffer split, once per chunk.
-fn find_line(buf: &[u8]) -> Result<Option<(usize, usize)>, String> {
+/// Finds the first whole buffered line and the bytes it takes up, its CRLF included. Read in
+/// place: a line costs no buffer split, once per chunk.
+fn find_line(buf: &[u8]) -> Result<Option<usize>, String> {
     match buf.iter().position(|b| *b == b'\n') {
         Some(pos) if pos > MAX_LINE => Err("chunk size line too long".into()),
-        Some(pos) => {
-            let end = if pos > 0 && buf[pos - 1] == b'\r' {
-                pos - 1
-            } else {
-                pos
-            };
-            Ok(Some((end, pos + 1)))
-        }
+        Some(pos) if pos > 0 && buf[pos - 1] == b'\r' => Ok(Some(pos + 1)),
+        Some(_) => Err("chunked framing line ends in a bare LF".into()),
         None if buf.len() > MAX_LINE => Err("chunk size line too long".into()),
         None => Ok(None),
     }
 }
 
+/// The size on a whole size line (`line` ends in its only LF, after a CR). httparse skips
+/// extensions and stops past 16 hex digits, so a size never wraps; it also reads a line with no
+/// digits as 0, hence the check of the first byte.
 fn parse_size(line: &[u8]) -> Result<u64, String> {
-    let digits = line
-        .iter()
-        .position(|b| *b == b';' || *b == b' ' || *b == b'\t')
-        .map_or(line, |end| &line[..end]);
-    if digits.is_empty() || digits.len() > 15 {
-        return Err(format!(
+    let invalid = || {
+        format!(
             "invalid chunk size line {:?}",
             String::from_utf8_lossy(line)
-        ));
+        )
+    };
+    if !line.first().is_some_and(u8::is_ascii_hexdigit) {
+        return Err(invalid());
     }
-    let mut size = 0u64;
-    for b in digits {
-        let d = (*b as char)
-            .to_digit(16)
-            .ok_or_else(|| format!("invalid chunk size {:?}", String::from_utf8_lossy(digits)))?;
-        size = size * 16 + d as u64;
+    match httparse::parse_chunk_size(line) {
+        Ok(httparse::Status::Complete((used, size))) if used == line.len() => Ok(size),
+        _ => Err(invalid()),
     }
-    Ok(size)
 }
 
 #[cfg(test)]
@@ -224,7 +228,7 @@ mod tests {
         assert!(decode_in_steps(b"zz\r\nabc", 3).is_err());
         assert!(decode_in_steps(b"3\r\nabcXY", 2).is_err());
         assert!(decode_in_steps(b"\r\n", 1).is_err());
-        assert!(decode_in_steps(b"ffffffffffffffff\r\n", 4).is_err());
+        assert!(decode_in_steps(b"fffffffffffffffff\r\n", 4).is_err());
         assert!(decode_in_steps(&[b'1'; MAX_LINE + 2], 1024).is_err());
         let mut long = vec![b'1'; MAX_LINE + 2];
         long.extend_from_slice(b"\r\n");
@@ -235,9 +239,59 @@ mod tests {
     }
 
     #[test]
-    fn accepts_bare_lf_lines() {
-        let (data, done) = decode_in_steps(b"2\nhi\r\n0\n\n", 1).unwrap();
-        assert_eq!(data, b"hi");
-        assert!(done);
+    fn rejects_bare_lf_lines_everywhere() {
+        for body in [
+            &b"2\nhi\r\n0\r\n\r\n"[..],
+            b"2\r\nhi\n0\r\n\r\n",
+            b"2;a\nhi\r\n0\r\n\r\n",
+            b"2\r\nhi\r\n0\n\r\n",
+            b"2\r\nhi\r\n0\r\nx: 1\n\r\n",
+            b"2\r\nhi\r\n0\r\n\n",
+        ] {
+            for step in [1, body.len()] {
+                assert!(
+                    decode_in_steps(body, step).is_err(),
+                    "{:?} step {step}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex_digits_within_u64() {
+        assert!(decode_in_steps(b";ext\r\n", 6).is_err(), "no digits");
+        assert!(decode_in_steps(b" 1\r\nx\r\n0\r\n\r\n", 3).is_err());
+        assert!(decode_in_steps(b"+1\r\nx\r\n0\r\n\r\n", 3).is_err());
+        assert!(
+            decode_in_steps(b"10000000000000000\r\n", 19).is_err(),
+            "more than u64"
+        );
+        let mut dec = ChunkedDecoder::new();
+        let mut buf = BytesMut::from(&b"ffffffffffffffff \t;a=\"b c\"\r\nxy"[..]);
+        assert_eq!(
+            dec.decode(&mut buf).unwrap(),
+            Decoded::Data(Bytes::from_static(b"xy"))
+        );
+        assert_eq!(dec.state, State::Data(u64::MAX - 2));
+    }
+
+    #[test]
+    fn data_decoded_before_a_framing_error_is_delivered_first() {
+        let mut dec = ChunkedDecoder::new();
+        let mut buf = BytesMut::from(&b"3\r\nabc\r\nzz\r\n"[..]);
+        assert_eq!(
+            dec.decode(&mut buf).unwrap(),
+            Decoded::Data(Bytes::from_static(b"abc"))
+        );
+        assert!(dec.decode(&mut buf).is_err());
+        assert!(dec.decode(&mut buf).is_err(), "the error stays");
+        let mut dec = ChunkedDecoder::new();
+        let mut buf = BytesMut::from(&b"3\r\nabcXY"[..]);
+        assert_eq!(
+            dec.decode(&mut buf).unwrap(),
+            Decoded::Data(Bytes::from_static(b"abc"))
+        );
+        assert!(dec.decode(&mut buf).is_err());
     }
 }
