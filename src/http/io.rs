@@ -24,11 +24,11 @@ pub enum Stream {
 
 impl Stream {
     /// Whether an idle connection can carry another request: the peer has not closed or reset it
-    /// and, on plain HTTP, has sent nothing unasked. One non-blocking peek; nothing is consumed.
+    /// and has sent nothing unasked. One non-blocking peek on the socket; nothing is consumed.
     pub fn still_open(&self) -> bool {
-        let (fd, tls) = match self {
-            Stream::Plain { fd, .. } => (*fd, false),
-            Stream::Tls(tls) => (tls.get_ref().0.as_raw_fd(), true),
+        let fd = match self {
+            Stream::Plain { fd, .. } => *fd,
+            Stream::Tls(tls) => tls.get_ref().0.as_raw_fd(),
         };
         let mut byte = 0u8;
         // SAFETY: `fd` is this connection's open socket, and one byte of writable memory is given.
@@ -40,10 +40,12 @@ impl Stream {
                 libc::MSG_PEEK | libc::MSG_DONTWAIT,
             )
         };
+        // Any byte means the connection is not reusable. Plain HTTP: bytes before a request are
+        // not an answer to it. TLS: a compliant server sends nothing unasked on an idle connection
+        // (session tickets come before the first answer, which was read whole), so it is a
+        // close_notify, an alert, or an unasked answer (such as a 408) inside a record.
         match n {
-            0 => false,
-            // TLS: a late session ticket is normal. Plain HTTP: bytes before a request are not an answer to it.
-            n if n > 0 => tls,
+            n if n >= 0 => false,
             _ => std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock,
         }
     }
