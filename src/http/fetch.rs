@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Response};
+use http_body::Body;
 use http_body_util::BodyExt;
 
 use super::client::{self, Outgoing, Target, UpstreamBody, UpstreamError};
@@ -101,7 +102,8 @@ pub async fn send(
     .await
 }
 
-/// Sends a request and reads the whole answer within `timeout`: `(status, body)`.
+/// Sends a request and reads the whole answer (at most `MAX_COLLECT_BYTES`) within `timeout`:
+/// `(status, body)`.
 pub async fn send_collect(
     ep: &EndpointState,
     method: Method,
@@ -121,18 +123,44 @@ pub async fn send_collect(
             .await
             .map_err(|e| e.to_string())?;
         let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
+        let bytes = collect_capped(resp.into_body(), MAX_COLLECT_BYTES)
             .await
-            .map_err(|e| format!("{}: {e}", ep.cfg.url))?
-            .to_bytes();
+            .map_err(|e| format!("{}: {e}", ep.cfg.url))?;
         Ok((status, bytes))
     };
     match monoio::time::timeout(timeout, work).await {
         Ok(r) => r,
         Err(_) => Err(format!("{} did not answer within {timeout:?}", ep.cfg.url)),
     }
+}
+
+/// Largest answer `send_collect` reads into memory. Its callers (discovery, listings, `show`,
+/// management routes) get JSON documents far smaller than this; a larger answer is an error, so a
+/// faulty or hostile backend cannot make the router buffer without bound.
+pub const MAX_COLLECT_BYTES: usize = 32 * 1024 * 1024;
+
+/// Reads a whole body of at most `cap` bytes; refused before reading when its declared length is larger.
+async fn collect_capped<B>(body: B, cap: usize) -> Result<Bytes, String>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let too_large = || format!("answer larger than {cap} bytes");
+    if body.size_hint().lower() > cap as u64 {
+        return Err(too_large());
+    }
+    let mut body = std::pin::pin!(body);
+    let mut out = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() else {
+            continue; // trailers
+        };
+        if out.len() + data.len() > cap {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok(out.freeze())
 }
 
 /// GETs `path` and parses the JSON answer; any failure is a message naming the endpoint.
@@ -151,4 +179,39 @@ pub async fn get_json(
     }
     serde_json::from_slice(&body)
         .map_err(|e| format!("{} sent invalid JSON for GET {path}: {e}", ep.cfg.url))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http_body::Frame;
+    use http_body_util::{Full, StreamBody};
+
+    use super::*;
+
+    /// A body of `frames` pieces of `size` bytes, with no size hint (like a chunked answer).
+    fn unsized_body(
+        frames: usize,
+        size: usize,
+    ) -> StreamBody<impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>>> {
+        let frames = (0..frames).map(move |_| Ok(Frame::data(Bytes::from(vec![b'x'; size]))));
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    #[test]
+    fn collect_is_capped() {
+        crate::server::runtime::block_on(crate::config::IoDriver::Auto, async {
+            let at_cap = collect_capped(Full::new(Bytes::from(vec![b'x'; 10])), 10).await;
+            assert_eq!(at_cap.unwrap().len(), 10);
+            let known_too_long = collect_capped(Full::new(Bytes::from(vec![b'x'; 11])), 10).await;
+            assert!(known_too_long.unwrap_err().contains("larger than 10 bytes"));
+            assert_eq!(
+                collect_capped(unsized_body(5, 2), 10).await.unwrap().len(),
+                10
+            );
+            let too_long = collect_capped(unsized_body(6, 2), 10).await;
+            assert!(too_long.unwrap_err().contains("larger than 10 bytes"));
+        });
+    }
 }
