@@ -59,7 +59,7 @@ fn main() {
         }
         return;
     }
-    nomyo_router::logging::init(&config.log_level, config.log_format);
+    let log_writer = nomyo_router::logging::init(&config.log_level, config.log_format);
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
@@ -74,6 +74,7 @@ fn main() {
     if let Err(e) = nomyo_router::server::run(shared) {
         tracing::error!(error = %e, "cannot start");
         eprintln!("nomyo-router: {e}");
+        drop(log_writer);
         std::process::exit(1);
     }
 }

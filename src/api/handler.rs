@@ -75,7 +75,7 @@ async fn dispatch(
     upstream_timer: &mut LazyTimer,
 ) -> Result<Response<RouterBody>, ApiError> {
     if let (Some(key), false) = (&ctx.shared.config.router_api_key, route.is_public()) {
-        crate::auth::check(key, req.headers.get("authorization"), req.uri.query())?;
+        crate::auth::check(key, &req.headers, req.uri.query())?;
     }
     match route {
         Route::Inference(i) => proxy::inference(ctx, *i, req, body?, upstream_timer).await,

@@ -12,9 +12,9 @@ use super::errors::{ApiError, ApiFormat};
 use super::routes::Inference;
 use super::sniff::{rewrite, sniff, Sniffed};
 use super::translated;
-use super::util::{forwardable_query, Ctx};
+use super::util::Ctx;
 use crate::config::EndpointKind;
-use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming};
+use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming, Transform};
 use crate::http::client::UpstreamBody;
 use crate::http::fetch;
 use crate::http::lazy_timer::LazyTimer;
@@ -219,7 +219,7 @@ fn prepare(
     let mut path = String::with_capacity(base.len() + route.path().len() + 1);
     path.push_str(base);
     path.push_str(route.path());
-    if let Some(q) = forwardable_query(req.uri.query()) {
+    if let Some(q) = crate::auth::query_without_key(req.uri.query()) {
         path.push('?');
         path.push_str(&q);
     }
@@ -249,6 +249,7 @@ async fn forward(
     let cfg = &shared.config;
     let prepared = prepare(&ep, route, req, body, sniffed, &guard.slot().model)
         .map_err(AttemptError::Fatal)?;
+    crate::server::fault::upstream(&req.headers);
     let hard_deadline = (!cfg.timeouts.total.is_zero()).then(|| ctx.started + cfg.timeouts.total);
     let mut first_byte = if loaded {
         cfg.timeouts.first_byte
@@ -329,6 +330,7 @@ async fn forward(
             cfg.timeouts.idle,
             on_end,
             hard_deadline,
+            crate::server::fault::body(&req.headers),
         ),
     };
     ctx.endpoint = ep.name_header.clone();
@@ -345,6 +347,7 @@ fn relay(
     idle: std::time::Duration,
     on_end: OnEnd,
     hard_deadline: Option<Instant>,
+    transform: Option<Box<dyn Transform>>,
 ) -> Response<RouterBody> {
     let status = resp.status();
     let upstream_body = resp.into_body();
@@ -354,8 +357,11 @@ fn relay(
         (true, ApiFormat::OpenAi) => StreamFraming::Sse,
     };
     // The upstream's header lines are written through by the connection, filtered, without a map.
-    let relay = Relay::new(upstream_body, Some(guard), framing, idle, on_end)
+    let mut relay = Relay::new(upstream_body, Some(guard), framing, idle, on_end)
         .with_hard_deadline(hard_deadline);
+    if let Some(t) = transform {
+        relay = relay.with_transform(t);
+    }
     let mut out = Response::new(RouterBody::Relay(Box::new(relay)));
     *out.status_mut() = status;
     out

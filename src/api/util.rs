@@ -56,28 +56,3 @@ pub fn request_id(given: Option<HeaderValue>) -> HeaderValue {
             HeaderValue::from_bytes(&id).expect("hex is a valid header")
         })
 }
-
-/// The query string without the router's `api_key`, which must never go upstream.
-pub fn forwardable_query(query: Option<&str>) -> Option<String> {
-    let q = query?;
-    let kept: Vec<&str> = q
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("api_key=") && *p != "api_key")
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("&"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strips_api_key_from_query() {
-        assert_eq!(forwardable_query(Some("api_key=s3cret")), None);
-        assert_eq!(
-            forwardable_query(Some("a=1&api_key=x&b=2")),
-            Some("a=1&b=2".into())
-        );
-        assert_eq!(forwardable_query(None), None);
-    }
-}

@@ -21,10 +21,17 @@ type ReadSlot = FutureSlot<
     (TcpOwnedReadHalf, io::Result<usize>, BytesMut),
 >;
 
-/// The read side of a connection: either idle, or with one read in flight that owns the buffer.
+/// The read side of a connection: either idle, or with one read in flight. A read either borrows
+/// the caller's buffer and appends to it in place (`poll_fill`: the caller's buffer is empty until
+/// it completes), or reads into a buffer of its own whose bytes are appended to the caller's when
+/// it completes (`poll_fill_keeping`: the caller's bytes stay readable meanwhile).
 pub struct Reader {
     half: Option<TcpOwnedReadHalf>,
     read: ReadSlot,
+    /// The read in flight reads into `spare`, not into the caller's buffer.
+    keeping: bool,
+    /// The buffer of keeping reads, kept between them.
+    spare: BytesMut,
 }
 
 impl Reader {
@@ -37,12 +44,14 @@ impl Reader {
                     (half, result, spare.into_inner())
                 },
             ),
+            keeping: false,
+            spare: BytesMut::new(),
         }
     }
 
-    /// A read is in flight: `buf` is with it until it completes.
-    pub fn is_busy(&self) -> bool {
-        self.read.is_busy()
+    /// A read in flight has the caller's buffer: it is empty until the read completes.
+    pub fn has_buf(&self) -> bool {
+        self.read.is_busy() && !self.keeping
     }
 
     /// Appends what the socket has to `buf`; `Ok(0)` is the end of the stream. While this returns
@@ -53,23 +62,65 @@ impl Reader {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
         if !self.read.is_busy() {
-            let Some(half) = self.half.take() else {
+            if self.half.is_none() {
                 return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-            };
-            let mut owned = std::mem::take(buf);
-            if owned.capacity() - owned.len() < READ_CHUNK / 4 {
-                owned.reserve(READ_CHUNK);
             }
-            let len = owned.len();
-            // SAFETY: `len` is the initialised length, so the slice starts inside the buffer.
-            let spare: SliceMut<BytesMut> = unsafe { owned.slice_mut_unchecked(len..) };
-            self.read.start((half, spare));
+            self.start(std::mem::take(buf), false);
+        }
+        self.complete(buf, cx)
+    }
+
+    /// Like `poll_fill`, but `buf` keeps its bytes while the read is in flight; what the read
+    /// brings is copied after them. For watching a socket while its buffered bytes are in use.
+    pub fn poll_fill_keeping(
+        &mut self,
+        buf: &mut BytesMut,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if !self.read.is_busy() {
+            if self.half.is_none() {
+                return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+            }
+            if buf.is_empty() {
+                self.start(std::mem::take(buf), false);
+            } else {
+                let spare = std::mem::take(&mut self.spare);
+                self.start(spare, true);
+            }
+        }
+        self.complete(buf, cx)
+    }
+
+    /// Starts a read into `owned`; the callers have checked that the socket half is here.
+    fn start(&mut self, mut owned: BytesMut, keeping: bool) {
+        let Some(half) = self.half.take() else {
+            return;
+        };
+        if owned.capacity() - owned.len() < READ_CHUNK / 4 {
+            owned.reserve(READ_CHUNK);
+        }
+        let len = owned.len();
+        // SAFETY: `len` is the initialised length, so the slice starts inside the buffer.
+        let spare: SliceMut<BytesMut> = unsafe { owned.slice_mut_unchecked(len..) };
+        self.keeping = keeping;
+        self.read.start((half, spare));
+    }
+
+    fn complete(&mut self, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if !self.read.is_busy() {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         }
         match self.read.poll(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready((half, result, owned)) => {
+            Poll::Ready((half, result, mut owned)) => {
                 self.half = Some(half);
-                *buf = owned;
+                if self.keeping {
+                    buf.extend_from_slice(&owned);
+                    owned.clear();
+                    self.spare = owned;
+                } else {
+                    *buf = owned;
+                }
                 Poll::Ready(result)
             }
         }

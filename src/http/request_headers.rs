@@ -22,15 +22,24 @@ impl RequestHeaders {
 
     /// Headers from `(name, value)` pairs, laid out like a received head (tests, benchmarks).
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let raw: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        Self::from_raw_pairs(&raw)
+    }
+
+    /// Headers from byte pairs, which need not be UTF-8 (tests of hostile input).
+    pub fn from_raw_pairs(pairs: &[(&[u8], &[u8])]) -> Self {
         let mut head = Vec::new();
         let mut spans = Vec::with_capacity(pairs.len());
         for (name, value) in pairs {
             let ns = head.len() as u32;
-            head.extend_from_slice(name.as_bytes());
+            head.extend_from_slice(name);
             let ne = head.len() as u32;
             head.extend_from_slice(b": ");
             let vs = head.len() as u32;
-            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(value);
             spans.push([ns, ne, vs, head.len() as u32]);
             head.extend_from_slice(b"\r\n");
         }

@@ -56,19 +56,26 @@ impl WaitQueue {
     }
 
     /// Gives `guard` to the longest waiter still waiting; returns it when nobody takes it.
+    ///
+    /// Each send happens with the line unlocked: a send to a waiter that just left fails and hands
+    /// the guard back, and had the guard been dropped instead (or had it ever been), its release
+    /// would come back here and lock the line again on this thread.
     pub fn hand_off(&self, mut guard: SlotGuard) -> Option<SlotGuard> {
-        let mut w = self.lock();
-        while let Some((_, tx)) = w.pop_front() {
+        loop {
+            let next = {
+                let mut w = self.lock();
+                let next = w.pop_front();
+                self.len.store(w.len(), Ordering::SeqCst);
+                next
+            };
+            let Some((_, tx)) = next else {
+                return Some(guard);
+            };
             match tx.send(guard) {
-                Ok(()) => {
-                    self.len.store(w.len(), Ordering::SeqCst);
-                    return None;
-                }
+                Ok(()) => return None,
                 Err(back) => guard = back,
             }
         }
-        self.len.store(0, Ordering::SeqCst);
-        Some(guard)
     }
 
     fn remove(&self, id: u64) {

@@ -177,4 +177,51 @@ mod tests {
         }
         assert_eq!(s.in_flight(), 0);
     }
+
+    /// Releases, hand-offs and waiters that leave at any moment (their receiver dropped with or
+    /// without a slot in it), from several threads at once: nothing deadlocks (a watchdog bounds
+    /// the run) and every count returns to zero.
+    #[test]
+    fn hand_offs_racing_departing_waiters_settle_at_zero() {
+        let s = slot(2);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let threads: Vec<_> = (0..6)
+            .map(|t| {
+                let s = s.clone();
+                let done = done_tx.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000u32 {
+                        if let Some(g) = s.try_acquire() {
+                            drop(g);
+                            continue;
+                        }
+                        let (ticket, mut rx) = s.queue.enqueue();
+                        match (i + t) % 3 {
+                            // Leaves at once; a slot handed over meanwhile goes with the receiver.
+                            0 => drop((ticket, rx)),
+                            1 => {
+                                drop(ticket);
+                                if let Ok(Some(g)) = rx.try_recv() {
+                                    drop(g);
+                                }
+                            }
+                            _ => ticket.cancel(rx),
+                        }
+                    }
+                    let _ = done.send(());
+                })
+            })
+            .collect();
+        drop(done_tx);
+        for _ in 0..threads.len() {
+            done_rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("a thread is stuck: hand-off deadlock");
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!((s.in_flight(), s.queue.depth()), (0, 0));
+        assert_eq!(s.endpoint.in_flight.load(Ordering::Relaxed), 0);
+    }
 }

@@ -3,7 +3,8 @@
 //! A read stays in flight while the handler runs and while a body streams, so a client that hangs
 //! up is noticed at once and its request is dropped (which releases its slot and cancels upstream).
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use http::{Method, StatusCode, Version};
 use http_body::Body;
 use monoio::io::Splitable;
@@ -20,7 +22,8 @@ use super::request_head::{self, BodyFraming, HeadError, RequestHead};
 use super::response_head::{self, ResponseFraming, LAST_CHUNK};
 use crate::api::errors::ApiError;
 use crate::api::handler::handle;
-use crate::api::util::RouterHeaders;
+use crate::api::routes::route;
+use crate::api::util::{request_id, RouterHeaders};
 use crate::config::Limits;
 use crate::http::body::RouterBody;
 use crate::http::chunked::{ChunkedDecoder, Decoded};
@@ -39,6 +42,9 @@ const KEEP_BUFFER: usize = 256 * 1024;
 /// closing with unread data (a TCP reset) does not destroy the error answer before the client reads it.
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 16 << 20;
+/// How much a client may send ahead (pipelined requests) while its current request is served and
+/// the socket is still watched for a hang-up.
+const WATCH_AHEAD: usize = 64 * 1024;
 
 pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
@@ -149,10 +155,10 @@ impl Connection {
             },
         };
         let http11 = head.version == Version::HTTP_11;
-        let Some((resp, added)) = self.run_handler(&head, body).await else {
+        let Some((resp, added, sound)) = self.run_handler(&head, body).await else {
             return false;
         };
-        self.respond(resp, &added, &head.method, http11, keep_alive)
+        self.respond(resp, &added, &head.method, http11, keep_alive && sound)
             .await
     }
 
@@ -163,7 +169,7 @@ impl Connection {
         let mut deadline = Instant::now() + KEEP_ALIVE_IDLE;
         let mut started = false;
         loop {
-            if !self.reader.is_busy() {
+            if !self.reader.has_buf() {
                 if let Some(head) = request_head::parse(&mut self.buf, &limits)? {
                     return Ok(Some(head));
                 }
@@ -199,8 +205,8 @@ impl Connection {
         match framing {
             BodyFraming::Length(n) => {
                 let n = n as usize;
-                while self.buf.len() < n || self.reader.is_busy() {
-                    if !self.reader.is_busy() && self.buf.capacity() < n {
+                while self.buf.len() < n || self.reader.has_buf() {
+                    if !self.reader.has_buf() && self.buf.capacity() < n {
                         self.buf.reserve(n - self.buf.len());
                     }
                     self.fill_until(deadline).await?;
@@ -211,7 +217,7 @@ impl Connection {
                 let mut decoder = ChunkedDecoder::new();
                 let mut body = BytesMut::new();
                 loop {
-                    if !self.reader.is_busy() {
+                    if !self.reader.has_buf() {
                         match decoder.decode(&mut self.buf) {
                             Ok(Decoded::Data(d)) if body.len() + d.len() > limit => {
                                 return Err(BodyFailure::TooLarge)
@@ -254,26 +260,36 @@ impl Connection {
         .await
     }
 
-    /// Runs the handler while watching the socket; `None` when the client hung up first.
+    /// Runs the handler while watching the socket; `None` when the client hung up first. A panic
+    /// in the handler becomes a 500 in the route's format (the request's slot and queue place were
+    /// released as its future unwound), after which the connection closes.
     async fn run_handler(
         &mut self,
         head: &RequestHead,
         body: Result<Bytes, ApiError>,
-    ) -> Option<(http::Response<RouterBody>, RouterHeaders)> {
+    ) -> Option<(http::Response<RouterBody>, RouterHeaders, bool)> {
         let handler = handle(head, body, self.shared.clone(), &mut self.upstream_deadline);
-        let mut handler = std::pin::pin!(handler);
-        // Bytes already buffered are a pipelined request: nothing to watch until it is served.
-        if !self.buf.is_empty() {
-            return Some(handler.await);
-        }
-        let reader = &mut self.reader;
-        let buf = &mut self.buf;
-        monoio::select! {
-            resp = &mut handler => Some(resp),
-            read = reader.fill(buf) => match read {
-                Ok(n) if n > 0 => Some(handler.await),
-                _ => None,
-            },
+        let handler = AssertUnwindSafe(handler).catch_unwind();
+        match watching(&mut self.reader, &mut self.buf, handler).await? {
+            Ok((resp, added)) => Some((resp, added, true)),
+            Err(_) => {
+                let route = route(&head.method, head.uri.path());
+                let added = RouterHeaders {
+                    request_id: request_id(head.headers.value("x-request-id")),
+                    endpoint: None,
+                };
+                tracing::error!(
+                    request_id = added.request_id.to_str().unwrap_or(""),
+                    route = route.name(),
+                    "the request's handler panicked: answered 500, released its slot, closing the connection"
+                );
+                let resp = ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error while serving this request",
+                )
+                .into_response(route.format());
+                Some((resp, added, false))
+            }
         }
     }
 
@@ -392,19 +408,9 @@ impl Connection {
                 None => Poll::Pending,
             }
         });
-        if !self.buf.is_empty() {
-            return frame.await;
-        }
-        let mut frame = std::pin::pin!(frame);
-        let reader = &mut self.reader;
-        let buf = &mut self.buf;
-        monoio::select! {
-            next = &mut frame => next,
-            read = reader.fill(buf) => match read {
-                Ok(n) if n > 0 => frame.await,
-                _ => Next::ClientGone,
-            },
-        }
+        watching(&mut self.reader, &mut self.buf, frame)
+            .await
+            .unwrap_or(Next::ClientGone)
     }
 
     /// Writes what is gathered; false when the client is gone.
@@ -457,14 +463,22 @@ impl Connection {
     }
 }
 
-/// Polls the body once: `None` when nothing is ready yet.
+/// Polls the body once: `None` when nothing is ready yet. A panic while producing the body (a
+/// translator, a relay) ends it as a failure: the client sees the body cut short, the connection
+/// closes, and dropping the body releases its slot.
 fn poll_next(body: &mut RouterBody, cx: &mut std::task::Context<'_>) -> Option<Next> {
     loop {
-        return match Pin::new(&mut *body).poll_frame(cx) {
-            Poll::Pending => None,
-            Poll::Ready(None) => Some(Next::End),
-            Poll::Ready(Some(Err(_))) => Some(Next::Failed),
-            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+        let polled =
+            std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *body).poll_frame(cx)));
+        return match polled {
+            Err(_) => {
+                tracing::error!("a response body panicked: ending it and closing the connection");
+                Some(Next::Failed)
+            }
+            Ok(Poll::Pending) => None,
+            Ok(Poll::Ready(None)) => Some(Next::End),
+            Ok(Poll::Ready(Some(Err(_)))) => Some(Next::Failed),
+            Ok(Poll::Ready(Some(Ok(frame)))) => match frame.into_data() {
                 Ok(data) if data.is_empty() => continue,
                 Ok(data) => Some(Next::Data(data)),
                 // Trailers are not forwarded.
@@ -472,4 +486,26 @@ fn poll_next(body: &mut RouterBody, cx: &mut std::task::Context<'_>) -> Option<N
             },
         };
     }
+}
+
+/// Runs `fut` while a read stays in flight on the client socket; `None` when the client hung up
+/// (or the read failed) first. Bytes that arrive meanwhile (a pipelined request, a stray CRLF) are
+/// kept for the next request and the watch goes on: a single byte must not blind it. Past
+/// `WATCH_AHEAD` buffered bytes the client is not read further until `fut` is done.
+async fn watching<F: Future>(reader: &mut Reader, buf: &mut BytesMut, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        while reader.has_buf() || buf.len() < WATCH_AHEAD {
+            match reader.poll_fill_keeping(buf, cx) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(n)) if n > 0 => continue,
+                Poll::Ready(_) => return Poll::Ready(None),
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }

@@ -2,6 +2,7 @@
 //! own upstream pools; the discovery thread; SIGTERM handling with a bounded drain.
 
 mod connection;
+pub mod fault;
 pub mod listener;
 pub mod request_head;
 pub mod response_head;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 
 use crate::state::Shared;
 
@@ -41,7 +43,7 @@ async fn accept_loop(
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    monoio::spawn(super::connection::serve(stream, shared.clone()));
+                    monoio::spawn(serve_contained(stream, shared.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -50,6 +52,18 @@ async fn accept_loop(
                 }
             }
         }
+    }
+}
+
+/// Serves a connection so that a panic anywhere in it ends that connection only: the socket
+/// closes, and its request's slot, queue place and upstream connection are released as its state
+/// is dropped. (The connection catches panics of handlers and bodies itself and answers; this
+/// catches the rest.) A panic that escaped would end the worker's runtime, and with it every
+/// connection of the worker, while its listener kept accepting.
+async fn serve_contained(stream: monoio::net::TcpStream, shared: Arc<Shared>) {
+    let served = AssertUnwindSafe(super::connection::serve(stream, shared)).catch_unwind();
+    if served.await.is_err() {
+        tracing::error!("a connection panicked: closed it and released what it held");
     }
 }
 

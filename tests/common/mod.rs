@@ -137,14 +137,24 @@ impl Router {
     }
 
     pub fn usage(&self) -> serde_json::Value {
-        get_json(&self.url("/api/usage")).1
+        self.usage_as(&[])
+    }
+
+    /// `/api/usage` with extra request headers (a router key).
+    pub fn usage_as(&self, headers: &[(&str, &str)]) -> serde_json::Value {
+        request("GET", &self.url("/api/usage"), "", headers).json()
     }
 
     /// Waits until every slot and queue is back at zero; returns the last usage seen.
     pub fn wait_idle(&self) -> serde_json::Value {
+        self.wait_idle_as(&[])
+    }
+
+    /// `wait_idle`, asking with extra request headers (a router key).
+    pub fn wait_idle_as(&self, headers: &[(&str, &str)]) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let u = self.usage();
+            let u = self.usage_as(headers);
             if (u["total_in_flight"] == 0 && u["total_queued"] == 0) || Instant::now() > deadline {
                 return u;
             }

@@ -1,0 +1,232 @@
+//! Regressions of a hostile review: requests that stopped a worker, and clients whose slot or queue
+//! place outlived them. Every worker must keep answering and every count must return to zero.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const KEY: &str = "s3cret-router-key";
+
+fn keyed_router(m: &Mock, extra: &str, env: &[(&str, &str)]) -> Router {
+    let yaml = config_for(&[m.url()], &format!("nomyo-router-api-key: {KEY}\n{extra}"));
+    Router::start_env(&yaml, &["--workers", "2", "--log-level", "debug"], env)
+}
+
+fn authed_get(router: &Router, path: &str) -> Resp {
+    request(
+        "GET",
+        &router.url(path),
+        "",
+        &[("Authorization", &format!("Bearer {KEY}"))],
+    )
+}
+
+/// Many fresh connections (spread over the workers by the kernel) each get an answer promptly.
+fn every_worker_answers(router: &Router) {
+    for i in 0..16 {
+        let started = Instant::now();
+        let r = authed_get(router, "/api/tags");
+        assert_eq!(r.status, 200, "connection {i}: {}", r.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "connection {i} was slow"
+        );
+    }
+}
+
+fn status_of(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn crafted_query_escapes_do_not_stop_workers() {
+    let m = Mock::start(&["--models", "m"]);
+    let router = keyed_router(&m, "", &[]);
+    // Raw UTF-8 after '%' panicked the hand-rolled decoder and, with it, the whole worker.
+    for target in [
+        "/api/tags?api_key=%€x",
+        "/api/tags?api_key=%",
+        "/api/tags?api_key=%e2%82",
+    ] {
+        for _ in 0..8 {
+            let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let resp = raw(router.port, req.as_bytes(), Duration::from_secs(5));
+            assert_eq!(status_of(&resp), 403, "{target}: {resp}");
+        }
+    }
+    every_worker_answers(&router);
+    let log = router.log();
+    assert!(!log.contains("panic"), "{log}");
+}
+
+#[test]
+fn an_injected_panic_answers_500_and_the_worker_lives_on() {
+    let m = Mock::start(&["--models", "m", "--tokens", "50", "--token-delay-ms", "20"]);
+    let router = keyed_router(&m, "", &[("NOMYO_ROUTER_FAULT_INJECTION", "1")]);
+    let auth = format!("Bearer {KEY}");
+    let body =
+        r#"{"model":"m","messages":[{"role":"user","content":"my secret prompt"}],"stream":false}"#;
+    for _ in 0..6 {
+        let r = post_with(
+            &router.url("/api/chat"),
+            body,
+            &[
+                ("Authorization", &auth),
+                ("x-nomyo-fault", "panic-upstream"),
+            ],
+        );
+        assert_eq!(r.status, 500, "{}", r.body);
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("internal error"));
+        // OpenAI routes answer in their own format.
+        let r = post_with(
+            &router.url("/v1/chat/completions"),
+            r#"{"model":"m","messages":[]}"#,
+            &[
+                ("Authorization", &auth),
+                ("x-nomyo-fault", "panic-upstream"),
+            ],
+        );
+        assert_eq!(r.status, 500, "{}", r.body);
+        assert_eq!(r.json()["error"]["type"], "api_error");
+    }
+    // A panic in the middle of a relayed stream: the body is cut short, the slot comes back.
+    for _ in 0..6 {
+        let (status, lines) = stream_lines(
+            &router.url("/api/chat"),
+            r#"{"model":"m","messages":[]}"#,
+            &[("Authorization", &auth), ("x-nomyo-fault", "panic-body")],
+        );
+        assert_eq!(status, 200);
+        assert!(
+            lines.iter().all(|l| !l.contains("\"done\":true")),
+            "{lines:?}"
+        );
+    }
+    let u = router.wait_idle_as(&[("Authorization", &auth)]);
+    assert_eq!(u["total_in_flight"], 0, "{u}");
+    every_worker_answers(&router);
+    // Whole answers still work on every worker.
+    for _ in 0..8 {
+        let r = post_with(&router.url("/api/chat"), body, &[("Authorization", &auth)]);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let log = router.log();
+    assert!(log.contains("panicked"), "the panic was not logged: {log}");
+    assert!(
+        !log.contains("my secret prompt") && !log.contains(KEY),
+        "{log}"
+    );
+}
+
+/// A request followed by extra bytes (one stray byte, the legacy CRLF, a pipelined request), then
+/// the client leaves: its slot must come back and the backend must see the cancellation.
+#[test]
+fn a_client_that_leaves_after_trailing_bytes_frees_its_slot() {
+    let m = Mock::start(&[
+        "--models",
+        "m",
+        "--tokens",
+        "100",
+        "--token-delay-ms",
+        "100",
+    ]);
+    let router = Router::start(&config_for(&[m.url()], ""), &["--log-level", "warn"]);
+    let body = r#"{"model":"m","messages":[],"stream":false}"#;
+    let head = format!(
+        "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let trailers: [&[u8]; 3] = [b"\r\n", b"x", b"GET /api/tags HTTP/1.1\r\nHost: x\r\n\r\n"];
+    for (i, extra) in trailers.iter().enumerate() {
+        let mut s = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(extra).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while router.usage()["total_in_flight"] != 1 {
+            assert!(Instant::now() < deadline, "request {i} never took its slot");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(s);
+        let u = router.wait_idle();
+        assert_eq!(
+            u["total_in_flight"], 0,
+            "trailer {i}: slot kept after the client left: {u}"
+        );
+    }
+    // Every request that reached the backend (one may have been dropped before it was sent) is
+    // cancelled there once the router drops its upstream connection.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = m.stats();
+        if stats["in_flight"] == 0 && stats["cancelled"] == stats["inference"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{stats}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A queued client that leaves after trailing bytes loses its place and is never sent upstream.
+#[test]
+fn a_queued_client_that_leaves_after_trailing_bytes_loses_its_place() {
+    let m = Mock::start(&["--models", "m", "--tokens", "20", "--token-delay-ms", "50"]);
+    let router = Router::start(&config_for(&[m.url()], ""), &["--log-level", "warn"]);
+    let body = r#"{"model":"m","messages":[],"stream":false}"#;
+    let head = format!(
+        "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}\r\n",
+        body.len()
+    );
+    // The first holds the one slot for about a second; the second waits in line, then leaves.
+    let mut first = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
+    first.write_all(head.as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while router.usage()["total_in_flight"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the first request never took the slot"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut second = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
+    second.write_all(head.as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while router.usage()["total_queued"] != 1 {
+        assert!(Instant::now() < deadline, "the second request never queued");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(second);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while router.usage()["total_queued"] != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the queue place outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut answer = Vec::new();
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\"done\":true") {
+        match first.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(String::from_utf8_lossy(&answer).contains("\"done\":true"));
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+    // Only the first request ever reached the backend.
+    assert_eq!(m.stats()["inference"], 1, "{}", m.stats());
+}
