@@ -230,3 +230,28 @@ fn a_queued_client_that_leaves_after_trailing_bytes_loses_its_place() {
     // Only the first request ever reached the backend.
     assert_eq!(m.stats()["inference"], 1, "{}", m.stats());
 }
+
+/// At `limits.max_connections`, new clients wait in the backlog until a connection closes.
+#[test]
+fn clients_past_the_connection_limit_wait_for_a_free_place() {
+    let m = Mock::start(&["--models", "m"]);
+    let router = Router::start(
+        &config_for(&[m.url()], "limits:\n  max_connections: 16\n"),
+        &["--workers", "1", "--log-level", "warn"],
+    );
+    let held: Vec<TcpStream> = (0..16)
+        .map(|_| TcpStream::connect(("127.0.0.1", router.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut late = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
+    late.write_all(b"GET /api/version HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    late.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(late.read(&mut buf).is_err(), "served past the limit");
+    drop(held);
+    late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let n = late.read(&mut buf).expect("served once a place freed");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}

@@ -6,6 +6,7 @@ pub mod handler;
 pub mod listing;
 pub mod manage;
 pub mod own;
+pub mod policy;
 pub mod proxy;
 pub mod routes;
 pub mod show;

@@ -1,5 +1,5 @@
 //! The inference pipeline, one named step each: sniff → resolve → take slot → prepare → send → relay.
-//! Failures before the first byte reached the client are retried on the next candidate (SPEC §4.6).
+//! A failure before the answer's head may go to the next candidate: `policy` says when (SPEC §4.6).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 
 use super::errors::{ApiError, ApiFormat};
+use super::policy;
 use super::routes::Inference;
 use super::sniff::{rewrite, sniff, Sniffed};
 use super::translated;
@@ -279,32 +280,23 @@ async fn forward(
         },
     )
     .await;
-    let resp = match result {
-        Ok(r) => r,
-        Err(e) => {
-            ep.mark_down(&e.to_string());
-            let status = if e.is_timeout() {
-                StatusCode::GATEWAY_TIMEOUT
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            return Err(AttemptError::Retry(
-                ep.index,
-                ApiError::new(status, format!("upstream failure: {e}")),
-            ));
+    let threshold = cfg.limits.failures_before_down;
+    let failed = |verdict: policy::Verdict| {
+        if verdict.blame {
+            ep.record_failure(&verdict.error.message, threshold);
+        }
+        if verdict.retry {
+            AttemptError::Retry(ep.index, verdict.error)
+        } else {
+            AttemptError::Fatal(verdict.error)
         }
     };
+    let resp = result.map_err(|e| failed(policy::no_answer(&e)))?;
     let status = resp.status();
-    // An overloaded or failing gateway in front of the backend: try another candidate.
-    if matches!(status.as_u16(), 502..=504) {
-        return Err(AttemptError::Retry(
-            ep.index,
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                format!("{} answered {status}", ep.cfg.url),
-            ),
-        ));
+    if let Some(verdict) = policy::answer_status(status, &ep.cfg.url) {
+        return Err(failed(verdict));
     }
+    ep.record_success();
     if status.is_success() {
         guard.slot().answered.store(true, Ordering::Relaxed);
     }

@@ -246,6 +246,8 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
             max_header_bytes: r.uint("limits.max_header_bytes", 64 << 10, 1024, 16 << 20)? as usize,
             header_read_timeout: r.duration("limits.header_read_timeout", 30.0)?,
             max_retries: r.uint("limits.max_retries", 2, 0, 100)? as u32,
+            failures_before_down: r.uint("limits.failures_before_down", 3, 1, 1000)? as u32,
+            max_connections: r.uint("limits.max_connections", 8192, 16, 1 << 24)? as usize,
         },
         cache: CacheConfig {
             enabled: r.boolean("cache_enabled", false)?,

@@ -44,6 +44,8 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "max_header_bytes",
             "header_read_timeout",
             "max_retries",
+            "failures_before_down",
+            "max_connections",
         ],
     ),
 ];

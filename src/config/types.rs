@@ -91,6 +91,10 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Retries on another candidate for failures before the first byte.
     pub max_retries: u32,
+    /// Consecutive failed requests after which an endpoint is marked down (until a poll succeeds).
+    pub failures_before_down: u32,
+    /// Client connections served at once over all workers; past it, workers stop accepting.
+    pub max_connections: usize,
 }
 
 /// Response-cache keys of the reference configuration, kept so its files load unchanged.

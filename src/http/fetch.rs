@@ -51,7 +51,7 @@ pub async fn send(
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     // The path goes on the wire as is: it must be one request-target token.
     if path.is_empty() || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(UpstreamError::Http(
+        return Err(UpstreamError::NotSent(
             ep.cfg.url.clone(),
             format!("invalid request path {path:?}"),
         ));

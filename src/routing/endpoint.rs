@@ -20,6 +20,8 @@ pub struct EndpointState {
     healthy: AtomicBool,
     /// Requests in flight on this endpoint, over all models.
     pub in_flight: AtomicU32,
+    /// Failed requests in a row (reset by any success): the circuit breaker's count.
+    consecutive_failures: AtomicU32,
     /// Unix seconds of the last state change, for /health.
     changed_at: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -38,6 +40,7 @@ impl EndpointState {
             // Unknown until the first poll: assume usable so that a request is never refused before it.
             healthy: AtomicBool::new(true),
             in_flight: AtomicU32::new(0),
+            consecutive_failures: AtomicU32::new(0),
             changed_at: AtomicU64::new(now_secs()),
             last_error: Mutex::new(None),
         }
@@ -52,6 +55,7 @@ impl EndpointState {
     }
 
     pub fn mark_up(&self) {
+        self.consecutive_failures.store(0, Ordering::Relaxed);
         if !self.healthy.swap(true, Ordering::Relaxed) {
             self.changed_at.store(now_secs(), Ordering::Relaxed);
             tracing::info!(endpoint = %self.cfg.url, "endpoint is back up");
@@ -68,6 +72,26 @@ impl EndpointState {
         }
         if let Ok(mut e) = self.last_error.lock() {
             *e = Some(reason.to_string());
+        }
+    }
+
+    /// A request failed in a way that is the endpoint's fault (see `api::policy`): after
+    /// `threshold` in a row, the endpoint is marked down until a discovery poll succeeds. One
+    /// client's unlucky request does not take an endpoint away from everyone.
+    pub fn record_failure(&self, reason: &str, threshold: u32) {
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= threshold {
+            self.mark_down(&format!(
+                "{failures} failed requests in a row, the last: {reason}"
+            ));
+        }
+    }
+
+    /// A request got an answer: the run of failures is over. Reads before writing, so the hot
+    /// path does not dirty the shared cache line when there was no failure.
+    pub fn record_success(&self) {
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
         }
     }
 
@@ -99,4 +123,36 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_run_of_failures_marks_an_endpoint_down() {
+        let cfg = EndpointConfig {
+            url: "http://a:1".into(),
+            kind: EndpointKind::Ollama,
+            max_concurrent: 1,
+            api_key: None,
+            weight: 1,
+        };
+        let ep = EndpointState::new(0, cfg);
+        ep.record_failure("refused", 3);
+        ep.record_failure("refused", 3);
+        ep.record_success();
+        ep.record_failure("refused", 3);
+        ep.record_failure("refused", 3);
+        assert!(ep.is_healthy(), "a success broke the run");
+        ep.record_failure("reset", 3);
+        assert!(!ep.is_healthy());
+        assert!(ep
+            .last_error()
+            .unwrap()
+            .contains("3 failed requests in a row, the last: reset"));
+        ep.mark_up();
+        ep.record_failure("refused", 3);
+        assert!(ep.is_healthy(), "a successful poll resets the run");
+    }
 }

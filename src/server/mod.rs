@@ -3,6 +3,7 @@
 
 mod connection;
 pub mod fault;
+mod fd_limit;
 pub mod listener;
 pub mod request_head;
 pub mod response_head;
@@ -22,6 +23,17 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<()> {
     let port = listeners[0].local_addr()?.port();
     let driver = runtime::describe(cfg.io_driver);
     tracing::info!(host = %cfg.host, port, workers, driver, config = %cfg.source, endpoints = cfg.endpoints.len(), "nomyo-router starting");
+    if let Some((before, now)) = fd_limit::raise() {
+        let wanted = 2 * cfg.limits.max_connections as u64 + 256;
+        tracing::info!(before, now, "open files limit");
+        if now < wanted {
+            tracing::warn!(
+                limit = now,
+                max_connections = cfg.limits.max_connections,
+                "the open files limit is below two per client connection: lower limits.max_connections or raise the limit (ulimit -n, LimitNOFILE=)"
+            );
+        }
+    }
     let discovery = crate::routing::discovery::start(shared.clone())?;
     let mut stops = Vec::new();
     let mut handles = Vec::new();

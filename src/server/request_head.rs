@@ -226,6 +226,8 @@ mod tests {
             max_header_bytes: 1024,
             header_read_timeout: Duration::from_secs(1),
             max_retries: 1,
+            failures_before_down: 3,
+            max_connections: 64,
         }
     }
 

@@ -1,6 +1,8 @@
 //! One worker thread: accepts on its own listener and serves HTTP/1.1 connections (`connection.rs`), until
 //! told to stop; then it stops accepting and lets in-flight requests finish within the grace period.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,12 +40,34 @@ async fn accept_loop(
     shared: &Arc<Shared>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let cfg = &shared.config;
+    let cap = cfg
+        .limits
+        .max_connections
+        .div_ceil(cfg.worker_count().max(1));
+    let open = Rc::new(Cell::new(0usize));
     loop {
+        if open.get() >= cap {
+            // At the cap, further clients wait in the kernel's backlog rather than take file
+            // descriptors the upstream side needs.
+            tracing::warn!(
+                open = open.get(),
+                cap,
+                "connection limit reached: not accepting for now"
+            );
+            while open.get() >= cap {
+                monoio::select! {
+                    _ = &mut stop => return,
+                    _ = monoio::time::sleep(Duration::from_millis(10)) => {}
+                }
+            }
+        }
         monoio::select! {
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    monoio::spawn(serve_contained(stream, shared.clone()));
+                    let counted = OpenConnection::new(&open);
+                    monoio::spawn(serve_contained(stream, shared.clone(), counted));
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -60,10 +84,30 @@ async fn accept_loop(
 /// is dropped. (The connection catches panics of handlers and bodies itself and answers; this
 /// catches the rest.) A panic that escaped would end the worker's runtime, and with it every
 /// connection of the worker, while its listener kept accepting.
-async fn serve_contained(stream: monoio::net::TcpStream, shared: Arc<Shared>) {
+async fn serve_contained(
+    stream: monoio::net::TcpStream,
+    shared: Arc<Shared>,
+    _counted: OpenConnection,
+) {
     let served = AssertUnwindSafe(super::connection::serve(stream, shared)).catch_unwind();
     if served.await.is_err() {
         tracing::error!("a connection panicked: closed it and released what it held");
+    }
+}
+
+/// One of the worker's open client connections, counted until dropped.
+struct OpenConnection(Rc<Cell<usize>>);
+
+impl OpenConnection {
+    fn new(open: &Rc<Cell<usize>>) -> Self {
+        open.set(open.get() + 1);
+        OpenConnection(open.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 

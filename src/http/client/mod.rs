@@ -30,17 +30,16 @@ pub enum UpstreamError {
     ConnectTimeout(String),
     #[error("{0} sent no response head within {1:?}")]
     FirstByteTimeout(String, Duration),
+    /// The request could not be written whole: the backend cannot have acted on it.
+    #[error("sending the request to {0} failed: {1}")]
+    NotSent(String, String),
+    /// The connection ended (closed or reset) after the request was written and before any byte
+    /// of an answer: the backend dropped it, or died with it.
+    #[error("{0} closed the connection without answering: {1}")]
+    Closed(String, String),
+    /// An answer that is not HTTP, or one cut off inside its head.
     #[error("request to {0} failed: {1}")]
     Http(String, String),
-}
-
-impl UpstreamError {
-    pub fn is_timeout(&self) -> bool {
-        matches!(
-            self,
-            UpstreamError::ConnectTimeout(_) | UpstreamError::FirstByteTimeout(..)
-        )
-    }
 }
 
 /// One request, ready to write: the encoded head (with the body when it is small), then the rest.
@@ -122,14 +121,18 @@ async fn exchange(
     name: &str,
     deadline: &mut LazyTimer,
 ) -> Result<Response<UpstreamBody>, Failure> {
+    // A reused connection that fails before any answer byte was most likely ended by the backend
+    // while idle: one fresh connection is tried (see `api::policy` for why that is safe).
     let reused = conn.reused;
-    let fail = |msg: String| {
+    let fail = |e: UpstreamError| {
         if reused {
             Failure::Stale
         } else {
-            Failure::Fatal(UpstreamError::Http(name.to_string(), msg))
+            Failure::Fatal(e)
         }
     };
+    let not_sent = |msg: String| fail(UpstreamError::NotSent(name.to_string(), msg));
+    let closed = |msg: String| fail(UpstreamError::Closed(name.to_string(), msg));
     let Some((written, wire)) = conn
         .write_all_by(std::mem::take(&mut req.wire), deadline)
         .await
@@ -146,7 +149,7 @@ async fn exchange(
         }
         other => other,
     };
-    written.map_err(|e| fail(format!("writing the request: {e}")))?;
+    written.map_err(|e| not_sent(e.to_string()))?;
     loop {
         match head::parse(&mut conn.buf, req.method) {
             Ok(Some(h)) => {
@@ -169,7 +172,7 @@ async fn exchange(
                     "connection closed inside the response head".into(),
                 )))
             }
-            Ok(0) => return Err(fail("connection closed before a response".into())),
+            Ok(0) => return Err(closed("end of stream before a response".into())),
             Ok(_) => {}
             Err(e) if got_bytes => {
                 return Err(Failure::Fatal(UpstreamError::Http(
@@ -177,7 +180,7 @@ async fn exchange(
                     e.to_string(),
                 )))
             }
-            Err(e) => return Err(fail(format!("reading the response: {e}"))),
+            Err(e) => return Err(closed(e.to_string())),
         }
     }
 }
