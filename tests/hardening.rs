@@ -255,3 +255,83 @@ fn clients_past_the_connection_limit_wait_for_a_free_place() {
     let n = late.read(&mut buf).expect("served once a place freed");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
+
+/// An OpenAI-compatible backend on a raw socket: it lists model `m`, and answers every other
+/// request with `answer` (one connection per request).
+fn scripted_openai_backend(answer: fn(&mut TcpStream)) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/v1",
+        listener.local_addr().unwrap().port()
+    );
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+                let (mut first, mut length) = (String::new(), 0usize);
+                loop {
+                    let mut line = String::new();
+                    if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if first.is_empty() {
+                        first = line.clone();
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                if first.starts_with("GET") {
+                    let list = r#"{"object":"list","data":[{"id":"m","object":"model"}]}"#;
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{list}",
+                        list.len()
+                    );
+                } else {
+                    answer(&mut s);
+                }
+            });
+        }
+    });
+    url
+}
+
+/// An SSE event longer than the translator's bound ends the translated stream with one error line
+/// at once, and frees the slot, although the backend keeps the connection open.
+#[test]
+fn an_over_long_translated_event_ends_the_stream_once_and_frees_the_slot() {
+    let url = scripted_openai_backend(|s| {
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: ",
+        );
+        let block = vec![b'x'; 1 << 20];
+        for _ in 0..17 {
+            if s.write_all(&block).is_err() {
+                return;
+            }
+        }
+        // Holds the connection (and, before the fix, the router's slot) for a long time.
+        std::thread::sleep(Duration::from_secs(20));
+    });
+    let router = Router::start(&config_for(&[url], ""), &["--log-level", "warn"]);
+    let started = Instant::now();
+    let (status, lines) = stream_lines(
+        &router.url("/api/chat"),
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("over-long"), "{lines:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the stream waited for the backend"
+    );
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}

@@ -67,6 +67,17 @@ pub async fn handle(
     (resp, added)
 }
 
+/// The answer a request gets before its body is read: the router key is checked on the head alone,
+/// so an unauthenticated client cannot make the router read (or ask for, with `100 Continue`) a
+/// body of up to `max_body_bytes`. `None` when the request may go on.
+pub fn refuse_before_body(req: &RequestHead, shared: &Shared) -> Option<ApiError> {
+    let key = shared.config.router_api_key.as_ref()?;
+    if req.method == Method::OPTIONS || route(&req.method, req.uri.path()).is_public() {
+        return None;
+    }
+    crate::auth::check(key, &req.headers, req.uri.query()).err()
+}
+
 async fn dispatch(
     ctx: &mut Ctx,
     route: &Route,

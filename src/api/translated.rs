@@ -25,6 +25,10 @@ impl Transform for SseToNdjson {
     fn finish(&mut self, out: &mut Vec<u8>) {
         SseToNdjson::finish(self, out);
     }
+
+    fn has_failed(&self) -> bool {
+        SseToNdjson::has_failed(self)
+    }
 }
 
 /// The client's headers for a translated request: the body is new, and the answer must be plain

@@ -59,6 +59,11 @@ pub trait Transform {
     fn feed(&mut self, input: &[u8], out: &mut Vec<u8>);
     /// The input ended: appends what is still owed.
     fn finish(&mut self, out: &mut Vec<u8>);
+    /// The output ended with an error of the transform's own (an over-long event, say): the
+    /// rest of the input is not wanted, so the relay stops reading and frees the slot.
+    fn has_failed(&self) -> bool {
+        false
+    }
 }
 
 /// Relays an upstream body. Owns the slot and (through the body) the connection; releases both when
@@ -169,6 +174,13 @@ impl Relay {
                 Some(t) => {
                     let mut buf = Vec::new();
                     t.feed(&data, &mut buf);
+                    if t.has_failed() {
+                        // The error line is in `buf`; nothing may follow it.
+                        self.end(Outcome::UpstreamFailed(
+                            "the upstream's stream could not be translated".into(),
+                        ));
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))));
+                    }
                     Bytes::from(buf)
                 }
             };

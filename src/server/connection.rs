@@ -21,7 +21,7 @@ use monoio::net::TcpStream;
 use super::request_head::{self, BodyFraming, HeadError, RequestHead};
 use super::response_head::{self, ResponseFraming, LAST_CHUNK};
 use crate::api::errors::ApiError;
-use crate::api::handler::handle;
+use crate::api::handler::{handle, refuse_before_body};
 use crate::api::routes::route;
 use crate::api::util::{request_id, RouterHeaders};
 use crate::config::Limits;
@@ -122,9 +122,18 @@ impl Connection {
         };
         let limits = self.limits;
         let mut keep_alive = head.keep_alive;
-        let body = match head.body {
-            None => Ok(Bytes::new()),
-            Some(framing) => match self.read_body(&head, framing).await {
+        let refused = head
+            .body
+            .and_then(|_| refuse_before_body(&head, &self.shared));
+        let body = match (head.body, refused) {
+            (None, _) => Ok(Bytes::new()),
+            // The handler answers the refusal; the unread body makes the connection close after.
+            (Some(_), Some(refusal)) => {
+                keep_alive = false;
+                self.linger_on_close = true;
+                Err(refusal)
+            }
+            (Some(framing), None) => match self.read_body(&head, framing).await {
                 Ok(b) => Ok(b),
                 Err(BodyFailure::Gone) => return false,
                 Err(failure) => {

@@ -109,8 +109,15 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
         seen.note(h.name.as_bytes());
     }
     let headers = RequestHeaders::new(buf.split_to(len).freeze(), spans);
-    let body = body_framing(&headers, seen)?;
     let http11 = version == Version::HTTP_11;
+    // RFC 9112 §3.2: a 1.1 request without Host, or any request with two, is refused.
+    if seen.hosts > 1 || (http11 && seen.hosts == 0) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "a request needs exactly one Host header",
+        ));
+    }
+    let body = body_framing(&headers, seen)?;
     let keep_alive = if seen.connection {
         connection_keep_alive(headers.get_all("connection"), http11)
     } else {
@@ -140,11 +147,17 @@ struct Seen {
     expect: bool,
     content_length: bool,
     transfer_encoding: bool,
+    /// How many `Host` lines (RFC 9112 §3.2 wants exactly one in HTTP/1.1).
+    hosts: u8,
 }
 
 impl Seen {
     fn note(&mut self, name: &[u8]) {
         // The length picks the one candidate worth comparing.
+        if name.len() == 4 && name.eq_ignore_ascii_case(b"host") {
+            self.hosts = self.hosts.saturating_add(1);
+            return;
+        }
         let (flag, wanted): (&mut bool, &[u8]) = match name.len() {
             10 => (&mut self.connection, b"connection"),
             6 => (&mut self.expect, b"expect"),
@@ -252,7 +265,7 @@ mod tests {
 
     #[test]
     fn framing_and_connection_rules() {
-        let h = parse_str("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let h = parse_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
             .unwrap()
             .unwrap();
         assert_eq!(h.body, Some(BodyFraming::Chunked));
@@ -262,7 +275,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(h.keep_alive);
-        let h = parse_str("POST / HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n")
+        let h = parse_str("POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n")
             .unwrap()
             .unwrap();
         assert!(!h.keep_alive && h.expects_continue && h.body.is_none());
@@ -273,27 +286,48 @@ mod tests {
         let status = |s: &str| parse_str(s).err().map(|e| e.status.as_u16());
         assert_eq!(status("GARBAGE\r\n\r\n"), Some(400));
         assert_eq!(
-            status("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+            status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
             Some(400)
         );
         assert_eq!(
-            status("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
             Some(501)
         );
         assert_eq!(
-            status("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+            status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"),
             Some(400)
         );
         assert_eq!(
-            status("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
             Some(400)
         );
         let many: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
-        assert_eq!(status(&format!("GET / HTTP/1.1\r\n{many}\r\n")), Some(431));
-        let big = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(2000));
+        assert_eq!(
+            status(&format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n")),
+            Some(431)
+        );
+        let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}", "a".repeat(2000));
         assert_eq!(status(&big), Some(431));
-        assert!(parse_str("GET / HTTP/1.1\r\nHost: x\r\n")
+        assert!(parse_str("GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n")
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn host_is_required_once() {
+        let status = |s: &str| parse_str(s).err().map(|e| e.status.as_u16());
+        assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), Some(400));
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            status("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"),
+            Some(400)
+        );
+        assert!(parse_str("GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+        assert!(parse_str("GET / HTTP/1.1\r\nHOST: a\r\n\r\n")
+            .unwrap()
+            .is_some());
     }
 }

@@ -134,6 +134,11 @@ impl SseToNdjson {
         }
     }
 
+    /// An error line ended the output: further input is ignored.
+    pub fn has_failed(&self) -> bool {
+        self.st.phase == Phase::Failed
+    }
+
     /// Usage learned so far: (prompt_tokens, completion_tokens).
     pub fn usage(&self) -> Option<(u64, u64)> {
         self.st.usage.or(self
