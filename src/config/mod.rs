@@ -2,7 +2,7 @@
 //! `NOMYO_ROUTER_*` variables and command-line flags (CLI > env > file > defaults), validated with
 //! errors that name the file, line and key.
 
-mod build;
+pub mod build;
 pub mod env_expand;
 pub mod load;
 pub mod schema;

@@ -3,7 +3,7 @@
 //! channel, no copy of the request's headers into an intermediate map.
 
 mod body;
-mod head;
+pub mod head;
 mod pool;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,39 @@
+//! Router-key checks: arbitrary `Authorization` bytes and query string against a fixed key.
+//! Input: byte 0 says which of the two are present (bit 0: header, bit 1: query); the rest is the
+//! header value, a newline, then the query (lossily made UTF-8).
+#![no_main]
+
+use http::StatusCode;
+use libfuzzer_sys::fuzz_target;
+use nomyo_router::auth::check;
+
+const KEY: &str = "s3cret-k3y";
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let (header, query) = match rest.iter().position(|&b| b == b'\n') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &[][..]),
+    };
+    let header = (flags & 1 != 0).then_some(header);
+    let query = String::from_utf8_lossy(query);
+    let query = (flags & 2 != 0).then_some(&*query);
+    match check(KEY, header, query) {
+        Ok(()) => {}
+        Err(e) if header.is_none() && query.is_none() => {
+            assert_eq!(e.status, StatusCode::UNAUTHORIZED)
+        }
+        Err(e) => assert!(matches!(
+            e.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        )),
+    }
+    if header.is_some_and(|h| h.strip_prefix(b"Bearer ") == Some(KEY.as_bytes())) {
+        assert!(
+            check(KEY, header, query).is_ok(),
+            "the right key is refused"
+        );
+    }
+});
