@@ -315,9 +315,13 @@ fn read_endpoints(
                 };
                 let slots = match m.get("max_concurrent_connections") {
                     None => None,
-                    Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
-                        err("max_concurrent_connections must be a whole number ≥ 1".into())
-                    })? as u32),
+                    Some(v) => Some(
+                        v.as_u64()
+                            .filter(|n| (1..=1_000_000).contains(n))
+                            .ok_or_else(|| {
+                                err("max_concurrent_connections must be a whole number from 1 to 1000000".into())
+                            })? as u32,
+                    ),
                 };
                 let api_key = m.get("api_key").and_then(Value::as_str).map(str::to_string);
                 let weight = m.get("weight").and_then(Value::as_u64).unwrap_or(1) as u32;
@@ -420,6 +424,14 @@ mod tests {
 
     fn cfg(text: &str) -> Result<Config, ConfigError> {
         build(&parse_file(text, "c.yaml")?, "c.yaml")
+    }
+
+    #[test]
+    fn endpoint_slots_cannot_wrap_to_zero() {
+        // 2^32 once became 0 slots through `as u32`.
+        let e = cfg("endpoints:\n  - {url: http://a:1, max_concurrent_connections: 4294967296}\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("from 1 to 1000000"), "{e}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub(crate) fn message_of(v: &Value) -> Option<String> {
                 match e {
                     Value::String(s) if !s.is_empty() => return Some(s.clone()),
                     Value::Object(inner) => {
-                        if let Some(m) = inner.get("message").and_then(Value::as_str) {
+                        if let Some(m) = non_empty(inner.get("message")) {
                             return Some(m.to_string());
                         }
                         if let Some(m) = message_of(e) {
@@ -43,11 +43,11 @@ pub(crate) fn message_of(v: &Value) -> Option<String> {
                     _ => {}
                 }
             }
-            if let Some(m) = o.get("message").and_then(Value::as_str) {
+            if let Some(m) = non_empty(o.get("message")) {
                 return Some(m.to_string());
             }
             match o.get("detail") {
-                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
                 Some(Value::Array(items)) => {
                     let msgs: Vec<&str> = items
                         .iter()
@@ -63,9 +63,22 @@ pub(crate) fn message_of(v: &Value) -> Option<String> {
     }
 }
 
+/// A string value with something in it: an empty message says nothing, so the next candidate is read.
+fn non_empty(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str).filter(|m| !m.trim().is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_message_is_never_the_answer() {
+        // Found by fuzzing: the client got an error with an empty message.
+        let m = error_message(br#"{"error":{"message":"","code":null}}"#);
+        assert!(!m.trim().is_empty(), "{m:?}");
+        assert_eq!(error_message(br#"{"message":" ","detail":"d"}"#), "d");
+    }
 
     #[test]
     fn both_formats_and_fallbacks() {
