@@ -14,14 +14,6 @@ fn req(method: &str, path: &str, body: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-fn status_of(response: &str) -> u16 {
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 struct Case {
     name: &'static str,
     request: Vec<u8>,

@@ -38,14 +38,6 @@ fn every_worker_answers(router: &Router) {
     }
 }
 
-fn status_of(response: &str) -> u16 {
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn crafted_query_escapes_do_not_stop_workers() {
     let m = Mock::start(&["--models", "m"]);

@@ -50,6 +50,15 @@ impl ChunkedDecoder {
         self.state == State::Done
     }
 
+    /// Data bytes the current chunk has announced and not yet delivered: a size line can say at
+    /// once that a body will exceed a limit.
+    pub fn announced(&self) -> u64 {
+        match self.state {
+            State::Data(left) => left,
+            _ => 0,
+        }
+    }
+
     /// Consumes framing and returns the next data slice, the end, or a request for more input.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, String> {
         if let Some(e) = &self.failed {

@@ -227,7 +227,12 @@ impl Connection {
                 let mut body = BytesMut::new();
                 loop {
                     if !self.reader.has_buf() {
-                        match decoder.decode(&mut self.buf) {
+                        let decoded = decoder.decode(&mut self.buf);
+                        // A size line announcing more than the limit allows is refused on sight.
+                        if body.len() as u64 + decoder.announced() > limit as u64 {
+                            return Err(BodyFailure::TooLarge);
+                        }
+                        match decoded {
                             Ok(Decoded::Data(d)) if body.len() + d.len() > limit => {
                                 return Err(BodyFailure::TooLarge)
                             }

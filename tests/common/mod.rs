@@ -256,6 +256,15 @@ pub fn request(method: &str, url: &str, body: &str, headers: &[(&str, &str)]) ->
     })
 }
 
+/// The status code of a raw response (0 when there is none).
+pub fn status_of(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Sends raw bytes and returns what came back until the server closed or `timeout` passed.
 pub fn raw(port: u16, bytes: &[u8], timeout: Duration) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
