@@ -3,7 +3,7 @@
 #
 # Usage:
 #   bash loadtest/run.sh [--quick] [--with-litellm] [--perf] [--no-build] [--no-unpinned] [--io-driver auto|epoll]
-#                        [--compare-drivers]
+#                        [--compare-drivers] [--log-level LEVEL]
 #
 #   --quick          short run (~3 min): 3 c=1 rounds, two 3 s throughput rounds, 10 s soak
 #                    (full: 5 c=1 rounds, seven interleaved 4 s throughput rounds, 60 s soak; ~11 min)
@@ -13,6 +13,8 @@
 #   --io-driver D    the router's --io-driver (default auto: io_uring when the kernel allows it)
 #   --compare-drivers  also start a second router on the other I/O driver (epoll, or io_uring when
 #                    --io-driver epoll) and add it to the paired c=1 probes as a fourth target
+#   --log-level L    the router's log level (default info, its own default: one line per request;
+#                    `warn` is the tuned setting, as nginx's access_log off)
 #   --perf           also profile the router (perf record, flat, 5 s) during an extra, unrecorded c=64
 #                    round and write the top symbols, grouped by component, next to the results
 #
@@ -61,6 +63,7 @@ UNPINNED=1
 IO_DRIVER=auto
 COMPARE_DRIVERS=0
 PERF=0
+LOG_LEVEL=info
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -70,6 +73,7 @@ while [ $# -gt 0 ]; do
         --io-driver) IO_DRIVER="$2"; shift ;;
         --compare-drivers) COMPARE_DRIVERS=1 ;;
         --perf) PERF=1 ;;
+        --log-level) LOG_LEVEL="$2"; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -329,15 +333,15 @@ max_concurrent_connections: $SLOTS
 queue: {mode: queue, max_queue: $SLOTS}
 host: 127.0.0.1
 port: $ROUTER_PORT
-log_level: warn
+log_level: $LOG_LEVEL
 EOF
-    ROUTER_CMD="SSL_CERT_FILE=tests/fixtures/tls/ca.pem nomyo-router --config router.yaml --workers $ROUTER_WORKERS --io-driver $IO_DRIVER --log-level warn"
+    ROUTER_CMD="SSL_CERT_FILE=tests/fixtures/tls/ca.pem nomyo-router --config router.yaml --workers $ROUTER_WORKERS --io-driver $IO_DRIVER --log-level $LOG_LEVEL"
     # SSL_CERT_FILE: the HTTPS mock's certificate comes from the test CA (tests/fixtures/tls).
     start router env SSL_CERT_FILE="$TLS_DIR/ca.pem" "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router.yaml" --workers "$ROUTER_WORKERS" \
-        --io-driver "$IO_DRIVER" --log-level warn
+        --io-driver "$IO_DRIVER" --log-level "$LOG_LEVEL"
     if [ "$COMPARE_DRIVERS" = 1 ]; then
         start router2 env SSL_CERT_FILE="$TLS_DIR/ca.pem" "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router.yaml" \
-            --workers "$ROUTER_WORKERS" --port "$ROUTER2_PORT" --io-driver "$OTHER_DRIVER" --log-level warn
+            --workers "$ROUTER_WORKERS" --port "$ROUTER2_PORT" --io-driver "$OTHER_DRIVER" --log-level "$LOG_LEVEL"
     fi
 
     for i in 0 1 2; do wait_port "${MOCK_PORTS[$i]}" "mock$((i + 1))"; done
