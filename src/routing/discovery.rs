@@ -3,11 +3,13 @@
 //! marks endpoints up or down, and publishes a new placement snapshot.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use futures_util::FutureExt;
 use serde_json::Value;
 
 use super::endpoint::EndpointState;
@@ -195,7 +197,16 @@ impl Discovery {
             if full {
                 next_full = Instant::now() + d.models_interval;
             }
-            self.poll_once(full).await;
+            self.poll_contained(full).await;
+        }
+    }
+
+    /// One poll round in which a panic (a bug meeting a backend's odd answer) is logged and
+    /// survived: the next round polls again, so health and placement keep being updated.
+    async fn poll_contained(&mut self, full: bool) {
+        let round = AssertUnwindSafe(self.poll_once(full)).catch_unwind();
+        if round.await.is_err() {
+            tracing::error!("a discovery poll panicked; polling goes on");
         }
     }
 }
@@ -209,7 +220,7 @@ pub fn start(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>
         .spawn(move || {
             crate::server::runtime::block_on(driver, async move {
                 let mut discovery = Discovery::new(shared);
-                discovery.poll_once(true).await;
+                discovery.poll_contained(true).await;
                 let _ = ready_tx.send(());
                 discovery.run().await;
             })

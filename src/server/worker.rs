@@ -2,6 +2,7 @@
 //! told to stop; then it stops accepting and lets in-flight requests finish within the grace period.
 
 use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use futures_util::FutureExt;
-use std::panic::AssertUnwindSafe;
 
 use crate::state::Shared;
 
