@@ -35,8 +35,10 @@ pub fn body(_headers: &RequestHeaders) -> Option<Box<dyn Transform>> {
     None
 }
 
+#[cfg(debug_assertions)]
 struct PanicOnFeed;
 
+#[cfg(debug_assertions)]
 impl Transform for PanicOnFeed {
     fn feed(&mut self, _input: &[u8], _out: &mut Vec<u8>) {
         panic!("injected panic in a relayed body");
