@@ -31,7 +31,7 @@ use nomyo_router::routing::endpoint::EndpointState;
 use nomyo_router::routing::placement::{EndpointModels, Placement};
 use nomyo_router::routing::queue::WaitQueue;
 use nomyo_router::routing::slots::Slot;
-use nomyo_router::server::response_head::{self, ResponseFraming};
+use nomyo_router::http::response_head::{self, ResponseFraming};
 use nomyo_router::translate::request::ollama_to_openai;
 use nomyo_router::translate::stream::{NdjsonToSse, SseToNdjson};
 use nomyo_router::translate::{OllamaRoute, OpenAiRoute};

@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use http::StatusCode;
 use libfuzzer_sys::fuzz_target;
 use nomyo_router::config::Limits;
-use nomyo_router::server::request_head::{parse, BodyFraming};
+use nomyo_router::http::request_head::{parse, BodyFraming};
 use nomyo_router_fuzz::{assert_suffix, check_chunked, default_limits};
 
 fuzz_target!(|data: &[u8]| {

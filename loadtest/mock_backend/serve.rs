@@ -36,7 +36,7 @@ impl MockState {
 }
 
 pub fn run(listener: std::net::TcpListener, state: Arc<MockState>) {
-    nomyo_router::server::runtime::block_on(nomyo_router::config::IoDriver::Auto, async move {
+    nomyo_router::rt::block_on(nomyo_router::config::IoDriver::Auto, async move {
         let listener = monoio::net::TcpListener::from_std(listener).expect("adopt listener");
         loop {
             let Ok((stream, _)) = listener.accept().await else {

@@ -12,7 +12,7 @@ use super::errors::ApiError;
 use super::util::json_value;
 use crate::config::EndpointKind;
 use crate::http::body::RouterBody;
-use crate::http::fetch::get_json;
+use crate::routing::fetch::get_json;
 use crate::routing::endpoint::EndpointState;
 use crate::routing::names::llama_short;
 use crate::state::Shared;

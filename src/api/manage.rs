@@ -15,7 +15,7 @@ use super::routes::Manage;
 use super::util::json_value;
 use crate::config::EndpointKind;
 use crate::http::body::RouterBody;
-use crate::http::fetch;
+use crate::routing::fetch;
 use crate::http::lazy_timer::LazyTimer;
 use crate::routing::endpoint::EndpointState;
 use crate::state::Shared;

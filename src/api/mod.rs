@@ -2,14 +2,10 @@
 //! (proxied inference, merged listings, management fan-out, the router's own routes).
 
 pub mod errors;
-pub mod handler;
 pub mod listing;
 pub mod manage;
 pub mod own;
-pub mod policy;
-pub mod proxy;
 pub mod routes;
 pub mod show;
 pub mod sniff;
-pub mod translated;
 pub mod util;

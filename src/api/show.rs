@@ -8,7 +8,7 @@ use super::errors::ApiError;
 use super::util::json;
 use crate::config::EndpointKind;
 use crate::http::body::RouterBody;
-use crate::http::fetch;
+use crate::routing::fetch;
 use crate::http::headers::X_ROUTER_ENDPOINT;
 use crate::state::Shared;
 

@@ -114,7 +114,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap(); // dropped at once: nothing listens there
-        crate::server::runtime::block_on(crate::config::IoDriver::Auto, async move {
+        crate::rt::block_on(crate::config::IoDriver::Auto, async move {
             let tcp = connect_first(&[closed_addr, open_addr]).await.unwrap();
             assert_eq!(tcp.peer_addr().unwrap(), open_addr);
             let refused = connect_first(&[closed_addr]).await.unwrap_err();

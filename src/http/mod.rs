@@ -12,13 +12,14 @@
 pub mod body;
 pub mod chunked;
 pub mod client;
-pub mod fetch;
 pub mod future_slot;
 pub mod headers;
 pub mod io;
 pub mod lazy_timer;
 pub mod reader;
+pub mod request_head;
 pub mod request_headers;
 pub mod resolve;
+pub mod response_head;
 pub mod tls_roots;
 pub mod writer;

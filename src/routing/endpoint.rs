@@ -75,7 +75,7 @@ impl EndpointState {
         }
     }
 
-    /// A request failed in a way that is the endpoint's fault (see `api::policy`): after
+    /// A request failed in a way that is the endpoint's fault (see `proxy::policy`): after
     /// `threshold` in a row, the endpoint is marked down until a discovery poll succeeds. One
     /// client's unlucky request does not take an endpoint away from everyone.
     pub fn record_failure(&self, reason: &str, threshold: u32) {

@@ -3,8 +3,8 @@
 //! bounded FIFO when every candidate is full.
 
 pub mod choose;
-pub mod discovery;
 pub mod endpoint;
+pub mod fetch;
 pub mod names;
 pub mod placement;
 pub mod queue;

@@ -18,10 +18,10 @@ use http_body::Body;
 use monoio::io::Splitable;
 use monoio::net::TcpStream;
 
-use super::request_head::{self, BodyFraming, HeadError, RequestHead};
-use super::response_head::{self, ResponseFraming, LAST_CHUNK};
+use crate::http::request_head::{self, BodyFraming, HeadError, RequestHead};
+use crate::http::response_head::{self, ResponseFraming, LAST_CHUNK};
 use crate::api::errors::ApiError;
-use crate::api::handler::{handle, refuse_before_body};
+use crate::proxy::run::{handle, refuse_before_body};
 use crate::api::routes::route;
 use crate::api::util::{request_id, RouterHeaders};
 use crate::config::Limits;

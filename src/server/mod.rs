@@ -2,12 +2,8 @@
 //! own upstream pools; the discovery thread; SIGTERM handling with a bounded drain.
 
 mod connection;
-pub mod fault;
 mod fd_limit;
 pub mod listener;
-pub mod request_head;
-pub mod response_head;
-pub mod runtime;
 pub mod shutdown;
 pub mod worker;
 
@@ -21,7 +17,7 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<()> {
     let workers = cfg.worker_count();
     let listeners = listener::bind_all(&cfg.host, cfg.port, workers)?;
     let port = listeners[0].local_addr()?.port();
-    let driver = runtime::describe(cfg.io_driver);
+    let driver = crate::rt::describe(cfg.io_driver);
     tracing::info!(host = %cfg.host, port, workers, driver, config = %cfg.source, endpoints = cfg.endpoints.len(), "nomyo-router starting");
     if let Some((before, now)) = fd_limit::raise() {
         let wanted = 2 * cfg.limits.max_connections as u64 + 256;
@@ -34,7 +30,7 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<()> {
             );
         }
     }
-    let discovery = crate::routing::discovery::start(shared.clone())?;
+    let discovery = crate::discovery::start(shared.clone())?;
     let mut stops = Vec::new();
     let mut handles = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {

@@ -20,7 +20,7 @@ pub fn run(
     stop: oneshot::Receiver<()>,
 ) {
     let driver = shared.config.io_driver;
-    crate::server::runtime::block_on(driver, async move {
+    crate::rt::block_on(driver, async move {
         let listener = match monoio::net::TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {

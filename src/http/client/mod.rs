@@ -122,7 +122,7 @@ async fn exchange(
     deadline: &mut LazyTimer,
 ) -> Result<Response<UpstreamBody>, Failure> {
     // A reused connection that fails before any answer byte was most likely ended by the backend
-    // while idle: one fresh connection is tried (see `api::policy` for why that is safe).
+    // while idle: one fresh connection is tried (see `proxy::policy` for why that is safe).
     let reused = conn.reused;
     let fail = |e: UpstreamError| {
         if reused {

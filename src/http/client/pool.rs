@@ -248,7 +248,7 @@ mod tests {
     /// Runs `test` on a runtime, with a listening socket standing for the backend.
     fn with_backend<F: Future<Output = ()>>(test: impl FnOnce(std::net::TcpListener) -> F) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        crate::server::runtime::block_on(crate::config::IoDriver::Auto, test(listener));
+        crate::rt::block_on(crate::config::IoDriver::Auto, test(listener));
     }
 
     #[test]

@@ -8,23 +8,23 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 
-use super::errors::{ApiError, ApiFormat};
+use crate::api::errors::{ApiError, ApiFormat};
 use super::policy;
-use super::routes::Inference;
-use super::sniff::{rewrite, sniff, Sniffed};
+use crate::api::routes::Inference;
+use crate::api::sniff::{rewrite, sniff, Sniffed};
 use super::translated;
-use super::util::Ctx;
+use crate::api::util::Ctx;
 use crate::config::EndpointKind;
 use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming, Transform};
 use crate::http::client::UpstreamBody;
-use crate::http::fetch;
+use crate::routing::fetch;
 use crate::http::lazy_timer::LazyTimer;
 use crate::routing::choose::{acquire, Saturated};
 use crate::routing::endpoint::EndpointState;
 use crate::routing::names::ollama_equivalent;
 use crate::routing::placement::Candidate;
 use crate::routing::slots::SlotGuard;
-use crate::server::request_head::RequestHead;
+use crate::http::request_head::RequestHead;
 use crate::translate::OllamaRoute;
 
 /// Why one attempt failed.
@@ -250,7 +250,7 @@ async fn forward(
     let cfg = &shared.config;
     let prepared = prepare(&ep, route, req, body, sniffed, &guard.slot().model)
         .map_err(AttemptError::Fatal)?;
-    crate::server::fault::upstream(&req.headers);
+    crate::proxy::fault::upstream(&req.headers);
     let hard_deadline = (!cfg.timeouts.total.is_zero()).then(|| ctx.started + cfg.timeouts.total);
     let mut first_byte = if loaded {
         cfg.timeouts.first_byte
@@ -322,7 +322,7 @@ async fn forward(
             cfg.timeouts.idle,
             on_end,
             hard_deadline,
-            crate::server::fault::body(&req.headers),
+            crate::proxy::fault::body(&req.headers),
         ),
     };
     ctx.endpoint = ep.name_header.clone();

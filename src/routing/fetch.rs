@@ -7,11 +7,11 @@ use http::{HeaderMap, Method, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
 
-use super::client::{self, Outgoing, Target, UpstreamBody, UpstreamError};
-use super::headers::upstream_request_head;
-use super::lazy_timer::LazyTimer;
-use super::request_headers::RequestHeaders;
-use crate::routing::endpoint::EndpointState;
+use crate::http::client::{self, Outgoing, Target, UpstreamBody, UpstreamError};
+use crate::http::headers::upstream_request_head;
+use crate::http::lazy_timer::LazyTimer;
+use crate::http::request_headers::RequestHeaders;
+use super::endpoint::EndpointState;
 
 /// How long a request may wait: to connect, and for its response head, on the calling task's timer.
 pub struct Waits<'a> {
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn collect_is_capped() {
-        crate::server::runtime::block_on(crate::config::IoDriver::Auto, async {
+        crate::rt::block_on(crate::config::IoDriver::Auto, async {
             let at_cap = collect_capped(Full::new(Bytes::from(vec![b'x'; 10])), 10).await;
             assert_eq!(at_cap.unwrap().len(), 10);
             let known_too_long = collect_capped(Full::new(Bytes::from(vec![b'x'; 11])), 10).await;

@@ -17,7 +17,7 @@
 
 use http::StatusCode;
 
-use super::errors::ApiError;
+use crate::api::errors::ApiError;
 use crate::http::client::UpstreamError;
 
 /// What to do about one failed attempt.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 
-use super::errors::{ApiError, ApiFormat};
+use crate::api::errors::{ApiError, ApiFormat};
 use crate::config::Limits;
 use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming, Transform};
 use crate::http::client::UpstreamBody;

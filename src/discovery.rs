@@ -12,13 +12,13 @@ use futures_util::future::join_all;
 use futures_util::FutureExt;
 use serde_json::Value;
 
-use super::endpoint::EndpointState;
-use super::names::{llama_short, strip_latest};
-use super::placement::{EndpointModels, Placement};
-use super::queue::WaitQueue;
-use super::slots::Slot;
+use crate::routing::endpoint::EndpointState;
+use crate::routing::names::{llama_short, strip_latest};
+use crate::routing::placement::{EndpointModels, Placement};
+use crate::routing::queue::WaitQueue;
+use crate::routing::slots::Slot;
 use crate::config::EndpointKind;
-use crate::http::fetch::get_json;
+use crate::routing::fetch::get_json;
 use crate::state::Shared;
 
 pub struct Discovery {
@@ -218,7 +218,7 @@ pub fn start(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>
     let handle = std::thread::Builder::new()
         .name("discovery".into())
         .spawn(move || {
-            crate::server::runtime::block_on(driver, async move {
+            crate::rt::block_on(driver, async move {
                 let mut discovery = Discovery::new(shared);
                 discovery.poll_contained(true).await;
                 let _ = ready_tx.send(());

@@ -6,13 +6,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 
-use super::errors::ApiError;
-use super::routes::{route, Route};
-use super::util::{request_id, Ctx, RouterHeaders};
-use super::{listing, manage, own, proxy, show};
+use crate::api::errors::ApiError;
+use crate::api::routes::{route, Route};
+use crate::api::util::{request_id, Ctx, RouterHeaders};
+use super::inference;
+use crate::api::{listing, manage, own, show};
 use crate::http::body::RouterBody;
 use crate::http::lazy_timer::LazyTimer;
-use crate::server::request_head::RequestHead;
+use crate::http::request_head::RequestHead;
 use crate::state::Shared;
 
 /// Serves one request; never fails: every error becomes a response in the client's format. The body
@@ -89,7 +90,7 @@ async fn dispatch(
         crate::auth::check(key, &req.headers, req.uri.query())?;
     }
     match route {
-        Route::Inference(i) => proxy::inference(ctx, *i, req, body?, upstream_timer).await,
+        Route::Inference(i) => inference::inference(ctx, *i, req, body?, upstream_timer).await,
         // Boxed: these routes are rare next to inference, and their futures (listing fan-outs,
         // pulls) would otherwise enlarge every request's future.
         _ => Box::pin(other_route(ctx.shared.clone(), route, req, body)).await,
