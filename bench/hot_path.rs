@@ -24,14 +24,15 @@ use http::{HeaderMap, Method};
 use nomyo_router::api::routes::{route, Inference};
 use nomyo_router::api::sniff::sniff;
 use nomyo_router::config::{EndpointConfig, EndpointKind};
+use nomyo_router::http::framing::Framing;
 use nomyo_router::http::headers::upstream_request_head;
 use nomyo_router::http::request_headers::RequestHeaders;
+use nomyo_router::http::response_head;
 use nomyo_router::routing::choose::try_choose;
 use nomyo_router::routing::endpoint::EndpointState;
 use nomyo_router::routing::placement::{EndpointModels, Placement};
 use nomyo_router::routing::queue::WaitQueue;
 use nomyo_router::routing::slots::Slot;
-use nomyo_router::http::response_head::{self, ResponseFraming};
 use nomyo_router::translate::request::ollama_to_openai;
 use nomyo_router::translate::stream::{NdjsonToSse, SseToNdjson};
 use nomyo_router::translate::{OllamaRoute, OpenAiRoute};
@@ -278,7 +279,7 @@ fn bench_headers(c: &mut Criterion) {
                     endpoint: black_box(b"http://gpu-1:11434"),
                     upstream: black_box(UPSTREAM_LINES),
                 },
-                ResponseFraming::Chunked,
+                Framing::Chunked,
                 &post,
                 false,
             );

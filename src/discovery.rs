@@ -12,13 +12,13 @@ use futures_util::future::join_all;
 use futures_util::FutureExt;
 use serde_json::Value;
 
+use crate::config::EndpointKind;
 use crate::routing::endpoint::EndpointState;
+use crate::routing::fetch::get_json;
 use crate::routing::names::{llama_short, strip_latest};
 use crate::routing::placement::{EndpointModels, Placement};
 use crate::routing::queue::WaitQueue;
 use crate::routing::slots::Slot;
-use crate::config::EndpointKind;
-use crate::routing::fetch::get_json;
 use crate::state::Shared;
 
 pub struct Discovery {
@@ -81,7 +81,7 @@ async fn poll(
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter(|m| crate::api::listing::llama_is_loaded(m))
+                .filter(|m| llama_is_loaded(m))
                 .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string))
                 .collect();
             Ok(PollResult {
@@ -228,4 +228,12 @@ pub fn start(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>
     // The first poll is bounded by the name lookups and the poll timeout; wait 30 s at most.
     let _ = ready_rx.recv_timeout(Duration::from_secs(30));
     Ok(handle)
+}
+/// llama-server reports a model loaded when `status` is missing, `"loaded"`, or `{"value": "loaded"}`.
+pub fn llama_is_loaded(m: &Value) -> bool {
+    match m.get("status") {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s == "loaded",
+        Some(o) => o.get("value").and_then(Value::as_str) == Some("loaded"),
+    }
 }

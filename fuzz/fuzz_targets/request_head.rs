@@ -7,7 +7,8 @@ use bytes::BytesMut;
 use http::StatusCode;
 use libfuzzer_sys::fuzz_target;
 use nomyo_router::config::Limits;
-use nomyo_router::http::request_head::{parse, BodyFraming};
+use nomyo_router::http::framing::Framing;
+use nomyo_router::http::request_head::parse;
 use nomyo_router_fuzz::{assert_suffix, check_chunked, default_limits};
 
 fuzz_target!(|data: &[u8]| {
@@ -19,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     match result {
         Ok(Some(head)) => {
             assert!(head.headers.len() <= limits.max_headers);
-            if head.body == Some(BodyFraming::Chunked) {
+            if head.body == Framing::Chunked {
                 check_chunked(&buf);
             }
         }

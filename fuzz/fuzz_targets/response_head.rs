@@ -4,7 +4,8 @@
 use bytes::BytesMut;
 use http::Method;
 use libfuzzer_sys::fuzz_target;
-use nomyo_router::http::client::head::{parse, Framing, MAX_HEAD_BYTES};
+use nomyo_router::http::client::head::{parse, MAX_HEAD_BYTES};
+use nomyo_router::http::framing::Framing;
 use nomyo_router_fuzz::{assert_suffix, check_chunked};
 
 fuzz_target!(|data: &[u8]| {

@@ -12,8 +12,8 @@ use super::errors::ApiError;
 use super::util::json_value;
 use crate::config::EndpointKind;
 use crate::http::body::RouterBody;
-use crate::routing::fetch::get_json;
 use crate::routing::endpoint::EndpointState;
+use crate::routing::fetch::get_json;
 use crate::routing::names::llama_short;
 use crate::state::Shared;
 
@@ -90,15 +90,6 @@ pub async fn tags(shared: &Shared) -> Response<RouterBody> {
     json_value(StatusCode::OK, &json!({ "models": models }))
 }
 
-/// llama-server reports a model loaded when `status` is missing, `"loaded"`, or `{"value": "loaded"}`.
-pub fn llama_is_loaded(m: &Value) -> bool {
-    match m.get("status") {
-        None | Some(Value::Null) => true,
-        Some(Value::String(s)) => s == "loaded",
-        Some(o) => o.get("value").and_then(Value::as_str) == Some("loaded"),
-    }
-}
-
 /// Loaded models per endpoint, Ollama `/api/ps` form.
 async fn loaded(shared: &Shared) -> Vec<(&EndpointState, Vec<Value>)> {
     let mut out = Vec::new();
@@ -125,7 +116,7 @@ async fn loaded(shared: &Shared) -> Vec<(&EndpointState, Vec<Value>)> {
     for (ep, answer) in answers {
         let Ok(v) = answer else { continue };
         let models = items(&v, "data")
-            .filter(|m| llama_is_loaded(m))
+            .filter(|m| crate::discovery::llama_is_loaded(m))
             .filter_map(|m| {
                 let id = m.get("id")?.as_str()?;
                 let quant = id.rsplit_once(':').map(|(_, q)| q).unwrap_or("");
@@ -268,8 +259,12 @@ mod tests {
 
     #[test]
     fn llama_loaded_states() {
-        assert!(llama_is_loaded(&json!({"id": "a"})));
-        assert!(llama_is_loaded(&json!({"status": {"value": "loaded"}})));
-        assert!(!llama_is_loaded(&json!({"status": "unloaded"})));
+        assert!(crate::discovery::llama_is_loaded(&json!({"id": "a"})));
+        assert!(crate::discovery::llama_is_loaded(
+            &json!({"status": {"value": "loaded"}})
+        ));
+        assert!(!crate::discovery::llama_is_loaded(
+            &json!({"status": "unloaded"})
+        ));
     }
 }

@@ -15,9 +15,9 @@ use super::routes::Manage;
 use super::util::json_value;
 use crate::config::EndpointKind;
 use crate::http::body::RouterBody;
-use crate::routing::fetch;
 use crate::http::lazy_timer::LazyTimer;
 use crate::routing::endpoint::EndpointState;
+use crate::routing::fetch;
 use crate::state::Shared;
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,7 +107,7 @@ pub async fn manage(
         async move {
             (
                 ep.cfg.url.clone(),
-                fetch::send_collect(
+                fetch::request_whole(
                     ep,
                     method,
                     route.path(),
@@ -244,7 +244,7 @@ async fn relay_progress(
         first_byte: MANAGE_TIMEOUT,
         timer: &mut LazyTimer::new(std::time::Instant::now()),
     };
-    let resp = fetch::send(ep, method, path, body, fetch::Forward::Map(headers), waits)
+    let resp = fetch::request(ep, method, path, body, fetch::Forward::Map(headers), waits)
         .await
         .map_err(|e| e.to_string())?;
     let status = resp.status();
@@ -311,7 +311,7 @@ pub async fn blob(
         async move {
             (
                 ep.cfg.url.clone(),
-                fetch::send_collect(ep, method, &path, body, Some(headers), MANAGE_TIMEOUT).await,
+                fetch::request_whole(ep, method, &path, body, Some(headers), MANAGE_TIMEOUT).await,
             )
         }
     }))

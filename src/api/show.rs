@@ -8,8 +8,8 @@ use super::errors::ApiError;
 use super::util::json;
 use crate::config::EndpointKind;
 use crate::http::body::RouterBody;
-use crate::routing::fetch;
 use crate::http::headers::X_ROUTER_ENDPOINT;
+use crate::routing::fetch;
 use crate::state::Shared;
 
 pub async fn show(
@@ -54,7 +54,7 @@ pub async fn show(
     };
     let timeout = shared.config.timeouts.first_byte;
     let (status, answer) =
-        fetch::send_collect(&ep, Method::POST, "/api/show", body, Some(headers), timeout)
+        fetch::request_whole(&ep, Method::POST, "/api/show", body, Some(headers), timeout)
             .await
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e))?;
     let mut resp = json(status, answer);

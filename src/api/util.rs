@@ -1,24 +1,9 @@
-//! Small helpers shared by the handlers: bounded body reads, JSON responses, the per-request context.
-
-use std::sync::Arc;
-use std::time::Instant;
+//! Small helpers shared by the handlers: JSON responses, request ids, the headers the router adds.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::http::body::RouterBody;
-use crate::state::Shared;
-
-/// What a handler knows about the request it serves.
-pub struct Ctx {
-    pub shared: Arc<Shared>,
-    pub request_id: HeaderValue,
-    pub started: Instant,
-    /// Set once the response's end will write the log line (relayed bodies), so the handler does not.
-    pub logs_at_end: bool,
-    /// The endpoint that answered, sent back as `x-router-endpoint`.
-    pub endpoint: Option<HeaderValue>,
-}
 
 /// The headers the router adds to an answer, written by the connection without a header map.
 pub struct RouterHeaders {

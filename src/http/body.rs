@@ -1,246 +1,38 @@
-//! Response bodies the router sends: a whole buffer, a relay of an upstream body frame by frame
-//! (holding the slot and the pooled connection until the end), or a channel fed by a task.
+//! Response bodies the router sends: a whole buffer, a body produced frame by frame by a higher
+//! layer (the proxy's relay of an upstream answer), or a channel fed by a task.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
 
-use super::client::UpstreamBody;
-use super::lazy_timer::LazyTimer;
-use crate::routing::slots::SlotGuard;
-
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// How a relayed stream ended, for the request log and accounting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Complete,
-    /// Upstream failed or went idle mid-body.
-    UpstreamFailed(String),
-    /// The client went away before the end.
-    ClientGone,
-}
-
-/// How to tell a streaming client that the upstream failed mid-stream (SPEC §3.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamFraming {
-    /// Not a stream (or length known): just end the connection.
-    None,
-    /// One more `{"error": "..."}` line.
-    Ndjson,
-    /// One more `data: {"error": {...}}` event.
-    Sse,
-}
-
-impl StreamFraming {
-    pub fn error_chunk(self, message: &str) -> Option<Bytes> {
-        let msg = serde_json::to_string(message).unwrap_or_else(|_| "\"upstream error\"".into());
-        match self {
-            StreamFraming::None => None,
-            StreamFraming::Ndjson => Some(Bytes::from(format!("{{\"error\":{msg}}}\n"))),
-            StreamFraming::Sse => Some(Bytes::from(format!(
-                "data: {{\"error\":{{\"message\":{msg},\"type\":\"api_error\",\"param\":null,\"code\":null}}}}\n\n"
-            ))),
-        }
-    }
-}
-
-pub type OnEnd = Box<dyn FnOnce(Outcome)>;
-
-/// Rewrites a stream on its way through (API translation). Must give the same output however the
-/// input is split.
-pub trait Transform {
-    /// Appends the output for `input` to `out` (possibly nothing yet).
-    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>);
-    /// The input ended: appends what is still owed.
-    fn finish(&mut self, out: &mut Vec<u8>);
-    /// The output ended with an error of the transform's own (an over-long event, say): the
-    /// rest of the input is not wanted, so the relay stops reading and frees the slot.
-    fn has_failed(&self) -> bool {
-        false
-    }
-}
-
-/// Relays an upstream body. Owns the slot and (through the body) the connection; releases both when
-/// done or dropped.
-pub struct Relay {
-    upstream: UpstreamBody,
-    guard: Option<SlotGuard>,
-    framing: StreamFraming,
-    idle: Duration,
-    /// When the upstream counts as idle: moved on every frame.
-    idle_timer: LazyTimer,
-    /// The request's total budget (`timeouts.total`), when it has one.
-    hard_deadline: Option<Instant>,
-    on_end: Option<OnEnd>,
-    transform: Option<Box<dyn Transform>>,
-    /// The upstream's header lines, for the client's answer head; taken when the head is written
-    /// (they are a slice of the connection's read buffer, which they would pin for the whole body).
-    upstream_headers: Bytes,
-    done: bool,
-}
-
-impl Relay {
-    pub fn new(
-        mut upstream: UpstreamBody,
-        guard: Option<SlotGuard>,
-        framing: StreamFraming,
-        idle: Duration,
-        on_end: OnEnd,
-    ) -> Self {
-        Relay {
-            upstream_headers: upstream.take_header_lines(),
-            upstream,
-            guard,
-            framing,
-            idle,
-            idle_timer: LazyTimer::new(Instant::now() + idle),
-            hard_deadline: None,
-            on_end: Some(on_end),
-            transform: None,
-            done: false,
-        }
-    }
-
-    /// Ends the relay at `at` whatever the upstream does (the request's total time budget).
-    pub fn with_hard_deadline(mut self, at: Option<Instant>) -> Self {
-        self.hard_deadline = at;
-        let next = self.next_deadline();
-        self.idle_timer.set(next);
-        self
-    }
-
-    fn next_deadline(&self) -> Instant {
-        let idle = Instant::now() + self.idle;
-        self.hard_deadline.map_or(idle, |h| h.min(idle))
-    }
-
-    /// Passes every chunk through `t` (the size of the body is then unknown). The upstream's headers
-    /// describe the untransformed bytes, so they do not go to the client.
-    pub fn with_transform(mut self, t: Box<dyn Transform>) -> Self {
-        self.transform = Some(t);
-        self.upstream_headers = Bytes::new();
-        self
-    }
-
-    /// The next frame for the client: upstream data (transformed when asked), an error line when the
-    /// upstream fails or goes idle, or the end.
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        loop {
-            if self.done {
-                return Poll::Ready(None);
-            }
-            let data = match Pin::new(&mut self.upstream).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    let next = self.next_deadline();
-                    self.idle_timer.set(next);
-                    match frame.into_data() {
-                        Ok(data) => data,
-                        // Trailers are hop-by-hop for us: skip them.
-                        Err(_) => continue,
-                    }
-                }
-                Poll::Ready(None) => {
-                    let tail = self.finish_transform();
-                    self.end(Outcome::Complete);
-                    return Poll::Ready(tail.map(|b| Ok(Frame::data(b))));
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    return self.fail(format!(
-                        "upstream {} failed mid-response: {e}",
-                        endpoint_name(self)
-                    ))
-                }
-                Poll::Pending => {
-                    if self.idle_timer.poll_expired(cx) {
-                        let idle = self.idle;
-                        let reason = if self.hard_deadline.is_some_and(|h| Instant::now() >= h) {
-                            "the request's total time limit passed".to_string()
-                        } else {
-                            format!("upstream {} sent nothing for {idle:?}", endpoint_name(self))
-                        };
-                        return self.fail(reason);
-                    }
-                    return Poll::Pending;
-                }
-            };
-            let mut out = match self.transform.as_mut() {
-                None => data,
-                Some(t) => {
-                    let mut buf = Vec::new();
-                    t.feed(&data, &mut buf);
-                    if t.has_failed() {
-                        // The error line is in `buf`; nothing may follow it.
-                        self.end(Outcome::UpstreamFailed(
-                            "the upstream's stream could not be translated".into(),
-                        ));
-                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))));
-                    }
-                    Bytes::from(buf)
-                }
-            };
-            // A body of known length ends with its last byte: report the end with it.
-            if self.upstream.is_end_stream() {
-                if let Some(tail) = self.finish_transform() {
-                    out = [out, tail].concat().into();
-                }
-                self.end(Outcome::Complete);
-            }
-            if !out.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(out))));
-            }
-        }
-    }
-
-    fn finish_transform(&mut self) -> Option<Bytes> {
-        let t = self.transform.as_mut()?;
-        let mut buf = Vec::new();
-        t.finish(&mut buf);
-        (!buf.is_empty()).then(|| Bytes::from(buf))
-    }
-
-    fn end(&mut self, outcome: Outcome) {
-        self.done = true;
-        self.guard = None;
-        if let Some(f) = self.on_end.take() {
-            f(outcome);
-        }
-    }
-
-    fn fail(&mut self, reason: String) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let chunk = self.framing.error_chunk(&reason);
-        self.end(Outcome::UpstreamFailed(reason.clone()));
-        match chunk {
-            Some(c) => Poll::Ready(Some(Ok(Frame::data(c)))),
-            None => Poll::Ready(Some(Err(reason.into()))),
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if !self.done {
-            self.end(Outcome::ClientGone);
-        }
-    }
+/// A body made frame by frame above this layer. The connection polls it like any body and writes
+/// its passed-through header lines into the answer's head.
+pub trait Streamed {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>>;
+    fn is_end_stream(&self) -> bool;
+    fn size_hint(&self) -> SizeHint;
+    /// Header lines (`name: value\r\n` each) that go into the client's answer as they are; taken
+    /// once, when the head is written (empty: none).
+    fn take_header_lines(&mut self) -> Bytes;
 }
 
 pub enum RouterBody {
     Full(Option<Bytes>),
-    Relay(Box<Relay>),
+    Streamed(Box<dyn Streamed>),
     Channel(mpsc::Receiver<Bytes>),
 }
 
 impl RouterBody {
-    /// Upstream header lines that go into the client's answer as they are (empty: none).
+    /// Header lines that go into the client's answer as they are (empty: none).
     pub fn take_passthrough_header_lines(&mut self) -> Bytes {
         match self {
-            RouterBody::Relay(r) => std::mem::take(&mut r.upstream_headers),
+            RouterBody::Streamed(s) => s.take_header_lines(),
             _ => Bytes::new(),
         }
     }
@@ -268,14 +60,14 @@ impl Body for RouterBody {
             RouterBody::Channel(rx) => Pin::new(rx)
                 .poll_next(cx)
                 .map(|o| o.map(|b| Ok(Frame::data(b)))),
-            RouterBody::Relay(r) => r.poll_next(cx),
+            RouterBody::Streamed(s) => s.poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             RouterBody::Full(b) => b.is_none(),
-            RouterBody::Relay(r) => r.done,
+            RouterBody::Streamed(s) => s.is_end_stream(),
             RouterBody::Channel(_) => false,
         }
     }
@@ -283,17 +75,8 @@ impl Body for RouterBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             RouterBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            RouterBody::Relay(r) if r.framing == StreamFraming::None && r.transform.is_none() => {
-                r.upstream.size_hint()
-            }
-            _ => SizeHint::default(),
+            RouterBody::Streamed(s) => s.size_hint(),
+            RouterBody::Channel(_) => SizeHint::default(),
         }
     }
-}
-
-fn endpoint_name(r: &Relay) -> String {
-    r.guard
-        .as_ref()
-        .map(|g| g.endpoint().cfg.url.clone())
-        .unwrap_or_else(|| "endpoint".into())
 }

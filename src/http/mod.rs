@@ -12,6 +12,7 @@
 pub mod body;
 pub mod chunked;
 pub mod client;
+pub mod framing;
 pub mod future_slot;
 pub mod headers;
 pub mod io;

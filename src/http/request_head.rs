@@ -7,22 +7,17 @@ use bytes::{Buf, BytesMut};
 use http::{Method, StatusCode, Uri, Version};
 
 use crate::config::Limits;
+use crate::http::framing::Framing;
 use crate::http::headers::connection_keep_alive;
 use crate::http::request_headers::RequestHeaders;
-
-/// How the request body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFraming {
-    Length(u64),
-    Chunked,
-}
 
 pub struct RequestHead {
     pub method: Method,
     pub uri: Uri,
     pub version: Version,
     pub headers: RequestHeaders,
-    pub body: Option<BodyFraming>,
+    /// `Empty` when no body was announced.
+    pub body: Framing,
     /// The client asked to keep the connection open after this exchange.
     pub keep_alive: bool,
     /// `Expect: 100-continue`: the client waits for a go-ahead before sending its body.
@@ -178,9 +173,9 @@ fn too_large(limits: &Limits) -> HeadError {
 
 /// RFC 9112 §6.3: chunked wins only when it is the sole coding; both framings at once is refused
 /// (request smuggling).
-fn body_framing(headers: &RequestHeaders, seen: Seen) -> Result<Option<BodyFraming>, HeadError> {
+fn body_framing(headers: &RequestHeaders, seen: Seen) -> Result<Framing, HeadError> {
     if !seen.transfer_encoding && !seen.content_length {
-        return Ok(None);
+        return Ok(Framing::Empty);
     }
     let has_te = seen.transfer_encoding;
     let mut lengths = headers.get_all("content-length");
@@ -203,10 +198,10 @@ fn body_framing(headers: &RequestHeaders, seen: Seen) -> Result<Option<BodyFrami
                 "only the chunked transfer coding is supported",
             ));
         }
-        return Ok(Some(BodyFraming::Chunked));
+        return Ok(Framing::Chunked);
     }
     let Some(first) = first_length else {
-        return Ok(None);
+        return Ok(Framing::Empty);
     };
     let parse = |v: &[u8]| -> Result<u64, HeadError> {
         if v.is_empty() || !v.iter().all(u8::is_ascii_digit) || v.len() > 19 {
@@ -224,7 +219,11 @@ fn body_framing(headers: &RequestHeaders, seen: Seen) -> Result<Option<BodyFrami
             ));
         }
     }
-    Ok((n > 0).then_some(BodyFraming::Length(n)))
+    Ok(if n > 0 {
+        Framing::Length(n)
+    } else {
+        Framing::Empty
+    })
 }
 
 #[cfg(test)]
@@ -258,7 +257,7 @@ mod tests {
         assert_eq!(h.uri.path(), "/api/chat");
         assert_eq!(h.uri.query(), Some("x=1"));
         assert_eq!(h.headers.get("x-a"), Some(&b"b"[..]));
-        assert_eq!(h.body, Some(BodyFraming::Length(2)));
+        assert_eq!(h.body, Framing::Length(2));
         assert!(h.keep_alive && !h.expects_continue);
         assert_eq!(&buf[..], b"{}");
     }
@@ -268,9 +267,9 @@ mod tests {
         let h = parse_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(h.body, Some(BodyFraming::Chunked));
+        assert_eq!(h.body, Framing::Chunked);
         let h = parse_str("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
-        assert!(!h.keep_alive && h.body.is_none());
+        assert!(!h.keep_alive && h.body == Framing::Empty);
         let h = parse_str("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
             .unwrap()
             .unwrap();
@@ -278,7 +277,7 @@ mod tests {
         let h = parse_str("POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert!(!h.keep_alive && h.expects_continue && h.body.is_none());
+        assert!(!h.keep_alive && h.expects_continue && h.body == Framing::Empty);
     }
 
     #[test]

@@ -6,18 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 
+use crate::http::framing::Framing;
 use crate::http::headers::{is_extra_connection_token, is_hop_by_hop_name};
-
-/// How the body after a head is delimited on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseFraming {
-    /// No body bytes follow (HEAD, 1xx, 204, 304).
-    None,
-    Length(u64),
-    Chunked,
-    /// HTTP/1.0 client, unknown length: the end of the body is the end of the connection.
-    UntilClose,
-}
 
 /// Chooses the framing: an exact size is sent as `content-length`; otherwise chunked (HTTP/1.1) or
 /// close-delimited (HTTP/1.0).
@@ -26,27 +16,27 @@ pub fn framing(
     status: StatusCode,
     exact_len: Option<u64>,
     http11: bool,
-) -> ResponseFraming {
+) -> Framing {
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
-        return ResponseFraming::None;
+        return Framing::Empty;
     }
     match exact_len {
-        Some(n) => ResponseFraming::Length(n),
-        None if http11 => ResponseFraming::Chunked,
-        None => ResponseFraming::UntilClose,
+        Some(n) => Framing::Length(n),
+        None if http11 => Framing::Chunked,
+        None => Framing::UntilClose,
     }
     .for_method(method)
 }
 
-impl ResponseFraming {
+impl Framing {
     fn for_method(self, method: &Method) -> Self {
         if method == Method::HEAD {
             // A HEAD answer sends no body; its content-length header (if any) describes the one it
             // stands for and is passed through by `encode`.
-            return ResponseFraming::None;
+            return Framing::Empty;
         }
         self
     }
@@ -72,7 +62,7 @@ pub fn encode(
     status: StatusCode,
     headers: &HeaderMap,
     lines: Lines<'_>,
-    framing: ResponseFraming,
+    framing: Framing,
     method: &Method,
     close: bool,
 ) {
@@ -111,13 +101,13 @@ pub fn encode(
         has_date |= write_passthrough(out, lines.upstream, headers, keep_length);
     }
     match framing {
-        ResponseFraming::Length(n) => {
+        Framing::Length(n) => {
             out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        ResponseFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        ResponseFraming::None | ResponseFraming::UntilClose => {}
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Empty | Framing::UntilClose => {}
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -216,23 +206,7 @@ fn with_date(f: impl FnOnce(&[u8])) {
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` for seconds since the epoch.
 fn imf_fixdate(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = crate::translate::time::civil_from_days(days as i64);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -251,23 +225,20 @@ mod tests {
         let get = Method::GET;
         assert_eq!(
             framing(&get, StatusCode::OK, Some(3), true),
-            ResponseFraming::Length(3)
+            Framing::Length(3)
         );
-        assert_eq!(
-            framing(&get, StatusCode::OK, None, true),
-            ResponseFraming::Chunked
-        );
+        assert_eq!(framing(&get, StatusCode::OK, None, true), Framing::Chunked);
         assert_eq!(
             framing(&get, StatusCode::OK, None, false),
-            ResponseFraming::UntilClose
+            Framing::UntilClose
         );
         assert_eq!(
             framing(&get, StatusCode::NO_CONTENT, Some(0), true),
-            ResponseFraming::None
+            Framing::Empty
         );
         assert_eq!(
             framing(&Method::HEAD, StatusCode::OK, None, true),
-            ResponseFraming::None
+            Framing::Empty
         );
     }
 
@@ -282,7 +253,7 @@ mod tests {
             StatusCode::OK,
             &h,
             Lines::default(),
-            ResponseFraming::Chunked,
+            Framing::Chunked,
             &Method::GET,
             true,
         );
@@ -313,7 +284,7 @@ mod tests {
                 endpoint: b"http://b:11434",
                 upstream,
             },
-            ResponseFraming::Length(12),
+            Framing::Length(12),
             &Method::POST,
             false,
         );
@@ -332,7 +303,7 @@ mod tests {
                 upstream: b"content-length: 7\r\n",
                 ..Lines::default()
             },
-            ResponseFraming::None,
+            Framing::Empty,
             &Method::HEAD,
             false,
         );

@@ -4,7 +4,7 @@
 //! request holds a slot, before any byte of the answer) or `panic-body` (a panic in the middle of a
 //! relayed body, after the answer's head). Release builds compile both checks to nothing.
 
-use crate::http::body::Transform;
+use super::relay::Transform;
 use crate::http::request_headers::RequestHeaders;
 
 #[cfg(debug_assertions)]

@@ -20,91 +20,109 @@ use http::StatusCode;
 use crate::api::errors::ApiError;
 use crate::http::client::UpstreamError;
 
-/// What to do about one failed attempt.
-pub struct Verdict {
-    /// The request may go to the next candidate.
-    pub retry: bool,
-    /// The failure counts against the endpoint's health.
-    pub blame: bool,
-    /// The client's answer if no other candidate serves it.
-    pub error: ApiError,
+/// How one attempt failed before any byte of an answer reached the client.
+#[derive(Debug)]
+pub enum Failure<'a> {
+    /// No answer head came.
+    NoAnswer(&'a UpstreamError),
+    /// An answer head came with this status, one `passes_through` refuses.
+    Answered(StatusCode),
 }
 
-/// The verdict on a request that got no answer head.
-pub fn no_answer(e: &UpstreamError) -> Verdict {
-    let (retry, blame, status) = match e {
-        UpstreamError::ConnectTimeout(_) => (true, true, StatusCode::GATEWAY_TIMEOUT),
-        UpstreamError::Connect(..) | UpstreamError::NotSent(..) | UpstreamError::Closed(..) => {
-            (true, true, StatusCode::BAD_GATEWAY)
-        }
-        UpstreamError::FirstByteTimeout(..) => (false, false, StatusCode::GATEWAY_TIMEOUT),
-        UpstreamError::Http(..) => (false, true, StatusCode::BAD_GATEWAY),
-    };
-    Verdict {
-        retry,
-        blame,
-        error: ApiError::new(status, format!("upstream failure: {e}")),
+/// Whether the request may be sent to the next candidate: only when this backend cannot be working
+/// on it any more (never got it whole, dropped it before answering, or answered 502/503).
+pub fn may_resend(f: &Failure) -> bool {
+    match f {
+        Failure::NoAnswer(e) => matches!(
+            e,
+            UpstreamError::Connect(..)
+                | UpstreamError::ConnectTimeout(_)
+                | UpstreamError::NotSent(..)
+                | UpstreamError::Closed(..)
+        ),
+        Failure::Answered(_) => true,
     }
 }
 
-/// The verdict on an answer head with `status` from `endpoint`; `None` when it goes to the client.
-pub fn answer_status(status: StatusCode, endpoint: &str) -> Option<Verdict> {
-    matches!(status.as_u16(), 502 | 503).then(|| Verdict {
-        retry: true,
-        blame: true,
-        error: ApiError::new(
+/// Whether the failure counts against the endpoint's health (`limits.failures_before_down` in a
+/// row mark it down): everything but a slow answer, which is the client's 504 and not the
+/// backend's fault.
+pub fn counts_against_endpoint(f: &Failure) -> bool {
+    !matches!(f, Failure::NoAnswer(UpstreamError::FirstByteTimeout(..)))
+}
+
+/// Whether an answer head with `status` goes to the client as it is: all but 502 and 503, which
+/// say the backend (or a gateway in front of it) did not serve the request. A 504 passes: the
+/// backend may still be generating.
+pub fn passes_through(status: StatusCode) -> bool {
+    !matches!(status.as_u16(), 502 | 503)
+}
+
+/// What the client is told when no other candidate serves the request.
+pub fn client_error(f: &Failure, endpoint: &str) -> ApiError {
+    match f {
+        Failure::NoAnswer(e) => {
+            let status = match e {
+                UpstreamError::ConnectTimeout(_) | UpstreamError::FirstByteTimeout(..) => {
+                    StatusCode::GATEWAY_TIMEOUT
+                }
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            ApiError::new(status, format!("upstream failure: {e}"))
+        }
+        Failure::Answered(status) => ApiError::new(
             StatusCode::BAD_GATEWAY,
             format!("{endpoint} answered {status}"),
         ),
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    fn verdict(e: UpstreamError) -> (bool, bool, u16) {
-        let v = no_answer(&e);
-        (v.retry, v.blame, v.error.status.as_u16())
+    fn refused() -> std::io::Error {
+        std::io::Error::from(std::io::ErrorKind::ConnectionRefused)
+    }
+
+    /// Every kind of failure: (failure, re-sent elsewhere, counts against the endpoint, client status).
+    #[test]
+    fn the_policy_table() {
+        let e = |s: &str| s.to_string();
+        let no_answer = [
+            (UpstreamError::Connect(e("a"), refused()), true, true, 502),
+            (UpstreamError::ConnectTimeout(e("a")), true, true, 504),
+            (UpstreamError::NotSent(e("a"), e("x")), true, true, 502),
+            (UpstreamError::Closed(e("a"), e("x")), true, true, 502),
+            (
+                UpstreamError::FirstByteTimeout(e("a"), Duration::from_secs(1)),
+                false,
+                false,
+                504,
+            ),
+            (UpstreamError::Http(e("a"), e("x")), false, true, 502),
+        ];
+        for (err, resend, blame, status) in &no_answer {
+            let f = Failure::NoAnswer(err);
+            assert_eq!(may_resend(&f), *resend, "{err}");
+            assert_eq!(counts_against_endpoint(&f), *blame, "{err}");
+            assert_eq!(client_error(&f, "a").status.as_u16(), *status, "{err}");
+        }
+        for code in [502, 503] {
+            let f = Failure::Answered(StatusCode::from_u16(code).unwrap());
+            assert!(may_resend(&f) && counts_against_endpoint(&f));
+            assert_eq!(client_error(&f, "a").status, StatusCode::BAD_GATEWAY);
+        }
     }
 
     #[test]
-    fn timeouts_are_the_clients_504_and_never_rerun() {
-        let slow = UpstreamError::FirstByteTimeout("e".into(), std::time::Duration::from_secs(1));
-        assert_eq!(verdict(slow), (false, false, 504));
-    }
-
-    #[test]
-    fn unsent_or_dropped_requests_go_elsewhere_and_count() {
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert_eq!(
-            verdict(UpstreamError::Connect("e".into(), refused)),
-            (true, true, 502)
-        );
-        assert_eq!(
-            verdict(UpstreamError::ConnectTimeout("e".into())),
-            (true, true, 504)
-        );
-        assert_eq!(
-            verdict(UpstreamError::NotSent("e".into(), "x".into())),
-            (true, true, 502)
-        );
-        assert_eq!(
-            verdict(UpstreamError::Closed("e".into(), "x".into())),
-            (true, true, 502)
-        );
-        assert_eq!(
-            verdict(UpstreamError::Http("e".into(), "x".into())),
-            (false, true, 502)
-        );
-    }
-
-    #[test]
-    fn only_502_and_503_answers_are_retried() {
-        assert!(answer_status(StatusCode::BAD_GATEWAY, "e").is_some());
-        assert!(answer_status(StatusCode::SERVICE_UNAVAILABLE, "e").is_some());
+    fn only_502_and_503_answers_are_held_back() {
+        assert!(!passes_through(StatusCode::BAD_GATEWAY));
+        assert!(!passes_through(StatusCode::SERVICE_UNAVAILABLE));
         for s in [200, 400, 404, 429, 500, 504] {
-            assert!(answer_status(StatusCode::from_u16(s).unwrap(), "e").is_none());
+            assert!(passes_through(StatusCode::from_u16(s).unwrap()), "{s}");
         }
     }
 }

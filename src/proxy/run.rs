@@ -1,71 +1,91 @@
-//! One request's life, top to bottom: id → CORS → route → auth → body → dispatch → log.
+//! A request's whole life, top to bottom. Each phase is a function named after it, in its own file:
+//!
+//! 1. request filter (`request_filter`, here): route, CORS preflight, router key — may answer at once;
+//! 2. local answer (`local.rs`): every route but inference is answered by the router itself;
+//! 3. for inference, the body is read for its model (`api/sniff.rs`), then
+//! 4. cache lookup (`cache.rs`): a hit is the answer, no slot taken;
+//! 5. upstream peer (`peer.rs`): the candidates, a slot on the best one (queueing when all are busy);
+//! 6. upstream request (`upstream.rs`): the client's bytes rewritten or translated, sent;
+//! 7. response filter (`response_filter.rs`): `policy` judges the answer head (or its absence):
+//!    relay it, try the next candidate (back to 5), or answer with the error;
+//! 8. body filter (`body_filter.rs`): relay or translate the body; the slot is held until it ends;
+//! 9. epilogue (`epilogue.rs`) when the body ends: cache store, logging.
+//!
+//! Nothing here fails: every error becomes an answer in the client's API format.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{header, Method, Response, StatusCode};
 
+use super::body_filter;
+use super::cache;
+use super::epilogue::log_local_answer;
+use super::local;
+use super::peer;
+use super::response_filter::{self, Rejected};
+use super::session::{InferenceRequest, Session};
+use super::upstream::{self, Deadlines};
 use crate::api::errors::ApiError;
-use crate::api::routes::{route, Route};
-use crate::api::util::{request_id, Ctx, RouterHeaders};
-use super::inference;
-use crate::api::{listing, manage, own, show};
+use crate::api::routes::{route, Inference, Route};
+use crate::api::sniff::sniff;
+use crate::api::util::RouterHeaders;
 use crate::http::body::RouterBody;
 use crate::http::lazy_timer::LazyTimer;
 use crate::http::request_head::RequestHead;
 use crate::state::Shared;
 
-/// Serves one request; never fails: every error becomes a response in the client's format. The body
-/// was read by the connection, or is the error to answer with once a route needs it (413, 408).
-/// `upstream_timer` is the connection's, for the wait on an upstream's answer. The head is borrowed:
-/// the connection keeps the one copy, instead of each level of the request's future its own.
-/// Returns the answer and the headers the router adds to it (request id, endpoint), which the
-/// connection writes itself: a relayed answer needs no header map.
-pub async fn handle(
+/// Serves one request; the body was read by the connection, or is the error to answer with once a
+/// route needs it (413, 408). `timer` is the connection's, for the wait on an upstream's answer.
+/// The head is borrowed: the connection keeps the one copy. Returns the answer and the headers the
+/// router adds to it (request id, endpoint), which the connection writes itself.
+pub async fn run(
     req: &RequestHead,
     body: Result<Bytes, ApiError>,
     shared: Arc<Shared>,
-    upstream_timer: &mut LazyTimer,
+    timer: &mut LazyTimer,
 ) -> (Response<RouterBody>, RouterHeaders) {
-    let mut ctx = Ctx {
-        request_id: request_id(req.headers.value("x-request-id")),
-        started: Instant::now(),
-        logs_at_end: false,
-        endpoint: None,
-        shared,
+    let mut s = Session::new(req, shared);
+    let answer = match request_filter(&s, req) {
+        Err(e) => Err(e),
+        Ok(Some(answer)) => Ok(answer),
+        Ok(None) => match s.route {
+            Route::Inference(i) => proxy(&mut s, i, req, body, timer).await,
+            // Boxed: these routes are rare next to inference, and their futures (listing
+            // fan-outs, pulls) would otherwise enlarge every request's future.
+            _ => Box::pin(local::answer(s.shared.clone(), &s.route, req, body)).await,
+        },
     };
+    let mut resp = answer.unwrap_or_else(|e| e.into_response(s.route.format()));
     let origin = req.headers.value("origin");
-    let method = &req.method;
-    let route = route(method, req.uri.path());
-    let mut resp = if method == Method::OPTIONS {
-        preflight(&ctx.shared, origin.as_ref())
-    } else {
-        match dispatch(&mut ctx, &route, req, body, upstream_timer).await {
-            Ok(r) => r,
-            Err(e) => e.into_response(route.format()),
-        }
-    };
-    if let Some(allowed) = origin.and_then(|o| allowed_origin(&ctx.shared, &o)) {
+    if let Some(allowed) = origin.and_then(|o| local::allowed_origin(&s.shared, &o)) {
         resp.headers_mut()
             .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
     }
-    // Relayed responses log when their body ends; the rest log here.
-    if !ctx.logs_at_end {
-        tracing::info!(
-            request_id = ctx.request_id.to_str().unwrap_or(""),
-            method = %method,
-            route = route.name(),
-            status = resp.status().as_u16(),
-            latency_ms = format_args!("{:.2}", ctx.started.elapsed().as_secs_f64() * 1000.0),
-            "request"
-        );
+    if !s.logs_at_end {
+        log_local_answer(&s, &req.method, resp.status());
     }
     let added = RouterHeaders {
-        request_id: ctx.request_id,
-        endpoint: ctx.endpoint,
+        request_id: s.request_id,
+        endpoint: s.endpoint,
     };
     (resp, added)
+}
+
+/// The request filter: a CORS preflight is answered here; the router key is checked on every
+/// route but the public ones. `Ok(None)`: the request goes on.
+fn request_filter(
+    s: &Session,
+    req: &RequestHead,
+) -> Result<Option<Response<RouterBody>>, ApiError> {
+    if req.method == Method::OPTIONS {
+        let origin = req.headers.value("origin");
+        return Ok(Some(local::preflight(&s.shared, origin.as_ref())));
+    }
+    if let (Some(key), false) = (&s.shared.config.router_api_key, s.route.is_public()) {
+        crate::auth::check(key, &req.headers, req.uri.query())?;
+    }
+    Ok(None)
 }
 
 /// The answer a request gets before its body is read: the router key is checked on the head alone,
@@ -79,93 +99,63 @@ pub fn refuse_before_body(req: &RequestHead, shared: &Shared) -> Option<ApiError
     crate::auth::check(key, &req.headers, req.uri.query()).err()
 }
 
-async fn dispatch(
-    ctx: &mut Ctx,
-    route: &Route,
-    req: &RequestHead,
+/// Phases 3-8 for an inference request (see the module's doc).
+async fn proxy(
+    s: &mut Session,
+    route: Inference,
+    head: &RequestHead,
     body: Result<Bytes, ApiError>,
-    upstream_timer: &mut LazyTimer,
+    timer: &mut LazyTimer,
 ) -> Result<Response<RouterBody>, ApiError> {
-    if let (Some(key), false) = (&ctx.shared.config.router_api_key, route.is_public()) {
-        crate::auth::check(key, &req.headers, req.uri.query())?;
+    let body = body?;
+    let inf = InferenceRequest {
+        route,
+        head,
+        body: &body,
+        sniffed: sniff(&body, route)?,
+    };
+    if let Some(hit) = cache::lookup(&inf.sniffed) {
+        return Ok(hit);
     }
-    match route {
-        Route::Inference(i) => inference::inference(ctx, *i, req, body?, upstream_timer).await,
-        // Boxed: these routes are rare next to inference, and their futures (listing fan-outs,
-        // pulls) would otherwise enlarge every request's future.
-        _ => Box::pin(other_route(ctx.shared.clone(), route, req, body)).await,
-    }
-}
-
-/// Every route but inference.
-async fn other_route(
-    shared: Arc<Shared>,
-    route: &Route,
-    req: &RequestHead,
-    body: Result<Bytes, ApiError>,
-) -> Result<Response<RouterBody>, ApiError> {
-    match route {
-        Route::Root => Ok(own::root()),
-        Route::Health => Ok(own::health(&shared)),
-        Route::Usage => Ok(own::usage(&shared)),
-        Route::Config => Ok(own::config(&shared)),
-        Route::Tags => Ok(listing::tags(&shared).await),
-        Route::Ps => Ok(listing::ps(&shared).await),
-        Route::PsDetails => Ok(listing::ps_details(&shared).await),
-        Route::Version => listing::version(&shared).await,
-        Route::OaiModels => Ok(listing::v1_models(&shared).await),
-        Route::OaiModel(id) => listing::v1_model(&shared, id).await,
-        Route::NotFound => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no route for {}", req.uri.path()),
-        )),
-        Route::MethodNotAllowed(allowed) => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} is not allowed here; use {allowed}", req.method),
-        )),
-        Route::Show | Route::Manage(_) | Route::Blob(_) => {
-            let body = body?;
-            let headers = req.headers.to_map();
-            match route {
-                Route::Show => show::show(&shared, &headers, body).await,
-                Route::Manage(m) => manage::manage(&shared, *m, &headers, body).await,
-                Route::Blob(digest) => {
-                    manage::blob(&shared, &req.method, digest, &headers, body).await
-                }
-                _ => unreachable!("outer match limits the routes"),
+    let shared = s.shared.clone();
+    let cfg = &shared.config;
+    let cands = peer::candidates(&shared, route, &inf.sniffed.model)?;
+    let attempts = (1 + cfg.limits.max_retries as usize).min(cands.len().max(1));
+    let mut skip: Vec<usize> = Vec::new();
+    let mut last_error: Option<ApiError> = None;
+    while (s.attempts as usize) < attempts {
+        s.attempts += 1;
+        let after_failure = last_error.is_some();
+        let model = &inf.sniffed.model;
+        let Some(peer) =
+            peer::upstream_peer(&cands, &skip, &cfg.queue, model, after_failure).await?
+        else {
+            break;
+        };
+        let ep = peer.guard.endpoint().clone();
+        let mut up = upstream::request(&ep, &inf, &peer.guard.slot().model)?;
+        super::fault::upstream(&head.headers);
+        let deadlines = Deadlines::new(cfg, s.started, peer.loaded);
+        let sent =
+            upstream::send(&ep, &mut up, head, cfg.timeouts.connect, &deadlines, timer).await;
+        let threshold = cfg.limits.failures_before_down;
+        let resp = match response_filter::filter(&peer.guard, sent, threshold) {
+            Ok(resp) => resp,
+            Err(Rejected::Resend(e)) => {
+                skip.push(ep.index);
+                last_error = Some(e);
+                continue;
             }
-        }
-        Route::Inference(_) => unreachable!("dispatch serves inference itself"),
+            Err(Rejected::Final(e)) => return Err(e),
+        };
+        s.endpoint = ep.name_header.clone();
+        return Ok(body_filter::answer(s, &inf, &up, peer.guard, resp, deadlines.hard).await);
     }
-}
-
-fn allowed_origin(shared: &Shared, origin: &HeaderValue) -> Option<HeaderValue> {
-    let origins = &shared.config.cors_origins;
-    if origins.iter().any(|o| o == "*") {
-        return Some(HeaderValue::from_static("*"));
-    }
-    let o = origin.to_str().ok()?;
-    origins.iter().any(|a| a == o).then(|| origin.clone())
-}
-
-/// CORS preflight for browser clients (SPEC §5.2).
-fn preflight(shared: &Shared, origin: Option<&HeaderValue>) -> Response<RouterBody> {
-    let mut resp = Response::new(RouterBody::empty());
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    let h = resp.headers_mut();
-    if origin.and_then(|o| allowed_origin(shared, o)).is_some() {
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, DELETE, HEAD, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type, X-Request-Id"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-    }
-    resp
+    Err(last_error.unwrap_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no healthy endpoint serves this model",
+        )
+        .retry_after(1)
+    }))
 }

@@ -7,9 +7,11 @@ use std::time::Duration;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 
+use super::epilogue::Epilogue;
+use super::relay::{Outcome, Relay, StreamErrorFormat, Transform};
 use crate::api::errors::{ApiError, ApiFormat};
 use crate::config::Limits;
-use crate::http::body::{OnEnd, Outcome, Relay, RouterBody, StreamFraming, Transform};
+use crate::http::body::RouterBody;
 use crate::http::client::UpstreamBody;
 use crate::http::request_headers::RequestHeaders;
 use crate::routing::slots::SlotGuard;
@@ -63,7 +65,7 @@ impl Answer<'_> {
         self,
         resp: Response<UpstreamBody>,
         guard: SlotGuard,
-        on_end: OnEnd,
+        epilogue: Epilogue,
     ) -> Response<RouterBody> {
         let status = resp.status();
         if status.is_success() && self.stream {
@@ -71,13 +73,13 @@ impl Answer<'_> {
             let relay = Relay::new(
                 resp.into_body(),
                 Some(guard),
-                StreamFraming::Ndjson,
+                StreamErrorFormat::NdjsonLine,
                 self.idle,
-                on_end,
+                epilogue,
             )
             .with_transform(transform)
             .with_hard_deadline(self.hard_deadline);
-            let mut out = Response::new(RouterBody::Relay(Box::new(relay)));
+            let mut out = Response::new(RouterBody::Streamed(Box::new(relay)));
             out.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/x-ndjson"),
@@ -94,14 +96,14 @@ impl Answer<'_> {
             Ok(Ok(b)) => b.to_bytes(),
             Ok(Err(e)) => {
                 return self.fail(
-                    on_end,
+                    epilogue,
                     StatusCode::BAD_GATEWAY,
                     format!("upstream answer could not be read: {e}"),
                 )
             }
             Err(_) => {
                 return self.fail(
-                    on_end,
+                    epilogue,
                     StatusCode::GATEWAY_TIMEOUT,
                     format!("upstream answer not complete within {:?}", self.idle),
                 )
@@ -110,12 +112,12 @@ impl Answer<'_> {
         drop(guard);
         if !status.is_success() {
             let out = ApiError::new(status, error_message(&bytes)).into_response(ApiFormat::Ollama);
-            on_end(Outcome::Complete);
+            epilogue.run(Outcome::Complete);
             return out;
         }
         match openai_to_ollama_response(self.route, &bytes, self.model) {
             Ok(body) => {
-                on_end(Outcome::Complete);
+                epilogue.run(Outcome::Complete);
                 let mut out = Response::new(RouterBody::full(body));
                 out.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -125,18 +127,23 @@ impl Answer<'_> {
             }
             // The backend answered 2xx with an error body: pass its message on.
             Err(TranslateError::Upstream(message)) => {
-                self.fail(on_end, StatusCode::BAD_GATEWAY, message)
+                self.fail(epilogue, StatusCode::BAD_GATEWAY, message)
             }
             Err(e) => self.fail(
-                on_end,
+                epilogue,
                 StatusCode::BAD_GATEWAY,
                 format!("upstream answer could not be translated: {e}"),
             ),
         }
     }
 
-    fn fail(&self, on_end: OnEnd, status: StatusCode, message: String) -> Response<RouterBody> {
-        on_end(Outcome::UpstreamFailed(message.clone()));
+    fn fail(
+        &self,
+        epilogue: Epilogue,
+        status: StatusCode,
+        message: String,
+    ) -> Response<RouterBody> {
+        epilogue.run(Outcome::UpstreamFailed(message.clone()));
         ApiError::new(status, message).into_response(ApiFormat::Ollama)
     }
 }

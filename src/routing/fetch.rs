@@ -7,11 +7,11 @@ use http::{HeaderMap, Method, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
 
+use super::endpoint::EndpointState;
 use crate::http::client::{self, Outgoing, Target, UpstreamBody, UpstreamError};
 use crate::http::headers::upstream_request_head;
 use crate::http::lazy_timer::LazyTimer;
 use crate::http::request_headers::RequestHeaders;
-use super::endpoint::EndpointState;
 
 /// How long a request may wait: to connect, and for its response head, on the calling task's timer.
 pub struct Waits<'a> {
@@ -41,7 +41,7 @@ impl Forward<'_> {
 }
 
 /// Sends `method path` with `body` to `ep`, passing the client's end-to-end headers.
-pub async fn send(
+pub async fn request(
     ep: &EndpointState,
     method: Method,
     path: &str,
@@ -92,7 +92,7 @@ pub async fn send(
         wire,
         rest,
     };
-    client::send(
+    client::round_trip(
         &target,
         &mut req,
         waits.connect,
@@ -104,7 +104,7 @@ pub async fn send(
 
 /// Sends a request and reads the whole answer (at most `MAX_COLLECT_BYTES`) within `timeout`:
 /// `(status, body)`.
-pub async fn send_collect(
+pub async fn request_whole(
     ep: &EndpointState,
     method: Method,
     path: &str,
@@ -119,7 +119,7 @@ pub async fn send_collect(
             timer: &mut LazyTimer::new(Instant::now()),
         };
         let forward = client_headers.map_or(Forward::Nothing, Forward::Map);
-        let resp = send(ep, method, path, body, forward, waits)
+        let resp = request(ep, method, path, body, forward, waits)
             .await
             .map_err(|e| e.to_string())?;
         let status = resp.status();
@@ -134,7 +134,7 @@ pub async fn send_collect(
     }
 }
 
-/// Largest answer `send_collect` reads into memory. Its callers (discovery, listings, `show`,
+/// Largest answer `request_whole` reads into memory. Its callers (discovery, listings, `show`,
 /// management routes) get JSON documents far smaller than this; a larger answer is an error, so a
 /// faulty or hostile backend cannot make the router buffer without bound.
 pub const MAX_COLLECT_BYTES: usize = 32 * 1024 * 1024;
@@ -169,7 +169,7 @@ pub async fn get_json(
     path: &str,
     timeout: Duration,
 ) -> Result<serde_json::Value, String> {
-    let (status, body) = send_collect(ep, Method::GET, path, Bytes::new(), None, timeout).await?;
+    let (status, body) = request_whole(ep, Method::GET, path, Bytes::new(), None, timeout).await?;
     if !status.is_success() {
         let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
         return Err(format!(

@@ -18,18 +18,19 @@ use http_body::Body;
 use monoio::io::Splitable;
 use monoio::net::TcpStream;
 
-use crate::http::request_head::{self, BodyFraming, HeadError, RequestHead};
-use crate::http::response_head::{self, ResponseFraming, LAST_CHUNK};
 use crate::api::errors::ApiError;
-use crate::proxy::run::{handle, refuse_before_body};
 use crate::api::routes::route;
 use crate::api::util::{request_id, RouterHeaders};
 use crate::config::Limits;
 use crate::http::body::RouterBody;
 use crate::http::chunked::{ChunkedDecoder, Decoded};
+use crate::http::framing::Framing;
 use crate::http::lazy_timer::LazyTimer;
 use crate::http::reader::Reader;
+use crate::http::request_head::{self, HeadError, RequestHead};
+use crate::http::response_head::{self, LAST_CHUNK};
 use crate::http::writer::Writer;
+use crate::proxy::run::{refuse_before_body, run};
 use crate::state::Shared;
 
 /// How long an idle keep-alive connection is kept open.
@@ -122,18 +123,18 @@ impl Connection {
         };
         let limits = self.limits;
         let mut keep_alive = head.keep_alive;
-        let refused = head
-            .body
-            .and_then(|_| refuse_before_body(&head, &self.shared));
+        let refused = (head.body != Framing::Empty)
+            .then(|| refuse_before_body(&head, &self.shared))
+            .flatten();
         let body = match (head.body, refused) {
-            (None, _) => Ok(Bytes::new()),
+            (Framing::Empty, _) => Ok(Bytes::new()),
             // The handler answers the refusal; the unread body makes the connection close after.
-            (Some(_), Some(refusal)) => {
+            (_, Some(refusal)) => {
                 keep_alive = false;
                 self.linger_on_close = true;
                 Err(refusal)
             }
-            (Some(framing), None) => match self.read_body(&head, framing).await {
+            (framing, None) => match self.read_body(&head, framing).await {
                 Ok(b) => Ok(b),
                 Err(BodyFailure::Gone) => return false,
                 Err(failure) => {
@@ -197,11 +198,11 @@ impl Connection {
     async fn read_body(
         &mut self,
         head: &RequestHead,
-        framing: BodyFraming,
+        framing: Framing,
     ) -> Result<Bytes, BodyFailure> {
         let limits = self.limits;
         let limit = limits.max_body_bytes;
-        if matches!(framing, BodyFraming::Length(n) if n > limit as u64) {
+        if matches!(framing, Framing::Length(n) if n > limit as u64) {
             return Err(BodyFailure::TooLarge);
         }
         if head.expects_continue {
@@ -212,7 +213,7 @@ impl Connection {
         }
         let deadline = Instant::now() + limits.header_read_timeout;
         match framing {
-            BodyFraming::Length(n) => {
+            Framing::Length(n) => {
                 let n = n as usize;
                 while self.buf.len() < n || self.reader.has_buf() {
                     if !self.reader.has_buf() && self.buf.capacity() < n {
@@ -222,7 +223,7 @@ impl Connection {
                 }
                 Ok(self.buf.split_to(n).freeze())
             }
-            BodyFraming::Chunked => {
+            Framing::Chunked => {
                 let mut decoder = ChunkedDecoder::new();
                 let mut body = BytesMut::new();
                 loop {
@@ -248,6 +249,8 @@ impl Connection {
                     self.fill_until(deadline).await?;
                 }
             }
+            // A request without a length or chunked coding has no body (RFC 9112 §6.3).
+            Framing::Empty | Framing::UntilClose => Ok(Bytes::new()),
         }
     }
 
@@ -282,7 +285,7 @@ impl Connection {
         head: &RequestHead,
         body: Result<Bytes, ApiError>,
     ) -> Option<(http::Response<RouterBody>, RouterHeaders, bool)> {
-        let handler = handle(head, body, self.shared.clone(), &mut self.upstream_deadline);
+        let handler = run(head, body, self.shared.clone(), &mut self.upstream_deadline);
         let handler = AssertUnwindSafe(handler).catch_unwind();
         match watching(&mut self.reader, &mut self.buf, handler).await? {
             Ok((resp, added)) => Some((resp, added, true)),
@@ -322,7 +325,7 @@ impl Connection {
             response_head::framing(method, parts.status, body.size_hint().exact(), http11);
         // A draining router closes keep-alive connections after their answer.
         let keep_alive = keep_alive
-            && framing != ResponseFraming::UntilClose
+            && framing != Framing::UntilClose
             && !self.shared.stopping.load(Ordering::Relaxed);
         response_head::encode(
             &mut self.out,
@@ -340,7 +343,7 @@ impl Connection {
         drop((parts, upstream_lines));
         let complete = match body {
             RouterBody::Full(data) => {
-                if let (Some(data), ResponseFraming::Length(_)) = (data, framing) {
+                if let (Some(data), Framing::Length(_)) = (data, framing) {
                     self.out.extend_from_slice(&data);
                 }
                 self.flush().await
@@ -354,7 +357,7 @@ impl Connection {
     }
 
     /// Streams a body frame by frame, gathering the frames that are ready into one write.
-    async fn stream(&mut self, mut body: RouterBody, framing: ResponseFraming) -> bool {
+    async fn stream(&mut self, mut body: RouterBody, framing: Framing) -> bool {
         let mut sent: u64 = 0;
         loop {
             let next = match poll_fn(|cx| Poll::Ready(poll_next(&mut body, cx))).await {
@@ -377,11 +380,11 @@ impl Connection {
                 Next::Data(data) => {
                     sent += data.len() as u64;
                     match framing {
-                        ResponseFraming::Chunked => response_head::chunk(&mut self.out, &data),
-                        ResponseFraming::Length(_) | ResponseFraming::UntilClose => {
+                        Framing::Chunked => response_head::chunk(&mut self.out, &data),
+                        Framing::Length(_) | Framing::UntilClose => {
                             self.out.extend_from_slice(&data)
                         }
-                        ResponseFraming::None => {}
+                        Framing::Empty => {}
                     }
                     if self.out.len() >= WRITE_BATCH
                         && self.writer.send(&mut self.out).await.is_err()
@@ -390,11 +393,11 @@ impl Connection {
                     }
                 }
                 Next::End => {
-                    if framing == ResponseFraming::Chunked {
+                    if framing == Framing::Chunked {
                         self.out.extend_from_slice(LAST_CHUNK);
                     }
                     let whole = match framing {
-                        ResponseFraming::Length(n) => sent == n,
+                        Framing::Length(n) => sent == n,
                         _ => true,
                     };
                     return self.flush().await && whole;
@@ -468,7 +471,7 @@ impl Connection {
             e.status,
             &headers,
             response_head::Lines::default(),
-            ResponseFraming::Length(body.len() as u64),
+            Framing::Length(body.len() as u64),
             &Method::GET,
             true,
         );

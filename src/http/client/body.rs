@@ -7,10 +7,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::head::Framing;
 use super::pool::Conn;
 use crate::http::body::BoxError;
 use crate::http::chunked::{ChunkedDecoder, Decoded};
+use crate::http::framing::Framing;
 
 enum State {
     Length(u64),

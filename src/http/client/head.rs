@@ -5,23 +5,13 @@ use std::mem::MaybeUninit;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode};
 
+use crate::http::framing::Framing;
 use crate::http::headers::connection_keep_alive;
 
 /// Most headers accepted in one upstream response.
 const MAX_HEADERS: usize = 128;
 /// Largest upstream response head accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-
-/// How the body after a head is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// No body (HEAD request, 204, 304, or `content-length: 0`).
-    Empty,
-    Length(u64),
-    Chunked,
-    /// Everything until the peer closes (the connection cannot be reused).
-    UntilClose,
-}
 
 #[derive(Debug)]
 pub struct Head {

@@ -69,7 +69,7 @@ enum Failure {
 /// Sends the request, waiting at most `first_byte` for the response head. `timer` is the calling
 /// task's: a client connection keeps one across its requests, so a request only moves its deadline
 /// (no timer registered and removed per request).
-pub async fn send(
+pub async fn round_trip(
     target: &Target<'_>,
     req: &mut Outgoing<'_>,
     connect_timeout: Duration,

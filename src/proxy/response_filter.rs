@@ -1,0 +1,52 @@
+//! The response-filter phase: the upstream's answer head, or its absence, judged by `policy`
+//! before any byte reaches the client. The endpoint's health learns the result here.
+
+use std::sync::atomic::Ordering;
+
+use http::Response;
+
+use super::policy::{self, Failure};
+use crate::api::errors::ApiError;
+use crate::http::client::{UpstreamBody, UpstreamError};
+use crate::routing::slots::SlotGuard;
+
+/// Why an attempt's answer does not go to the client.
+pub enum Rejected {
+    /// Another candidate may serve the request; this is the answer if none does.
+    Resend(ApiError),
+    /// The client's answer.
+    Final(ApiError),
+}
+
+/// The answer to relay, or why not. `threshold` is `limits.failures_before_down`.
+pub fn filter(
+    guard: &SlotGuard,
+    sent: Result<Response<UpstreamBody>, UpstreamError>,
+    threshold: u32,
+) -> Result<Response<UpstreamBody>, Rejected> {
+    match sent {
+        Ok(resp) if policy::passes_through(resp.status()) => {
+            guard.endpoint().record_success();
+            if resp.status().is_success() {
+                // The model answered here: it is loaded, whatever the last poll said.
+                guard.slot().answered.store(true, Ordering::Relaxed);
+            }
+            Ok(resp)
+        }
+        Ok(resp) => Err(reject(guard, Failure::Answered(resp.status()), threshold)),
+        Err(e) => Err(reject(guard, Failure::NoAnswer(&e), threshold)),
+    }
+}
+
+fn reject(guard: &SlotGuard, failure: Failure, threshold: u32) -> Rejected {
+    let ep = guard.endpoint();
+    let error = policy::client_error(&failure, &ep.cfg.url);
+    if policy::counts_against_endpoint(&failure) {
+        ep.record_failure(&error.message, threshold);
+    }
+    if policy::may_resend(&failure) {
+        Rejected::Resend(error)
+    } else {
+        Rejected::Final(error)
+    }
+}

@@ -1,0 +1,53 @@
+//! What one request carries through its phases.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+use crate::api::routes::{route, Inference, Route};
+use crate::api::sniff::Sniffed;
+use crate::api::util::request_id;
+use crate::http::request_head::RequestHead;
+use crate::state::Shared;
+
+/// One request from its head to the end of its answer's body. `run` owns it; when the answer is
+/// streamed, what the last phases need (slot, log record) moves into the body's epilogue.
+pub struct Session {
+    pub shared: Arc<Shared>,
+    /// The client's `X-Request-Id` when sane, else a new one; sent back with the answer.
+    pub request_id: HeaderValue,
+    pub started: Instant,
+    pub route: Route,
+    /// Upstream attempts made (inference): one, or more after failures `policy` re-sends.
+    pub attempts: u32,
+    /// The endpoint that answered, sent back as `x-router-endpoint`.
+    pub endpoint: Option<HeaderValue>,
+    /// The answer's body carries the epilogue: the logging phase runs when the body ends.
+    pub logs_at_end: bool,
+}
+
+impl Session {
+    pub fn new(req: &RequestHead, shared: Arc<Shared>) -> Self {
+        Session {
+            shared,
+            request_id: request_id(req.headers.value("x-request-id")),
+            started: Instant::now(),
+            route: route(&req.method, req.uri.path()),
+            attempts: 0,
+            endpoint: None,
+            logs_at_end: false,
+        }
+    }
+}
+
+/// An inference request as the phases after the request filter see it.
+pub struct InferenceRequest<'a> {
+    pub route: Inference,
+    pub head: &'a RequestHead,
+    /// The client's body as received.
+    pub body: &'a Bytes,
+    /// What the request filter read from the body: model, stream flag, `nomyo` options.
+    pub sniffed: Sniffed,
+}
