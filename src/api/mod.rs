@@ -1,5 +1,6 @@
-//! The API surface: the route table, errors in each API's format, request sniffing, and the handlers
-//! (proxied inference, merged listings, management fan-out, the router's own routes).
+//! The API surface: the route table, errors in each API's format, request sniffing, and the
+//! answers the router makes itself (merged listings, management fan-out, its own routes). The
+//! request's life, inference included, is in `proxy`.
 
 pub mod errors;
 pub mod listing;

@@ -1,6 +1,6 @@
 //! Routing: which endpoint serves a request. The discovery thread publishes an immutable placement
 //! snapshot; workers read it without locks, take a per endpoint×model slot on atomics, and wait in a
-//! bounded FIFO when every candidate is full.
+//! bounded FIFO when every candidate is full. `fetch.rs` sends a request to one endpoint (its pool, URL, key).
 
 pub mod choose;
 pub mod endpoint;
