@@ -327,3 +327,68 @@ fn an_over_long_translated_event_ends_the_stream_once_and_frees_the_slot() {
     );
     assert_eq!(router.wait_idle()["total_in_flight"], 0);
 }
+
+fn read_to_close(s: &mut TcpStream, within: Duration) -> Option<String> {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&all).into_owned()),
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn connections_that_send_nothing_cannot_take_every_place() {
+    let m = Mock::start(&["--models", "m", "--tokens", "40", "--token-delay-ms", "50"]);
+    let yaml = config_for(&[m.url()], "limits:\n  max_connections: 16\n");
+    let router = Router::start(&yaml, &["--workers", "1"]);
+    // A client being served holds its place: it is never closed to make room.
+    let mut busy = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}"#;
+    let req = format!(
+        "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    busy.write_all(req.as_bytes()).unwrap();
+    let mut first = [0u8; 64];
+    busy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(busy.read(&mut first).unwrap() > 0, "the stream began");
+    // More silent connections than places: the router is at its cap, the rest wait in the backlog.
+    let mut silent: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(("127.0.0.1", router.port)).unwrap())
+        .collect();
+    for i in 0..5 {
+        let r = get(&router.url("/health"));
+        assert_eq!(r.status, 200, "client {i} got in: {}", r.body);
+    }
+    let closed = silent
+        .iter_mut()
+        .map(|s| read_to_close(s, Duration::from_millis(300)))
+        .filter(|r| r.as_deref() == Some(""))
+        .count();
+    assert!(closed > 0, "no silent connection was closed to make room");
+    let rest = read_to_close(&mut busy, Duration::from_secs(10)).expect("the stream ended");
+    assert!(
+        rest.contains("\"done\":true"),
+        "the busy stream was cut: {rest}"
+    );
+}
+
+#[test]
+fn a_new_connection_has_header_read_timeout_to_begin_its_request() {
+    let m = Mock::start(&["--models", "m"]);
+    let yaml = config_for(&[m.url()], "limits:\n  header_read_timeout: 1\n");
+    let router = Router::start(&yaml, &["--workers", "1"]);
+    let mut silent = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
+    // Within 20 s (it waited for the 75 s keep-alive idle time before).
+    assert_eq!(
+        read_to_close(&mut silent, Duration::from_secs(20)).as_deref(),
+        Some(""),
+        "a connection that sends nothing is closed"
+    );
+    assert_eq!(get(&router.url("/health")).status, 200);
+}

@@ -4,8 +4,10 @@
 //! up is noticed at once and its request is dropped (which releases its slot and cancels upstream).
 
 use std::future::{poll_fn, Future};
+use std::os::fd::AsRawFd;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
@@ -18,6 +20,7 @@ use http_body::Body;
 use monoio::io::Splitable;
 use monoio::net::TcpStream;
 
+use super::idle::{IdleRegistry, IdleState, Ticket};
 use crate::api::errors::ApiError;
 use crate::api::routes::route;
 use crate::api::util::{request_id, RouterHeaders};
@@ -47,8 +50,9 @@ const LINGER_BYTES: usize = 16 << 20;
 /// the socket is still watched for a hang-up.
 const WATCH_AHEAD: usize = 64 * 1024;
 
-pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+pub async fn serve(stream: TcpStream, shared: Arc<Shared>, idle: &IdleRegistry) {
     let _ = stream.set_nodelay(true);
+    let ticket = idle.register(stream.as_raw_fd());
     let (read, write) = stream.into_split();
     let mut conn = Connection {
         reader: Reader::new(read),
@@ -60,6 +64,8 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         linger_on_close: false,
         read_deadline: LazyTimer::new(Instant::now() + KEEP_ALIVE_IDLE),
         upstream_deadline: LazyTimer::new(Instant::now()),
+        ticket,
+        served_one: false,
     };
     while conn.serve_one().await {}
     if conn.linger_on_close {
@@ -84,6 +90,12 @@ struct Connection {
     /// The deadline of the upstream answer a request waits for: one timer for all of the
     /// connection's requests, moved by each.
     upstream_deadline: LazyTimer,
+    /// What the worker's idle registry knows of this connection (declared after the socket's
+    /// halves: the entry must not outlive the socket).
+    ticket: Rc<Ticket>,
+    /// A request began on this connection: it waits for the next one up to the keep-alive idle
+    /// time, where a new connection has `header_read_timeout` to begin its first.
+    served_one: bool,
 }
 
 /// Why a request body could not be read.
@@ -176,15 +188,24 @@ impl Connection {
     /// keep-alive, or a head not finished within `header_read_timeout`).
     async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
         let limits = self.limits;
-        let mut deadline = Instant::now() + KEEP_ALIVE_IDLE;
+        let (wait, state) = if self.served_one {
+            (KEEP_ALIVE_IDLE, IdleState::BetweenRequests)
+        } else {
+            (limits.header_read_timeout, IdleState::NeverServed)
+        };
+        let mut deadline = Instant::now() + wait;
         let mut started = false;
+        self.ticket.set(state);
         loop {
             if !self.reader.has_buf() {
                 if let Some(head) = request_head::parse(&mut self.buf, &limits)? {
+                    self.ticket.set(IdleState::Busy);
+                    self.served_one = true;
                     return Ok(Some(head));
                 }
                 if !started && !self.buf.is_empty() {
                     started = true;
+                    self.ticket.set(IdleState::Busy);
                     deadline = Instant::now() + limits.header_read_timeout;
                 }
             }

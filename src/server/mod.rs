@@ -3,6 +3,7 @@
 
 mod connection;
 mod fd_limit;
+mod idle;
 pub mod listener;
 pub mod shutdown;
 pub mod worker;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use futures_util::FutureExt;
 
+use super::idle::IdleRegistry;
 use crate::state::Shared;
 
 pub fn run(
@@ -46,19 +47,27 @@ async fn accept_loop(
         .max_connections
         .div_ceil(cfg.worker_count().max(1));
     let open = Rc::new(Cell::new(0usize));
+    let idle = Rc::new(IdleRegistry::default());
     loop {
         if open.get() >= cap {
-            // At the cap, further clients wait in the kernel's backlog rather than take file
-            // descriptors the upstream side needs.
-            tracing::warn!(
-                open = open.get(),
-                cap,
-                "connection limit reached: not accepting for now"
-            );
+            // At the cap, idle connections make room (those that never sent a request first);
+            // when none is idle, further clients wait in the kernel's backlog rather than take
+            // file descriptors the upstream side needs.
+            let mut warned = false;
             while open.get() >= cap {
+                let closed = idle.evict((cap / 64).max(1));
+                if closed == 0 && !warned {
+                    tracing::warn!(
+                        open = open.get(),
+                        cap,
+                        "connection limit reached and no connection is idle: not accepting for now"
+                    );
+                    warned = true;
+                }
+                let pause = Duration::from_millis(if closed > 0 { 1 } else { 10 });
                 monoio::select! {
                     _ = &mut stop => return,
-                    _ = monoio::time::sleep(Duration::from_millis(10)) => {}
+                    _ = monoio::time::sleep(pause) => {}
                 }
             }
         }
@@ -67,7 +76,7 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let counted = OpenConnection::new(&open);
-                    monoio::spawn(serve_contained(stream, shared.clone(), counted));
+                    monoio::spawn(serve_contained(stream, shared.clone(), counted, idle.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -88,8 +97,9 @@ async fn serve_contained(
     stream: monoio::net::TcpStream,
     shared: Arc<Shared>,
     _counted: OpenConnection,
+    idle: Rc<IdleRegistry>,
 ) {
-    let served = AssertUnwindSafe(super::connection::serve(stream, shared)).catch_unwind();
+    let served = AssertUnwindSafe(super::connection::serve(stream, shared, &idle)).catch_unwind();
     if served.await.is_err() {
         tracing::error!("a connection panicked: closed it and released what it held");
     }
