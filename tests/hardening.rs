@@ -392,3 +392,28 @@ fn a_new_connection_has_header_read_timeout_to_begin_its_request() {
     );
     assert_eq!(get(&router.url("/health")).status, 200);
 }
+
+#[test]
+fn unknown_paths_and_wrong_methods_under_v1_answer_in_openai_format() {
+    let m = Mock::start(&["--models", "m"]);
+    let router = Router::start(&config_for(&[m.url()], ""), &["--workers", "1"]);
+    for (method, path, status) in [
+        ("GET", "/v1/chat/completions", 405),
+        ("POST", "/v1/models", 405),
+        ("GET", "/v1/nope", 404),
+        ("GET", "/v1", 404),
+        ("GET", "/rerank", 405),
+    ] {
+        let r = request(method, &router.url(path), "", &[]);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        let e = &r.json()["error"];
+        assert!(e["message"].is_string(), "{method} {path}: {}", r.body);
+        assert!(e.get("type").is_some(), "{method} {path}: {}", r.body);
+    }
+    let r = request("GET", &router.url("/api/nope"), "", &[]);
+    assert_eq!(r.status, 404);
+    assert!(
+        r.json()["error"].is_string(),
+        "Ollama routes keep Ollama's form"
+    );
+}

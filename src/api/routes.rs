@@ -109,8 +109,10 @@ pub enum Route {
     Usage,
     Config,
     PsDetails,
-    NotFound,
-    MethodNotAllowed(&'static str),
+    /// No such path; errors in the API its prefix suggests (`/v1/...`: OpenAI's).
+    NotFound(ApiFormat),
+    /// The path exists with other methods (listed).
+    MethodNotAllowed(&'static str, ApiFormat),
 }
 
 impl Route {
@@ -118,6 +120,7 @@ impl Route {
         match self {
             Route::Inference(i) => i.format(),
             Route::OaiModels | Route::OaiModel(_) => ApiFormat::OpenAi,
+            Route::NotFound(f) | Route::MethodNotAllowed(_, f) => *f,
             _ => ApiFormat::Ollama,
         }
     }
@@ -142,8 +145,8 @@ impl Route {
             Route::Usage => "usage",
             Route::Config => "config",
             Route::PsDetails => "ps_details",
-            Route::NotFound => "not_found",
-            Route::MethodNotAllowed(_) => "method_not_allowed",
+            Route::NotFound(_) => "not_found",
+            Route::MethodNotAllowed(..) => "method_not_allowed",
         }
     }
 }
@@ -153,12 +156,17 @@ impl Route {
 pub fn route(method: &Method, path: &str) -> Route {
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
-    let wrong = |allowed: &'static str| Route::MethodNotAllowed(allowed);
     let path = if path.len() > 1 {
         path.trim_end_matches('/')
     } else {
         path
     };
+    let format = if path == "/v1" || path.starts_with("/v1/") || path == "/rerank" {
+        ApiFormat::OpenAi
+    } else {
+        ApiFormat::Ollama
+    };
+    let wrong = |allowed: &'static str| Route::MethodNotAllowed(allowed, format);
     let r = match path {
         "/" => return if get { Route::Root } else { wrong("GET, HEAD") },
         "/api/chat" => Route::Inference(Inference::Chat),
@@ -213,7 +221,7 @@ pub fn route(method: &Method, path: &str) -> Route {
                     wrong("HEAD, POST")
                 };
             }
-            return Route::NotFound;
+            return Route::NotFound(format);
         }
     };
     if post {
@@ -235,7 +243,19 @@ mod tests {
         );
         assert_eq!(
             route(&Method::GET, "/api/chat"),
-            Route::MethodNotAllowed("POST")
+            Route::MethodNotAllowed("POST", ApiFormat::Ollama)
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/chat/completions"),
+            Route::MethodNotAllowed("POST", ApiFormat::OpenAi)
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/nope"),
+            Route::NotFound(ApiFormat::OpenAi)
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1"),
+            Route::NotFound(ApiFormat::OpenAi)
         );
         assert_eq!(route(&Method::HEAD, "/"), Route::Root);
         assert_eq!(
@@ -254,7 +274,10 @@ mod tests {
             route(&Method::POST, "/rerank"),
             Route::Inference(Inference::Rerank)
         );
-        assert_eq!(route(&Method::GET, "/nope"), Route::NotFound);
+        assert_eq!(
+            route(&Method::GET, "/nope"),
+            Route::NotFound(ApiFormat::Ollama)
+        );
         assert_eq!(route(&Method::GET, "/api/tags/"), Route::Tags);
     }
 }

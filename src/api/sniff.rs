@@ -153,12 +153,43 @@ impl<'de> Deserialize<'de> for Field {
                     "input" => Field::Input,
                     "options" => Field::Options,
                     "nomyo" => Field::Nomyo,
-                    _ => Field::Other,
+                    other => {
+                        if let Some(name) = folds_to_a_field(other) {
+                            return Err(E::custom(format!(
+                                "field {other:?} differs from \"{name}\" only in letter case: \
+                                 refused, as backends disagree on which of the two counts"
+                            )));
+                        }
+                        Field::Other
+                    }
                 })
             }
         }
         d.deserialize_identifier(V)
     }
+}
+
+/// The field `key` would be read as by a backend that matches names without regard to case, as
+/// Go's `encoding/json` does for Ollama (Unicode simple folding: `ſ` is an `s` there). Routing,
+/// queueing and caching read only the exact name, so such a key would make the router and the
+/// backend see two different requests.
+fn folds_to_a_field(key: &str) -> Option<&'static str> {
+    const FIELDS: [&str; 7] = [
+        "model", "stream", "messages", "prompt", "input", "options", "nomyo",
+    ];
+    // Folding never makes a name shorter than its ASCII form, nor more than twice as long here.
+    if key.len() < 5 || key.len() > 16 {
+        return None;
+    }
+    let folded: String = key
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'ſ' => 's',
+            c => c,
+        })
+        .collect();
+    FIELDS.into_iter().find(|f| *f == folded)
 }
 
 /// What routing learned from the body.
@@ -367,5 +398,24 @@ mod tests {
         let out = rewrite(br#"{"model":"a","nomyo":{"cache":true},"x":1}"#, Some("b")).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v, serde_json::json!({"model":"b","x":1}));
+    }
+
+    #[test]
+    fn names_that_differ_from_a_field_only_in_case_are_refused() {
+        for body in [
+            r#"{"model":"m","MODEL":"other","messages":[]}"#,
+            r#"{"model":"m","Stream":true,"messages":[]}"#,
+            r#"{"model":"m","ſtream":true,"messages":[]}"#,
+            r#"{"model":"m","messages":[],"Messages":[{"role":"user","content":"x"}]}"#,
+        ] {
+            let e = sniff(body.as_bytes(), Inference::Chat).unwrap_err();
+            assert_eq!(e.status.as_u16(), 400, "{body}");
+            assert!(e.message.contains("letter case"), "{body}: {}", e.message);
+        }
+        assert!(sniff(
+            br#"{"model":"m","messages":[],"modelx":1}"#,
+            Inference::Chat
+        )
+        .is_ok());
     }
 }

@@ -9,6 +9,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 /// Longest size or trailer line accepted (extensions included).
 const MAX_LINE: usize = 8 * 1024;
+/// Most trailer bytes accepted after the last chunk, all lines together.
+const MAX_TRAILERS: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
@@ -29,6 +31,8 @@ pub struct ChunkedDecoder {
     state: State,
     /// A framing error met while reading ahead, reported after the data decoded before it.
     failed: Option<String>,
+    /// Trailer bytes read so far.
+    trailer_bytes: usize,
 }
 
 /// What the decoder could make of the buffered bytes.
@@ -136,15 +140,36 @@ impl ChunkedDecoder {
                 let Some(taken) = find_line(buf)? else {
                     return Ok(false);
                 };
-                buf.advance(taken);
                 if taken == 2 {
+                    buf.advance(taken);
                     self.state = State::Done;
+                    return Ok(true);
                 }
+                self.trailer_bytes += taken;
+                if self.trailer_bytes > MAX_TRAILERS {
+                    return Err(format!("trailers longer than {MAX_TRAILERS} bytes"));
+                }
+                if !is_field_line(&buf[..taken - 2]) {
+                    return Err("a trailer line is not a header field".into());
+                }
+                buf.advance(taken);
             }
             State::Data(_) | State::Done => {}
         }
         Ok(true)
     }
+}
+
+/// `name: value`, with a non-empty name of token characters (RFC 9110 §5.1), as a trailer line
+/// must be. (Trailers are dropped, never forwarded: this only refuses what no peer should send.)
+fn is_field_line(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    colon > 0
+        && line[..colon]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
 }
 
 /// Finds the first whole buffered line and the bytes it takes up, its CRLF included. Read in
@@ -230,6 +255,21 @@ mod tests {
         let mut buf = BytesMut::from(&b"0\r\n\r\nHTTP/1.1 200 OK\r\n"[..]);
         assert_eq!(dec.decode(&mut buf).unwrap(), Decoded::End);
         assert_eq!(&buf[..], b"HTTP/1.1 200 OK\r\n");
+    }
+
+    #[test]
+    fn trailers_are_header_fields_within_a_limit() {
+        assert!(decode_in_steps(b"0\r\nGET /api/usage HTTP/1.1\r\n\r\n", 5).is_err());
+        assert!(decode_in_steps(b"0\r\n: x\r\n\r\n", 5).is_err());
+        assert!(decode_in_steps(b"0\r\nx y: 1\r\n\r\n", 5).is_err());
+        let mut many = b"0\r\n".to_vec();
+        while many.len() <= MAX_TRAILERS {
+            many.extend_from_slice(b"x-pad: 0123456789abcdef0123456789abcdef\r\n");
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(decode_in_steps(&many, 4096).is_err());
+        let (_, done) = decode_in_steps(b"0\r\nx-a: 1\r\nx-b:\r\n\r\n", 3).unwrap();
+        assert!(done);
     }
 
     #[test]

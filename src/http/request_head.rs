@@ -113,7 +113,11 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
         ));
     }
     let body = body_framing(&headers, seen)?;
-    let keep_alive = if seen.connection {
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing: answer it, then
+    // close, so that nothing after it is read as a request.
+    let keep_alive = if !http11 && seen.transfer_encoding {
+        false
+    } else if seen.connection {
         connection_keep_alive(headers.get_all("connection"), http11)
     } else {
         http11
@@ -328,5 +332,16 @@ mod tests {
         assert!(parse_str("GET / HTTP/1.1\r\nHOST: a\r\n\r\n")
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn transfer_encoding_in_http_1_0_closes_the_connection() {
+        let h = parse_str(
+            "POST /x HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.body, Framing::Chunked);
+        assert!(!h.keep_alive);
     }
 }

@@ -30,11 +30,11 @@ pub async fn answer(
         Route::Version => listing::version(&shared).await,
         Route::OaiModels => Ok(listing::v1_models(&shared).await),
         Route::OaiModel(id) => listing::v1_model(&shared, id).await,
-        Route::NotFound => Err(ApiError::new(
+        Route::NotFound(_) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no route for {}", req.uri.path()),
         )),
-        Route::MethodNotAllowed(allowed) => Err(ApiError::new(
+        Route::MethodNotAllowed(allowed, _) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{} is not allowed here; use {allowed}", req.method),
         )),
