@@ -223,18 +223,32 @@ fn a_queued_client_that_leaves_after_trailing_bytes_loses_its_place() {
     assert_eq!(m.stats()["inference"], 1, "{}", m.stats());
 }
 
-/// At `limits.max_connections`, new clients wait in the backlog until a connection closes.
+/// At `limits.max_connections` with every connection busy, new clients wait in the backlog until a
+/// connection closes (idle ones would be closed to make room: see below).
 #[test]
 fn clients_past_the_connection_limit_wait_for_a_free_place() {
-    let m = Mock::start(&["--models", "m"]);
+    let m = Mock::start(&["--models", "m", "--tokens", "200", "--token-delay-ms", "50"]);
     let router = Router::start(
-        &config_for(&[m.url()], "limits:\n  max_connections: 16\n"),
+        &config_for(
+            &[m.url()],
+            "max_concurrent_connections: 32\nlimits:\n  max_connections: 16\n",
+        ),
         &["--workers", "1", "--log-level", "warn"],
     );
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}"#;
+    let req = format!(
+        "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     let held: Vec<TcpStream> = (0..16)
-        .map(|_| TcpStream::connect(("127.0.0.1", router.port)).unwrap())
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
+            s.write_all(req.as_bytes()).unwrap();
+            s
+        })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // Each is being served or queued for a slot: busy either way.
+    std::thread::sleep(Duration::from_millis(300));
     let mut late = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
     late.write_all(b"GET /api/version HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -415,5 +429,58 @@ fn unknown_paths_and_wrong_methods_under_v1_answer_in_openai_format() {
     assert!(
         r.json()["error"].is_string(),
         "Ollama routes keep Ollama's form"
+    );
+}
+
+#[test]
+fn large_bodies_share_one_budget_and_the_overflow_gets_503() {
+    let m = Mock::start(&["--models", "m"]);
+    let extra = "limits:\n  max_body_bytes: 1048576\n  max_buffered_body_bytes: 1048576\n";
+    let router = Router::start(&config_for(&[m.url()], extra), &["--workers", "2"]);
+    let body = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}],"stream":false}}"#,
+        "x".repeat(700 << 10)
+    );
+    let head = format!(
+        "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // The first upload is half sent: it holds 700 KiB of the 1 MiB budget.
+    let mut first = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
+    first.write_all(head.as_bytes()).unwrap();
+    first.write_all(&body.as_bytes()[..1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = raw(
+        router.port,
+        format!("{head}{body}").as_bytes(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        status_of(&second),
+        503,
+        "{}",
+        &second[..second.len().min(300)]
+    );
+    assert!(second.to_ascii_lowercase().contains("retry-after"));
+    // Small bodies are not held back meanwhile.
+    let small = post(
+        &router.url("/api/chat"),
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}"#,
+    );
+    assert_eq!(small.status, 200, "{}", small.body);
+    // The first upload completes, and its share is given back.
+    first.write_all(&body.as_bytes()[1000..]).unwrap();
+    let mut answer = [0u8; 12];
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    first.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let again = post(&router.url("/api/chat"), &body);
+    assert_eq!(
+        again.status,
+        200,
+        "{}",
+        &again.body[..again.body.len().min(300)]
     );
 }

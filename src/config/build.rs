@@ -208,7 +208,7 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
         Some(3600)
     };
 
-    Ok(Config {
+    let config = Config {
         source: source.to_string(),
         host: r.string("host", "0.0.0.0")?,
         port: r.uint("port", 12434, 0, 65535)? as u16,
@@ -248,6 +248,12 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
             max_retries: r.uint("limits.max_retries", 2, 0, 100)? as u32,
             failures_before_down: r.uint("limits.failures_before_down", 3, 1, 1000)? as u32,
             max_connections: r.uint("limits.max_connections", 8192, 16, 1 << 24)? as usize,
+            max_buffered_body_bytes: r.uint(
+                "limits.max_buffered_body_bytes",
+                1 << 30,
+                1 << 20,
+                1 << 40,
+            )? as usize,
         },
         cache: CacheConfig {
             enabled: r.boolean("cache_enabled", false)?,
@@ -267,7 +273,14 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
         log_format,
         shutdown_grace: r.duration("shutdown_grace", 30.0)?,
         warnings,
-    })
+    };
+    if config.limits.max_buffered_body_bytes < config.limits.max_body_bytes {
+        return Err(r.err(
+            "limits.max_buffered_body_bytes",
+            "must be at least limits.max_body_bytes (one largest body must fit)",
+        ));
+    }
+    Ok(config)
 }
 
 fn read_endpoints(

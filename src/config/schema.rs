@@ -46,6 +46,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "max_retries",
             "failures_before_down",
             "max_connections",
+            "max_buffered_body_bytes",
         ],
     ),
 ];

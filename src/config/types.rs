@@ -95,6 +95,9 @@ pub struct Limits {
     pub failures_before_down: u32,
     /// Client connections served at once over all workers; past it, workers stop accepting.
     pub max_connections: usize,
+    /// Bytes of large request bodies (over `BODY_BUDGET_FROM`) buffered at once over all
+    /// connections; past it, a new large body is refused with 503.
+    pub max_buffered_body_bytes: usize,
 }
 
 /// Response-cache keys of the reference configuration, kept so its files load unchanged.

@@ -13,6 +13,7 @@
 pub mod body;
 pub mod chunked;
 pub mod client;
+pub mod clock;
 pub mod framing;
 pub mod future_slot;
 pub mod headers;

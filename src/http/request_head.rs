@@ -244,6 +244,7 @@ mod tests {
             max_retries: 1,
             failures_before_down: 3,
             max_connections: 64,
+            max_buffered_body_bytes: 1 << 30,
         }
     }
 

@@ -20,6 +20,7 @@ use http_body::Body;
 use monoio::io::Splitable;
 use monoio::net::TcpStream;
 
+use super::body_budget::BODY_BUDGET;
 use super::idle::{IdleRegistry, IdleState, Ticket};
 use crate::api::errors::ApiError;
 use crate::api::routes::route;
@@ -66,6 +67,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, idle: &IdleRegistry) 
         upstream_deadline: LazyTimer::new(Instant::now()),
         ticket,
         served_one: false,
+        body_budget_held: 0,
     };
     while conn.serve_one().await {}
     if conn.linger_on_close {
@@ -96,11 +98,21 @@ struct Connection {
     /// A request began on this connection: it waits for the next one up to the keep-alive idle
     /// time, where a new connection has `header_read_timeout` to begin its first.
     served_one: bool,
+    /// What the current request's body holds of the process's body budget.
+    body_budget_held: usize,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        BODY_BUDGET.release(&mut self.body_budget_held);
+    }
 }
 
 /// Why a request body could not be read.
 enum BodyFailure {
     TooLarge,
+    /// The process's budget for large bodies is spent (`limits.max_buffered_body_bytes`).
+    NoBudget,
     Invalid(String),
     TimedOut,
     /// The client hung up: there is nobody to answer.
@@ -161,6 +173,11 @@ impl Connection {
                                 limits.max_body_bytes
                             ),
                         ),
+                        BodyFailure::NoBudget => ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "too many large request bodies are being received at once; retry shortly",
+                        )
+                        .retry_after(1),
                         BodyFailure::TimedOut => ApiError::new(
                             StatusCode::REQUEST_TIMEOUT,
                             format!(
@@ -180,6 +197,8 @@ impl Connection {
         let Some((resp, added, sound)) = self.run_handler(&head, body).await else {
             return false;
         };
+        // The body went upstream (or was answered): its share of the budget is free again.
+        BODY_BUDGET.release(&mut self.body_budget_held);
         self.respond(resp, &added, &head.method, http11, keep_alive && sound)
             .await
     }
@@ -195,17 +214,17 @@ impl Connection {
         };
         let mut deadline = Instant::now() + wait;
         let mut started = false;
-        self.ticket.set(state);
+        self.ticket.set_idle(state);
         loop {
             if !self.reader.has_buf() {
                 if let Some(head) = request_head::parse(&mut self.buf, &limits)? {
-                    self.ticket.set(IdleState::Busy);
+                    self.ticket.set_busy();
                     self.served_one = true;
                     return Ok(Some(head));
                 }
                 if !started && !self.buf.is_empty() {
                     started = true;
-                    self.ticket.set(IdleState::Busy);
+                    self.ticket.set_busy();
                     deadline = Instant::now() + limits.header_read_timeout;
                 }
             }
@@ -225,6 +244,12 @@ impl Connection {
         let limit = limits.max_body_bytes;
         if matches!(framing, Framing::Length(n) if n > limit as u64) {
             return Err(BodyFailure::TooLarge);
+        }
+        let budget = limits.max_buffered_body_bytes;
+        if let Framing::Length(n) = framing {
+            if !BODY_BUDGET.cover(&mut self.body_budget_held, n as usize, budget) {
+                return Err(BodyFailure::NoBudget);
+            }
         }
         if head.expects_continue {
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -260,6 +285,14 @@ impl Connection {
                             }
                             Ok(Decoded::Data(d)) => {
                                 body.extend_from_slice(&d);
+                                // Counted by what is allocated: it changes only as it grows.
+                                if !BODY_BUDGET.cover(
+                                    &mut self.body_budget_held,
+                                    body.capacity(),
+                                    budget,
+                                ) {
+                                    return Err(BodyFailure::NoBudget);
+                                }
                                 continue;
                             }
                             Ok(Decoded::End) => return Ok(body.freeze()),

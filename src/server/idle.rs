@@ -11,6 +11,12 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
 
+use crate::http::clock::coarse_ms;
+
+/// A connection is closed to make room only after this long without a request: one just accepted,
+/// or whose next request is on its way, has its bytes in flight, not its client gone.
+const MIN_IDLE_MS: u64 = 1000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdleState {
     /// Reading a request, or serving one.
@@ -26,11 +32,24 @@ pub enum IdleState {
 pub struct Ticket {
     fd: RawFd,
     state: Cell<IdleState>,
+    /// When it last became idle (`coarse_ms`).
+    since: Cell<u64>,
 }
 
 impl Ticket {
-    pub fn set(&self, state: IdleState) {
+    pub fn set_busy(&self) {
+        self.state.set(IdleState::Busy);
+    }
+
+    /// Idle from now on: waiting for a request (`state` says whether one came before).
+    pub fn set_idle(&self, state: IdleState) {
         self.state.set(state);
+        self.since.set(coarse_ms());
+    }
+
+    /// Idle for at least `MIN_IDLE_MS` in `state`, at `now`.
+    fn evictable(&self, state: IdleState, now: u64) -> bool {
+        self.state.get() == state && now.saturating_sub(self.since.get()) >= MIN_IDLE_MS
     }
 }
 
@@ -47,6 +66,7 @@ impl IdleRegistry {
         let ticket = Rc::new(Ticket {
             fd,
             state: Cell::new(IdleState::NeverServed),
+            since: Cell::new(coarse_ms()),
         });
         let mut tickets = self.tickets.borrow_mut();
         // Closed connections leave dead entries: drop them whenever the list doubled.
@@ -58,18 +78,20 @@ impl IdleRegistry {
         ticket
     }
 
-    /// Closes up to `n` idle connections, those that never sent a request first; returns how many.
+    /// Closes up to `n` connections idle for `MIN_IDLE_MS` or more, those that never sent a request
+    /// first; returns how many.
     pub fn evict(&self, n: usize) -> usize {
         let tickets = self.tickets.borrow();
+        let now = coarse_ms();
         let mut closed = 0;
         for wanted in [IdleState::NeverServed, IdleState::BetweenRequests] {
             for ticket in tickets.iter().filter_map(Weak::upgrade) {
                 if closed == n {
                     return closed;
                 }
-                if ticket.state.get() == wanted {
+                if ticket.evictable(wanted, now) {
                     // Marked busy so that it is not picked twice before it has ended.
-                    ticket.state.set(IdleState::Busy);
+                    ticket.set_busy();
                     // SAFETY: the ticket is alive, so its connection and socket are open.
                     unsafe { libc::shutdown(ticket.fd, libc::SHUT_RDWR) };
                     closed += 1;
@@ -103,9 +125,13 @@ mod tests {
         let (mut fresh_client, fresh) = pair(&l);
         let t_busy = reg.register(busy.as_raw_fd());
         let t_idle = reg.register(idle.as_raw_fd());
-        let _t_fresh = reg.register(fresh.as_raw_fd());
-        t_busy.set(IdleState::Busy);
-        t_idle.set(IdleState::BetweenRequests);
+        let t_fresh = reg.register(fresh.as_raw_fd());
+        t_busy.set_busy();
+        t_idle.set_idle(IdleState::BetweenRequests);
+        assert_eq!(reg.evict(3), 0, "none has been idle long enough");
+        for t in [&t_idle, &t_fresh] {
+            t.since.set(t.since.get() - MIN_IDLE_MS);
+        }
 
         assert_eq!(reg.evict(1), 1);
         let mut b = [0u8; 1];

@@ -1,6 +1,7 @@
 //! The server: one monoio runtime per worker thread, each with its own SO_REUSEPORT listener and its
 //! own upstream pools; the discovery thread; SIGTERM handling with a bounded drain.
 
+pub mod body_budget;
 mod connection;
 mod fd_limit;
 mod idle;

@@ -11,6 +11,8 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::http::clock::coarse_ms;
+
 use bytes::{BufMut, BytesMut};
 use monoio::io::poll_io::{AsyncRead, AsyncWrite, ReadBuf};
 use monoio::io::AsyncWriteRentExt;
@@ -204,21 +206,10 @@ pub(super) fn take_idle(pool: usize) -> Option<Conn> {
     })
 }
 
-/// Milliseconds on the coarse monotonic clock: a few ms of resolution, plenty for idle ages of
-/// 250 ms and 60 s, and read without a time-stamp counter access (twice per request).
-fn coarse_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to fill; Linux always has CLOCK_MONOTONIC_COARSE.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::clock::coarse_ms;
 
     /// A pooled connection to `listener`, and the backend's side of it.
     async fn connected(
