@@ -56,6 +56,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LT="$ROOT/loadtest"
 # shellcheck source=lib/nginx_conf.sh
 . "$LT/lib/nginx_conf.sh"
+# shellcheck source=lib/procs.sh
+. "$LT/lib/procs.sh" # stop_pid, port_open, wait_for_port
 QUICK=0
 WITH_LITELLM=0
 BUILD=1
@@ -133,21 +135,6 @@ SERVER_PIDS=()
 FG_PID=""
 declare -A PID
 
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "pid $pid did not stop on TERM: KILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -195,17 +182,14 @@ stop_servers() {
     SERVER_PIDS=()
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 wait_port() {
-    local port=$1 name=$2 secs=${3:-15} i
-    for i in $(seq 1 $((secs * 10))); do
-        port_open "$port" && return 0
-        kill -0 "${PID[$name]}" 2>/dev/null || { cat "$RUN/$name.log" >&2; die "$name exited before listening on $port"; }
-        sleep 0.1
-    done
-    cat "$RUN/$name.log" >&2
-    die "$name did not listen on $port within ${secs}s"
+    local port=$1 name=$2 secs=${3:-15} rc=0
+    wait_for_port "$port" "$secs" "${PID[$name]}" || rc=$?
+    case $rc in
+        0) return 0 ;;
+        2) cat "$RUN/$name.log" >&2; die "$name exited before listening on $port" ;;
+        *) cat "$RUN/$name.log" >&2; die "$name did not listen on $port within ${secs}s" ;;
+    esac
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
