@@ -137,7 +137,7 @@ async fn proxy(
         super::fault::upstream(&head.headers);
         let deadlines = Deadlines::new(cfg, s.started, peer.loaded);
         let sent =
-            upstream::send(&ep, &mut up, head, cfg.timeouts.connect, &deadlines, timer).await;
+            upstream::forward(&ep, &mut up, head, cfg.timeouts.connect, &deadlines, timer).await;
         let threshold = cfg.limits.failures_before_down;
         let resp = match response_filter::filter(&peer.guard, sent, threshold) {
             Ok(resp) => resp,

@@ -121,7 +121,7 @@ impl Deadlines {
 
 /// Sends `up` to `ep` with the client's end-to-end headers (a translated request's adjusted for
 /// its new body) and waits for the answer's head on the connection's `timer`.
-pub async fn send(
+pub async fn forward(
     ep: &EndpointState,
     up: &mut UpstreamRequest,
     req: &RequestHead,
