@@ -20,9 +20,10 @@ to OpenAI-compatible backends; translated traffic (Ollama API to a model only Op
 backends serve). Ordinary requests ask the mock for a random number of tokens (x-mock-tokens), so
 the exact answer text is known, at the backend's own pace, and some carry a per-request fault
 (x-mock-fault: 500 | hang | die, x-mock-first-byte-ms, slow tokens with x-mock-delay-ms). Hostile
-clients: abort mid-stream after k bytes (FIN or RST), abort while queued or waiting for the head, trailing bytes
-after a request (CRLF or garbage), two pipelined requests, slowloris heads, slow bodies (given up or
-finished late), slow readers with a tiny receive buffer.
+clients: abort mid-stream after k bytes (FIN or RST), abort while queued or waiting for the head,
+trailing bytes after a request (CRLF or garbage), two pipelined requests, slowloris heads, slow
+bodies (given up or finished late), slow readers with a tiny receive buffer. After a clean error a
+loop pauses 0.2-1 s (as a client honouring Retry-After would).
 
 Every request ends in exactly one class:
 
