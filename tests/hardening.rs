@@ -484,3 +484,20 @@ fn large_bodies_share_one_budget_and_the_overflow_gets_503() {
         &again.body[..again.body.len().min(300)]
     );
 }
+
+#[test]
+fn a_refused_head_still_gets_a_request_id() {
+    let m = Mock::start(&["--models", "m"]);
+    let router = Router::start(&config_for(&[m.url()], ""), &["--workers", "1"]);
+    let resp = raw(
+        router.port,
+        b"GET /api/tags HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(status_of(&resp), 400, "{resp}");
+    let id = resp
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("no x-request-id: {resp}"));
+    assert_eq!(id.trim().len(), 16, "{resp}");
+}

@@ -520,11 +520,17 @@ impl Connection {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
+        // The head could not be read, so neither could the client's id: the answer gets a new one.
+        let id = request_id(None);
+        let lines = response_head::Lines {
+            request_id: id.as_bytes(),
+            ..Default::default()
+        };
         response_head::encode(
             &mut self.out,
             e.status,
             &headers,
-            response_head::Lines::default(),
+            lines,
             Framing::Length(body.len() as u64),
             &Method::GET,
             true,
