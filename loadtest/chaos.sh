@@ -139,16 +139,9 @@ cleanup() {
         [ -n "${MPID[$m]:-}" ] && stop_pid "${MPID[$m]}"
     done
     for p in "${OTHER_PIDS[@]}"; do stop_pid "$p"; done
-    if [ "${KEEP_RUN_DIR:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        log "run directory kept: $RUN"
-    else
-        rm -rf "$RUN"
-    fi
-    exit $rc
+    end_run "$rc" "$RUN"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 T0=$(now_ms)
 event() { # event NAME BACKEND [KEY=NUMBER...]: one line of the chaos schedule

@@ -143,16 +143,9 @@ cleanup() {
     for ((i = ${#ALL_PIDS[@]} - 1; i >= 0; i--)); do
         stop_pid "${ALL_PIDS[$i]}"
     done
-    if [ "${KEEP_RUN_DIR:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        log "run directory kept: $RUN"
-    else
-        rm -rf "$RUN"
-    fi
-    exit $rc
+    end_run "$rc" "$RUN"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 # start NAME CMD...: runs CMD in the background (output to $RUN/NAME.log) and records its PID.
 start() {

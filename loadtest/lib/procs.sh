@@ -8,6 +8,9 @@
 #                       2 as soon as PID (when given) is gone.
 #   wait_port_closed PORT SECS
 #                       waits until nothing accepts on PORT any more; 0, or 1 after SECS.
+#   end_run RC DIR      the last step of a script's `cleanup`: removes the run directory DIR unless
+#                       the run failed (RC != 0) or KEEP_RUN_DIR=1, then exits with RC.
+#   trap_cleanup        runs the caller's `cleanup` on exit, Ctrl-C and SIGTERM.
 #
 # Messages go through the caller's `log` function when it has one, else to stderr.
 
@@ -53,4 +56,20 @@ wait_port_closed() {
         sleep 0.1
     done
     return 1
+}
+
+end_run() {
+    local rc=$1 dir=$2
+    if [ "${KEEP_RUN_DIR:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+        _procs_log "run directory kept: $dir"
+    else
+        rm -rf "$dir"
+    fi
+    exit "$rc"
+}
+
+trap_cleanup() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
 }
