@@ -79,6 +79,23 @@ fn bench_sniff(c: &mut Criterion) {
     g.finish();
 }
 
+/// The exact cache key: the CPU a miss adds with the cache on (SPEC §6.2; the budget is 10 µs).
+fn bench_cache_key(c: &mut Criterion) {
+    use nomyo_router::cache::key::{key, Family};
+    let big = big_chat();
+    let mut g = c.benchmark_group("cache_key");
+    for (name, body) in [
+        ("small_chat", SMALL_CHAT.as_bytes()),
+        ("chat_30kb", big.as_slice()),
+    ] {
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(name), body, |b, body| {
+            b.iter(|| key(Family::OllamaChat, black_box(body), "qwen2:7b", None).expect("object"))
+        });
+    }
+    g.finish();
+}
+
 fn bench_route(c: &mut Criterion) {
     let mut g = c.benchmark_group("route");
     let cases = [
@@ -392,6 +409,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_sniff, bench_route, bench_placement, bench_choose, bench_headers, bench_translate
+    targets = bench_sniff, bench_cache_key, bench_route, bench_placement, bench_choose, bench_headers, bench_translate
 }
 criterion_main!(benches);

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("cli", 0),
     ("http", 1),
     ("routing", 2),
+    ("cache", 2),
     ("state", 3),
     ("discovery", 4),
     ("api", 5),

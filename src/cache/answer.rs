@@ -1,0 +1,389 @@
+//! A stored answer in a neutral form (SPEC §6.5): what the model said, not the bytes of one wire
+//! format, so that one entry serves JSON, NDJSON and SSE clients of both APIs. It is gathered from
+//! Ollama's shapes (an OpenAI answer is first translated by `translate`, which keeps tool-call ids),
+//! and rendered back into Ollama's (OpenAI clients get the translation of that rendering).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One tool call, arguments kept as the JSON object the model produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub function: Function,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Function {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: Value,
+}
+
+/// What the model answered, whole.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Answer {
+    /// `/api/chat` (a message) or `/api/generate` (a response text).
+    pub chat: bool,
+    pub content: String,
+    pub thinking: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub done_reason: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// The parts of one Ollama line (or whole answer) that make an answer.
+#[derive(Deserialize)]
+struct Line {
+    #[serde(default)]
+    message: Option<Message>,
+    #[serde(default)]
+    response: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    done: bool,
+    #[serde(default)]
+    done_reason: Option<String>,
+    #[serde(default)]
+    prompt_eval_count: Option<u64>,
+    #[serde(default)]
+    eval_count: Option<u64>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCall>>,
+}
+
+/// Why an answer cannot be stored.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotStored {
+    /// Not Ollama JSON of the expected shape.
+    Malformed,
+    /// The answer carries an error (an error line, or an error object).
+    Error,
+    /// The stream ended before its `done: true` line.
+    Unfinished,
+}
+
+/// Gathers an answer from Ollama stream lines (or one whole answer, which is a single line).
+#[derive(Default)]
+pub struct Gather {
+    answer: Answer,
+    finished: bool,
+}
+
+impl Gather {
+    pub fn new(chat: bool) -> Self {
+        Gather {
+            answer: Answer {
+                chat,
+                ..Answer::default()
+            },
+            finished: false,
+        }
+    }
+
+    /// Adds one NDJSON line (without its newline).
+    pub fn line(&mut self, line: &[u8]) -> Result<(), NotStored> {
+        if self.finished {
+            return Err(NotStored::Malformed);
+        }
+        let l: Line = serde_json::from_slice(line).map_err(|_| NotStored::Malformed)?;
+        if l.error.is_some() {
+            return Err(NotStored::Error);
+        }
+        let a = &mut self.answer;
+        if a.chat {
+            let m = l.message.ok_or(NotStored::Malformed)?;
+            a.content.push_str(m.content.as_deref().unwrap_or(""));
+            a.thinking.push_str(m.thinking.as_deref().unwrap_or(""));
+            a.tool_calls.extend(m.tool_calls.unwrap_or_default());
+        } else {
+            a.content
+                .push_str(l.response.as_deref().ok_or(NotStored::Malformed)?);
+            a.thinking.push_str(l.thinking.as_deref().unwrap_or(""));
+        }
+        if l.done {
+            a.done_reason = l.done_reason.unwrap_or_else(|| "stop".into());
+            a.prompt_tokens = l.prompt_eval_count.unwrap_or(0);
+            a.completion_tokens = l.eval_count.unwrap_or(0);
+            self.finished = true;
+        }
+        Ok(())
+    }
+
+    /// Adds NDJSON bytes: every whole line in them (a stream relayed in any split is fed whole
+    /// lines by the caller).
+    pub fn lines(&mut self, ndjson: &[u8]) -> Result<(), NotStored> {
+        for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            self.line(line)?;
+        }
+        Ok(())
+    }
+
+    /// The whole answer, if the stream finished well.
+    pub fn finish(self) -> Result<Answer, NotStored> {
+        if !self.finished {
+            return Err(NotStored::Unfinished);
+        }
+        if self.answer.done_reason != "stop"
+            && self.answer.done_reason != "length"
+            && self.answer.done_reason != "tool_calls"
+        {
+            // `load`, `unload`, or a reason of an error: not an answer to replay.
+            return Err(NotStored::Error);
+        }
+        Ok(self.answer)
+    }
+}
+
+#[derive(Serialize)]
+struct OutMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    thinking: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tool_calls: &'a [ToolCall],
+}
+
+/// One Ollama object in Ollama's field order.
+#[derive(Serialize)]
+struct OutLine<'a> {
+    model: &'a str,
+    created_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<OutMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a str>,
+    done: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    done_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_eval_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eval_count: Option<u64>,
+}
+
+/// Text pieces per replayed stream line: a client's incremental parser sees deltas, as from a
+/// model, without one line per character.
+const PIECE_CHARS: usize = 16;
+
+impl Answer {
+    /// Bytes charged for keeping it.
+    pub fn size(&self) -> usize {
+        let calls: usize = self
+            .tool_calls
+            .iter()
+            .map(|c| c.function.name.len() + c.function.arguments.to_string().len() + 32)
+            .sum();
+        std::mem::size_of::<Self>() + self.content.len() + self.thinking.len() + calls
+    }
+
+    fn out<'a>(
+        &'a self,
+        model: &'a str,
+        created_at: &'a str,
+        text: &'a str,
+        thinking: &'a str,
+        calls: &'a [ToolCall],
+        end: bool,
+    ) -> OutLine<'a> {
+        OutLine {
+            model,
+            created_at,
+            message: self.chat.then_some(OutMessage {
+                role: "assistant",
+                content: text,
+                thinking,
+                tool_calls: calls,
+            }),
+            response: (!self.chat).then_some(text),
+            thinking: (!self.chat && !thinking.is_empty()).then_some(thinking),
+            done: end,
+            done_reason: end.then_some(self.done_reason.as_str()),
+            prompt_eval_count: end.then_some(self.prompt_tokens),
+            eval_count: end.then_some(self.completion_tokens),
+        }
+    }
+
+    /// The whole answer as Ollama sends it for `stream: false`.
+    pub fn to_ollama_json(&self, model: &str, created_at: &str) -> Vec<u8> {
+        let line = self.out(
+            model,
+            created_at,
+            &self.content,
+            &self.thinking,
+            &self.tool_calls,
+            true,
+        );
+        serde_json::to_vec(&line).expect("serializable")
+    }
+
+    /// The answer as an Ollama NDJSON stream: thinking, then the text in pieces, then the tool
+    /// calls, then the `done: true` line.
+    pub fn to_ndjson(&self, model: &str, created_at: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.content.len() * 8 + 256);
+        let mut push = |line: OutLine| {
+            serde_json::to_writer(&mut out, &line).expect("serializable");
+            out.push(b'\n');
+        };
+        for piece in pieces(&self.thinking) {
+            push(self.out(model, created_at, "", piece, &[], false));
+        }
+        for piece in pieces(&self.content) {
+            push(self.out(model, created_at, piece, "", &[], false));
+        }
+        if !self.tool_calls.is_empty() {
+            push(self.out(model, created_at, "", "", &self.tool_calls, false));
+        }
+        push(self.out(model, created_at, "", "", &[], true));
+        out
+    }
+}
+
+/// `text` cut into pieces of about `PIECE_CHARS` characters, at character boundaries.
+fn pieces(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let cut = rest
+            .char_indices()
+            .nth(PIECE_CHARS)
+            .map_or(rest.len(), |(i, _)| i);
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHAT_STREAM: &str = concat!(
+        r#"{"model":"m","created_at":"t","message":{"role":"assistant","content":"","thinking":"let me "},"done":false}"#,
+        "\n",
+        r#"{"model":"m","created_at":"t","message":{"role":"assistant","content":"","thinking":"think"},"done":false}"#,
+        "\n",
+        r#"{"model":"m","created_at":"t","message":{"role":"assistant","content":"Héllo, "},"done":false}"#,
+        "\n",
+        r#"{"model":"m","created_at":"t","message":{"role":"assistant","content":"wörld — a long enough answer to be cut"},"done":false}"#,
+        "\n",
+        r#"{"model":"m","created_at":"t","message":{"role":"assistant","content":"","tool_calls":[{"id":"call_1","function":{"name":"get","arguments":{"city":"Paris"}}}]},"done":false}"#,
+        "\n",
+        r#"{"model":"m","created_at":"t","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","prompt_eval_count":7,"eval_count":12}"#,
+        "\n",
+    );
+
+    fn gathered(ndjson: &str, chat: bool) -> Result<Answer, NotStored> {
+        let mut g = Gather::new(chat);
+        g.lines(ndjson.as_bytes())?;
+        g.finish()
+    }
+
+    #[test]
+    fn a_stream_gathers_into_one_answer_and_replays_the_same() {
+        let a = gathered(CHAT_STREAM, true).unwrap();
+        assert_eq!(a.content, "Héllo, wörld — a long enough answer to be cut");
+        assert_eq!(a.thinking, "let me think");
+        assert_eq!(a.tool_calls[0].id.as_deref(), Some("call_1"));
+        assert_eq!((a.prompt_tokens, a.completion_tokens), (7, 12));
+        let replay = a.to_ndjson("m", "t");
+        let lines = replay
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count();
+        assert!(lines > 4, "the text comes in pieces: {lines} lines");
+        assert_eq!(
+            gathered(std::str::from_utf8(&replay).unwrap(), true).unwrap(),
+            a
+        );
+        let whole = a.to_ollama_json("m", "t");
+        assert_eq!(
+            gathered(std::str::from_utf8(&whole).unwrap(), true).unwrap(),
+            a
+        );
+    }
+
+    #[test]
+    fn generate_answers_use_response() {
+        let s = concat!(
+            r#"{"model":"m","created_at":"t","response":"a","done":false}"#,
+            "\n",
+            r#"{"model":"m","created_at":"t","response":"b","done":true,"done_reason":"length","eval_count":2}"#,
+            "\n",
+        );
+        let a = gathered(s, false).unwrap();
+        assert_eq!(
+            (a.content.as_str(), a.done_reason.as_str()),
+            ("ab", "length")
+        );
+        let v: Value = serde_json::from_slice(&a.to_ollama_json("m", "t")).unwrap();
+        assert_eq!(v["response"], "ab");
+        assert!(v.get("message").is_none());
+    }
+
+    #[test]
+    fn errors_and_unfinished_streams_are_not_stored() {
+        let cut = CHAT_STREAM.lines().take(3).collect::<Vec<_>>().join("\n");
+        assert_eq!(gathered(&cut, true), Err(NotStored::Unfinished));
+        let errored = format!(
+            "{}\n{{\"error\":\"boom\"}}\n",
+            CHAT_STREAM.lines().next().unwrap()
+        );
+        assert_eq!(gathered(&errored, true), Err(NotStored::Error));
+        let load = r#"{"model":"m","created_at":"t","message":{"role":"assistant","content":""},"done":true,"done_reason":"load"}"#;
+        assert_eq!(gathered(load, true), Err(NotStored::Error));
+        assert_eq!(gathered("not json", true), Err(NotStored::Malformed));
+        let after_done = format!("{CHAT_STREAM}{}\n", CHAT_STREAM.lines().next().unwrap());
+        assert_eq!(gathered(&after_done, true), Err(NotStored::Malformed));
+    }
+
+    #[test]
+    fn pieces_cut_at_character_boundaries() {
+        let text = "é".repeat(40);
+        let parts: Vec<&str> = pieces(&text).collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts.concat(), text);
+        assert_eq!(pieces("").count(), 0);
+    }
+
+    #[test]
+    fn openai_clients_get_the_translation_with_ids_reasoning_and_usage() {
+        use crate::translate::response::ollama_to_openai_response;
+        use crate::translate::stream::NdjsonToSse;
+        use crate::translate::OpenAiRoute;
+        let a = gathered(CHAT_STREAM, true).unwrap();
+        let json =
+            ollama_to_openai_response(OpenAiRoute::Chat, &a.to_ollama_json("m", "t"), "m").unwrap();
+        let v: Value = serde_json::from_slice(&json).unwrap();
+        let msg = &v["choices"][0]["message"];
+        assert_eq!(msg["content"], a.content.as_str());
+        assert_eq!(msg["tool_calls"][0]["id"], "call_1");
+        assert_eq!(v["usage"]["completion_tokens"], 12);
+        let mut sse = Vec::new();
+        let mut t = NdjsonToSse::new(OpenAiRoute::Chat, "m", true);
+        t.feed(&a.to_ndjson("m", "t"), &mut sse);
+        t.finish(&mut sse);
+        let text = String::from_utf8(sse).unwrap();
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        assert!(text.contains("call_1") && text.contains("Paris"), "{text}");
+        assert_eq!(t.usage(), Some((7, 12)));
+    }
+}

@@ -1,0 +1,250 @@
+//! The exact cache key (SPEC §6.2): a hash of the whole request after normalisation, so that two
+//! requests share an entry only when a backend would see the same request.
+//!
+//! Normalisation works on the body's top-level fields without building a JSON tree: each field's
+//! value is taken as the exact bytes the client sent (serde_json's `RawValue`), the fields are
+//! sorted by name, `model` is replaced by the model the request resolved to, and the fields that
+//! only change how an answer is delivered are left out (`stream`, `stream_options`, `keep_alive`,
+//! and the router's own `nomyo`). Everything else counts: every message with its role, text,
+//! images, tool calls and tool results, the tools, `format` / `response_format`, every sampling
+//! option. Values are compared as sent: two bodies that differ only in the spacing or key order
+//! inside a value get two entries (a miss, never a wrong hit).
+//!
+//! The hash is BLAKE3 (collision-resistant: a client cannot craft a body whose key is another
+//! request's, and so cannot plant an answer for it). The key also carries the route family (a
+//! chat body and a completion body with the same fields are different requests) and the scope.
+//!
+//! The scope is the resolved model, the system prompt and, where a router key is configured, the
+//! client's key: no entry is shared across scopes. An Ollama request and the same request in
+//! OpenAI form get different keys: their bodies differ in shape (`options` against top-level
+//! sampling fields, images inside or beside the text), and no normalisation here claims they mean
+//! the same.
+
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
+
+/// Which kind of request the body is: the same fields mean different requests on different routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    OllamaChat,
+    OllamaGenerate,
+    OpenAiChat,
+    OpenAiCompletions,
+}
+
+impl Family {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Family::OllamaChat => b"ollama-chat",
+            Family::OllamaGenerate => b"ollama-generate",
+            Family::OpenAiChat => b"openai-chat",
+            Family::OpenAiCompletions => b"openai-completions",
+        }
+    }
+}
+
+/// Fields that change how an answer is delivered, not what it is.
+const DELIVERY_ONLY: [&str; 4] = ["stream", "stream_options", "keep_alive", "nomyo"];
+
+/// An entry's identity: its exact key and the scope it lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    pub exact: [u8; 32],
+    pub scope: [u8; 16],
+}
+
+/// Why a body has no key (it is then not cached).
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoKey {
+    NotAnObject,
+}
+
+/// The key of a request whose body is `body` (already checked by the request filter), resolved
+/// to `model`, from a client that presented `client_key` (when the router has keys).
+pub fn key(
+    family: Family,
+    body: &[u8],
+    model: &str,
+    client_key: Option<&str>,
+) -> Result<CacheKey, NoKey> {
+    // A BTreeMap sorts the names; values stay the client's bytes.
+    let fields: BTreeMap<String, &RawValue> =
+        serde_json::from_slice(body).map_err(|_| NoKey::NotAnObject)?;
+    let mut exact = blake3::Hasher::new();
+    exact.update(family.tag());
+    exact.update(b"\0model\0");
+    exact.update(model.as_bytes());
+    for (name, value) in &fields {
+        if name == "model" || DELIVERY_ONLY.contains(&name.as_ref()) {
+            continue;
+        }
+        // Length-prefixed, so that no two field lists hash the same bytes.
+        exact.update(&(name.len() as u64).to_le_bytes());
+        exact.update(name.as_bytes());
+        exact.update(&(value.get().len() as u64).to_le_bytes());
+        exact.update(value.get().as_bytes());
+    }
+    let scope = scope(model, system_prompt(family, &fields), client_key);
+    exact.update(&scope);
+    Ok(CacheKey {
+        exact: *exact.finalize().as_bytes(),
+        scope,
+    })
+}
+
+fn scope(model: &str, system: Option<String>, client_key: Option<&str>) -> [u8; 16] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"scope\0");
+    for part in [Some(model), system.as_deref(), client_key] {
+        match part {
+            Some(p) => {
+                h.update(&[1]);
+                h.update(&(p.len() as u64).to_le_bytes());
+                h.update(p.as_bytes());
+            }
+            None => {
+                h.update(&[0]);
+            }
+        }
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    out
+}
+
+/// The system prompt: Ollama's `system` field, or the text of the first system (or developer)
+/// message. Only the scope needs it; the key has every message anyway.
+fn system_prompt(family: Family, fields: &BTreeMap<String, &RawValue>) -> Option<String> {
+    if let Some(system) = fields.get("system") {
+        return serde_json::from_str::<String>(system.get()).ok();
+    }
+    if !matches!(family, Family::OllamaChat | Family::OpenAiChat) {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow)]
+        role: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        content: Option<&'a RawValue>,
+    }
+    let messages: Vec<Message> = serde_json::from_str(fields.get("messages")?.get()).ok()?;
+    let first = messages
+        .into_iter()
+        .find(|m| matches!(m.role.as_deref(), Some("system" | "developer")))?;
+    Some(
+        first
+            .content
+            .map(|c| c.get().to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(body: &str) -> CacheKey {
+        key(Family::OllamaChat, body.as_bytes(), "llama3:latest", None).unwrap()
+    }
+
+    const BASE: &str = r#"{"model":"llama3","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"options":{"temperature":0.2}}"#;
+
+    #[test]
+    fn delivery_fields_and_field_order_do_not_change_the_key() {
+        let base = k(BASE);
+        for same in [
+            r#"{"model":"llama3","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"options":{"temperature":0.2},"stream":true}"#,
+            r#"{"stream":false,"options":{"temperature":0.2},"keep_alive":"5m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"model":"llama3:latest","nomyo":{"cache":true}}"#,
+        ] {
+            assert_eq!(k(same), base, "{same}");
+        }
+    }
+
+    #[test]
+    fn anything_that_changes_the_answer_changes_the_key() {
+        let base = k(BASE);
+        for other in [
+            // history
+            r#"{"model":"llama3","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello"}],"options":{"temperature":0.2}}"#,
+            // an earlier turn
+            r#"{"model":"llama3","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"x"},{"role":"assistant","content":"y"},{"role":"user","content":"hi"}],"options":{"temperature":0.2}}"#,
+            // a tool result
+            r#"{"model":"llama3","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"},{"role":"tool","content":"42"}],"options":{"temperature":0.2}}"#,
+            // tools
+            r#"{"model":"llama3","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"options":{"temperature":0.2},"tools":[{"type":"function","function":{"name":"f"}}]}"#,
+            // options
+            r#"{"model":"llama3","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"options":{"temperature":0.3}}"#,
+            // format
+            r#"{"model":"llama3","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"options":{"temperature":0.2},"format":"json"}"#,
+            // system prompt
+            r#"{"model":"llama3","messages":[{"role":"system","content":"be long"},{"role":"user","content":"hi"}],"options":{"temperature":0.2}}"#,
+        ] {
+            assert_ne!(k(other), base, "{other}");
+        }
+        assert_ne!(
+            key(Family::OllamaChat, BASE.as_bytes(), "llama3:8b", None).unwrap(),
+            base,
+            "another resolved model"
+        );
+        assert_ne!(
+            key(Family::OpenAiChat, BASE.as_bytes(), "llama3:latest", None).unwrap(),
+            base,
+            "another route family"
+        );
+    }
+
+    #[test]
+    fn scopes_split_by_model_system_prompt_and_client_key() {
+        let base = k(BASE);
+        let keyed = key(
+            Family::OllamaChat,
+            BASE.as_bytes(),
+            "llama3:latest",
+            Some("a"),
+        )
+        .unwrap();
+        let other = key(
+            Family::OllamaChat,
+            BASE.as_bytes(),
+            "llama3:latest",
+            Some("b"),
+        )
+        .unwrap();
+        assert_ne!(keyed.scope, base.scope);
+        assert_ne!(keyed.scope, other.scope);
+        assert_ne!(keyed.exact, other.exact, "no entry crosses client keys");
+        let system = r#"{"model":"m","messages":[{"role":"system","content":"be long"},{"role":"user","content":"hi"}]}"#;
+        assert_ne!(k(system).scope, base.scope);
+        let same_scope = r#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"other"}]}"#;
+        assert_eq!(k(same_scope).scope, base.scope);
+        let generate = |system: &str| {
+            let body = format!(r#"{{"model":"m","prompt":"hi","system":"{system}"}}"#);
+            key(
+                Family::OllamaGenerate,
+                body.as_bytes(),
+                "llama3:latest",
+                None,
+            )
+            .unwrap()
+        };
+        assert_eq!(generate("be brief").scope, generate("be brief").scope);
+        assert_ne!(generate("be brief").scope, generate("be long").scope);
+    }
+
+    #[test]
+    fn field_boundaries_cannot_be_shifted() {
+        let a = k(r#"{"model":"m","ab":"1","c":"2"}"#);
+        let b = k(r#"{"model":"m","a":"b1","c":"2"}"#);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_has_no_key() {
+        assert_eq!(
+            key(Family::OllamaChat, b"[1]", "m", None),
+            Err(NoKey::NotAnObject)
+        );
+    }
+}
