@@ -49,9 +49,11 @@ for t in "${targets[@]}"; do
     echo "=== $t: ${seconds}s"
     log="$logs/$t.log"
     # -jobs=1 runs libFuzzer in a child whose output goes to fuzz-0.log in the working directory: keep
-    # that inside fuzz/target.
+    # that inside fuzz/target, one directory per target (two runs at once must not share it).
+    work="$logs/$t.work"
+    mkdir -p "$work"
     set +e
-    (cd "$logs" && cargo fuzz run --fuzz-dir "$root/fuzz" --target-dir "$root/fuzz/target" \
+    (cd "$work" && cargo fuzz run --fuzz-dir "$root/fuzz" --target-dir "$root/fuzz/target" \
         --sanitizer "$sanitizer" --debug-assertions "$t" "$root/fuzz/corpus/$t" -- \
         -max_total_time="$seconds" -jobs=1 -print_final_stats=1) >"$log" 2>&1
     status=$?
