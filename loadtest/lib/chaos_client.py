@@ -352,13 +352,30 @@ def judge_error(api: str, r: Response, allowed=ALLOWED_ERRORS) -> tuple[str, str
     return CLEAN, f"http_{r.status}"
 
 
-def judge_ndjson(spec: Spec, body: bytes) -> tuple[str, str]:
+def split_stream(body: bytes, sep: str, what: str) -> tuple[list[str] | None, str]:
+    """The frames of a stream that must end with `sep` (NDJSON lines, SSE events), or why not."""
     text = body.decode("utf-8", errors="strict")
-    if not text.endswith("\n"):
-        return BAD, f"NDJSON stream does not end with a newline: {text[-200:]!r}"
-    lines = text.split("\n")[:-1]
-    if not lines:
-        return BAD, "empty NDJSON stream"
+    if not text.endswith(sep):
+        return None, f"{what} stream does not end with {sep!r}: {text[-200:]!r}"
+    frames = text.split(sep)[:-1]
+    if not frames:
+        return None, f"empty {what} stream"
+    return frames, ""
+
+
+def ending_error(i: int, n: int, got: list[str], want: str, what: str) -> str:
+    """Why an error frame at `i` of `n` after the text `got` is not a clean ending ("" when it is)."""
+    if i != n - 1:
+        return f"error {what} {i} is not the last of {n}"
+    if not want.startswith("".join(got)):
+        return f"text before the error {what} is not a prefix of the answer: {''.join(got)[:200]!r}"
+    return ""
+
+
+def judge_ndjson(spec: Spec, body: bytes) -> tuple[str, str]:
+    lines, why = split_stream(body, "\n", "NDJSON")
+    if lines is None:
+        return BAD, why
     got = []
     want = expected_text(spec.tokens)
     for i, line in enumerate(lines):
@@ -369,12 +386,11 @@ def judge_ndjson(spec: Spec, body: bytes) -> tuple[str, str]:
         if not isinstance(v, dict):
             return BAD, f"NDJSON line {i} is not an object: {line[:200]!r}"
         if "error" in v:
-            if i != len(lines) - 1:
-                return BAD, f"error line {i} is not the last of {len(lines)}"
+            why = ending_error(i, len(lines), got, want, "line")
+            if why:
+                return BAD, why
             if not isinstance(v["error"], str) or not v["error"]:
                 return BAD, f"error line not in Ollama format: {line[:200]!r}"
-            if not want.startswith("".join(got)):
-                return BAD, f"text before the error line is not a prefix of the answer: {''.join(got)[:200]!r}"
             note_error("ndjson", v["error"])
             return CLEAN, "stream_error_line"
         if spec.route == "chat":
@@ -400,12 +416,9 @@ def judge_ndjson(spec: Spec, body: bytes) -> tuple[str, str]:
 
 
 def judge_sse(spec: Spec, body: bytes) -> tuple[str, str]:
-    text = body.decode("utf-8", errors="strict")
-    if not text.endswith("\n\n"):
-        return BAD, f"SSE stream does not end with a blank line: {text[-200:]!r}"
-    events = text.split("\n\n")[:-1]
-    if not events:
-        return BAD, "empty SSE stream"
+    events, why = split_stream(body, "\n\n", "SSE")
+    if events is None:
+        return BAD, why
     got = []
     want = expected_text(spec.tokens)
     finished = False
@@ -430,13 +443,12 @@ def judge_sse(spec: Spec, body: bytes) -> tuple[str, str]:
         if not isinstance(v, dict):
             return BAD, f"SSE event {i} is not an object"
         if "error" in v:
-            if not last:
-                return BAD, f"error event {i} is not the last of {len(events)}"
+            why = ending_error(i, len(events), got, want, "event")
+            if why:
+                return BAD, why
             e = v["error"]
             if not isinstance(e, dict) or not isinstance(e.get("message"), str) or "type" not in e:
                 return BAD, f"error event not in OpenAI format: {data[:200]!r}"
-            if not want.startswith("".join(got)):
-                return BAD, f"text before the error event is not a prefix: {''.join(got)[:200]!r}"
             note_error("sse", e["message"])
             return CLEAN, "stream_error_event"
         if v.get("object") != "chat.completion.chunk":
