@@ -113,8 +113,9 @@ fn scope(model: &str, system: Option<String>, client_key: Option<&str>) -> [u8; 
     out
 }
 
-/// The system prompt: Ollama's `system` field, or the text of the first system (or developer)
-/// message. Only the scope needs it; the key has every message anyway.
+/// The system prompt: Ollama's `system` field, or the text of the first message when it is a
+/// system (or developer) message, as clients put it. Only the first message is read: the scope
+/// costs no second pass over a long history (the key has every message anyway).
 fn system_prompt(family: Family, fields: &BTreeMap<String, &RawValue>) -> Option<String> {
     if let Some(system) = fields.get("system") {
         return serde_json::from_str::<String>(system.get()).ok();
@@ -129,10 +130,16 @@ fn system_prompt(family: Family, fields: &BTreeMap<String, &RawValue>) -> Option
         #[serde(borrow)]
         content: Option<&'a RawValue>,
     }
-    let messages: Vec<Message> = serde_json::from_str(fields.get("messages")?.get()).ok()?;
-    let first = messages
-        .into_iter()
-        .find(|m| matches!(m.role.as_deref(), Some("system" | "developer")))?;
+    let list = fields.get("messages")?.get().trim_start();
+    let after_bracket = list.strip_prefix('[')?;
+    // One value from the front of the list; what follows it (a comma, more messages) is not read.
+    let first: Message = serde_json::Deserializer::from_str(after_bracket)
+        .into_iter::<Message>()
+        .next()?
+        .ok()?;
+    if !matches!(first.role.as_deref(), Some("system" | "developer")) {
+        return None;
+    }
     Some(
         first
             .content
@@ -231,6 +238,19 @@ mod tests {
         };
         assert_eq!(generate("be brief").scope, generate("be brief").scope);
         assert_ne!(generate("be brief").scope, generate("be long").scope);
+    }
+
+    #[test]
+    fn only_a_leading_system_message_is_the_system_prompt() {
+        let later = r#"{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"system","content":"be brief"}]}"#;
+        let none = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        assert_eq!(k(later).scope, k(none).scope);
+        assert_ne!(
+            k(later).exact,
+            k(none).exact,
+            "the key still has every message"
+        );
+        assert_eq!(k(r#"{"model":"m","messages":[]}"#).scope, k(none).scope);
     }
 
     #[test]
