@@ -3,18 +3,20 @@
 //! Ollama's shapes (an OpenAI answer is first translated by `translate`, which keeps tool-call ids),
 //! and rendered back into Ollama's (OpenAI clients get the translation of that rendering).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
+use crate::translate::wire_ollama::{self, End, Metrics, OllamaFunction, OllamaToolCall, Parts};
+
 /// One tool call, arguments kept as the JSON object the model produced.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct ToolCall {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub id: Option<String>,
     pub function: Function,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Function {
     pub name: String,
     #[serde(default)]
@@ -148,36 +150,6 @@ impl Gather {
     }
 }
 
-#[derive(Serialize)]
-struct OutMessage<'a> {
-    role: &'static str,
-    content: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    thinking: &'a str,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    tool_calls: &'a [ToolCall],
-}
-
-/// One Ollama object in Ollama's field order.
-#[derive(Serialize)]
-struct OutLine<'a> {
-    model: &'a str,
-    created_at: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<OutMessage<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    thinking: Option<&'a str>,
-    done: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    done_reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prompt_eval_count: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    eval_count: Option<u64>,
-}
-
 /// Text pieces per replayed stream line: a client's incremental parser sees deltas, as from a
 /// model, without one line per character.
 const PIECE_CHARS: usize = 16;
@@ -193,64 +165,75 @@ impl Answer {
         std::mem::size_of::<Self>() + self.content.len() + self.thinking.len() + calls
     }
 
-    fn out<'a>(
-        &'a self,
-        model: &'a str,
-        created_at: &'a str,
-        text: &'a str,
-        thinking: &'a str,
-        calls: &'a [ToolCall],
-        end: bool,
-    ) -> OutLine<'a> {
-        OutLine {
-            model,
-            created_at,
-            message: self.chat.then_some(OutMessage {
-                role: "assistant",
-                content: text,
-                thinking,
-                tool_calls: calls,
-            }),
-            response: (!self.chat).then_some(text),
-            thinking: (!self.chat && !thinking.is_empty()).then_some(thinking),
-            done: end,
-            done_reason: end.then_some(self.done_reason.as_str()),
-            prompt_eval_count: end.then_some(self.prompt_tokens),
-            eval_count: end.then_some(self.completion_tokens),
+    /// The tool calls in the translators' Ollama shape (numbered in order).
+    fn ollama_calls(&self) -> Vec<OllamaToolCall> {
+        self.tool_calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| OllamaToolCall {
+                id: c.id.clone(),
+                function: OllamaFunction {
+                    index: i as u64,
+                    name: c.function.name.clone(),
+                    arguments: c.function.arguments.clone(),
+                },
+            })
+            .collect()
+    }
+
+    fn end(&self) -> End<'_> {
+        End {
+            done_reason: &self.done_reason,
+            metrics: Metrics {
+                prompt_tokens: self.prompt_tokens,
+                completion_tokens: self.completion_tokens,
+                ..Metrics::default()
+            },
         }
     }
 
     /// The whole answer as Ollama sends it for `stream: false`.
     pub fn to_ollama_json(&self, model: &str, created_at: &str) -> Vec<u8> {
-        let line = self.out(
-            model,
-            created_at,
-            &self.content,
-            &self.thinking,
-            &self.tool_calls,
-            true,
-        );
-        serde_json::to_vec(&line).expect("serializable")
+        let calls = self.ollama_calls();
+        let parts = Parts {
+            content: &self.content,
+            thinking: Some(&self.thinking),
+            tool_calls: Some(&calls),
+        };
+        wire_ollama::line(self.chat, model, created_at, parts, Some(self.end()))
     }
 
     /// The answer as an Ollama NDJSON stream: thinking, then the text in pieces, then the tool
     /// calls, then the `done: true` line.
     pub fn to_ndjson(&self, model: &str, created_at: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.content.len() * 8 + 256);
-        let mut push = |line: OutLine| {
-            serde_json::to_writer(&mut out, &line).expect("serializable");
+        let mut push = |parts: Parts<'_>, end: Option<End<'_>>| {
+            wire_ollama::write_line(&mut out, self.chat, model, created_at, parts, end);
             out.push(b'\n');
         };
         for piece in pieces(&self.thinking) {
-            push(self.out(model, created_at, "", piece, &[], false));
+            let parts = Parts {
+                thinking: Some(piece),
+                ..Parts::default()
+            };
+            push(parts, None);
         }
         for piece in pieces(&self.content) {
-            push(self.out(model, created_at, piece, "", &[], false));
+            let parts = Parts {
+                content: piece,
+                ..Parts::default()
+            };
+            push(parts, None);
         }
-        if !self.tool_calls.is_empty() {
-            push(self.out(model, created_at, "", "", &self.tool_calls, false));
+        let calls = self.ollama_calls();
+        if !calls.is_empty() {
+            let parts = Parts {
+                tool_calls: Some(&calls),
+                ..Parts::default()
+            };
+            push(parts, None);
         }
-        push(self.out(model, created_at, "", "", &[], true));
+        push(Parts::default(), Some(self.end()));
         out
     }
 }

@@ -25,7 +25,7 @@ pub(crate) mod time;
 mod tools;
 mod upstream_error;
 mod usage;
-mod wire_ollama;
+pub(crate) mod wire_ollama;
 mod wire_openai;
 
 #[cfg(test)]
