@@ -26,14 +26,13 @@ pub async fn answer(
     resp: Response<UpstreamBody>,
     hard: Option<Instant>,
 ) -> Response<RouterBody> {
-    let shared = s.shared.clone();
-    let cfg = &shared.config;
     let epilogue = Epilogue::new(
         s,
         &inf.sniffed.model,
         &guard.endpoint().cfg.url,
         resp.status(),
     );
+    let cfg = &s.shared.config;
     match up.translate {
         Some(route) => {
             let t = translated::Answer {
