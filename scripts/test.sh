@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests (Rust) under both I/O drivers, then the official
 # Python clients (ollama, openai) against the router, with mock backends and a real llama.cpp
-# llama-server. Needs: cargo, python3 with tests/python/requirements.txt, gcc/g++ (the first run builds
+# llama-server, and the 60 s chaos soak. Needs: cargo, python3 (the pip packages of
+# tests/python/requirements.txt are installed here), gcc/g++ (the first run builds
 # llama-server from PyPI's llama-cpp-python sdist into ~/.cache, about 4-7 minutes; later runs reuse it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +15,5 @@ NOMYO_ROUTER_IO_DRIVER=epoll cargo test --tests
 echo "== real llama-server (built once, cached) =="
 bash scripts/setup-llama-server.sh
 echo "== official Python clients =="
+python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 NOMYO_BIN_DIR="$PWD/target/debug" python3 -m pytest -q tests/python
