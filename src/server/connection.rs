@@ -341,7 +341,19 @@ impl Connection {
     ) -> Option<(http::Response<RouterBody>, RouterHeaders, bool)> {
         let handler = run(head, body, self.shared.clone(), &mut self.upstream_deadline);
         let handler = AssertUnwindSafe(handler).catch_unwind();
-        match watching(&mut self.reader, &mut self.buf, handler).await? {
+        let Some(outcome) = watching(&mut self.reader, &mut self.buf, handler).await else {
+            // Dropping the handler released its slot or queue place and cancelled upstream; the
+            // request's own log line (written when an answer ends) never comes, so say it here.
+            tracing::info!(
+                request_id = head.headers.value("x-request-id").as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
+                method = %head.method,
+                route = route(&head.method, head.uri.path()).name(),
+                outcome = "client_gone",
+                "request"
+            );
+            return None;
+        };
+        match outcome {
             Ok((resp, added)) => Some((resp, added, true)),
             Err(_) => {
                 let route = route(&head.method, head.uri.path());
