@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::cache::response_cache::ResponseCache;
 use crate::config::Config;
 use crate::routing::endpoint::EndpointState;
 use crate::routing::placement::Placement;
@@ -18,10 +19,18 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Requests read and not yet answered to the last byte: the shutdown drain waits for them.
     pub active_requests: AtomicUsize,
+    /// The response cache, when `cache_enabled`.
+    pub cache: Option<ResponseCache>,
 }
 
 impl Shared {
+    /// Opens the response cache's store too (loading its file): a cache problem is logged, never
+    /// fatal.
     pub fn new(config: Config) -> Arc<Shared> {
+        let cache = config
+            .cache
+            .enabled
+            .then(|| ResponseCache::open(&config.cache));
         let endpoints = config
             .endpoints
             .iter()
@@ -35,6 +44,7 @@ impl Shared {
             placement: ArcSwap::from_pointee(Placement::default()),
             stopping: AtomicBool::new(false),
             active_requests: AtomicUsize::new(0),
+            cache,
         })
     }
 

@@ -2,6 +2,7 @@
 //! answers the router makes itself (merged listings, management fan-out, its own routes). The
 //! request's life, inference included, is in `proxy`.
 
+pub mod cache_routes;
 pub mod errors;
 pub mod listing;
 pub mod manage;

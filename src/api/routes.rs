@@ -108,6 +108,8 @@ pub enum Route {
     Health,
     Usage,
     Config,
+    CacheStats,
+    CacheInvalidate,
     PsDetails,
     /// No such path; errors in the API its prefix suggests (`/v1/...`: OpenAI's).
     NotFound(ApiFormat),
@@ -143,6 +145,8 @@ impl Route {
             Route::OaiModels | Route::OaiModel(_) => "v1.models",
             Route::Health => "health",
             Route::Usage => "usage",
+            Route::CacheStats => "cache_stats",
+            Route::CacheInvalidate => "cache_invalidate",
             Route::Config => "config",
             Route::PsDetails => "ps_details",
             Route::NotFound(_) => "not_found",
@@ -201,6 +205,8 @@ pub fn route(method: &Method, path: &str) -> Route {
         "/v1/models" => return if get { Route::OaiModels } else { wrong("GET") },
         "/health" => return if get { Route::Health } else { wrong("GET") },
         "/api/usage" => return if get { Route::Usage } else { wrong("GET") },
+        "/api/cache/stats" => return if get { Route::CacheStats } else { wrong("GET") },
+        "/api/cache/invalidate" => Route::CacheInvalidate,
         "/api/config" => return if get { Route::Config } else { wrong("GET") },
         "/api/ps_details" => return if get { Route::PsDetails } else { wrong("GET") },
         p => {

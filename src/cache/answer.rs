@@ -3,20 +3,20 @@
 //! Ollama's shapes (an OpenAI answer is first translated by `translate`, which keeps tool-call ids),
 //! and rendered back into Ollama's (OpenAI clients get the translation of that rendering).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::translate::wire_ollama::{self, End, Metrics, OllamaFunction, OllamaToolCall, Parts};
 
 /// One tool call, arguments kept as the JSON object the model produced.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 pub struct ToolCall {
     #[serde(default)]
     pub id: Option<String>,
     pub function: Function,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 pub struct Function {
     pub name: String,
     #[serde(default)]
@@ -24,7 +24,7 @@ pub struct Function {
 }
 
 /// What the model answered, whole.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct Answer {
     /// `/api/chat` (a message) or `/api/generate` (a response text).
     pub chat: bool,
@@ -76,6 +76,8 @@ pub enum NotStored {
     Error,
     /// The stream ended before its `done: true` line.
     Unfinished,
+    /// Larger than a capture may hold.
+    TooLarge,
 }
 
 /// Gathers an answer from Ollama stream lines (or one whole answer, which is a single line).
@@ -154,7 +156,26 @@ impl Gather {
 /// model, without one line per character.
 const PIECE_CHARS: usize = 16;
 
+/// The first byte of an encoded answer: a store's bytes of another version are not read as this one.
+const CODEC_VERSION: u8 = 1;
+
 impl Answer {
+    /// The bytes a persistent store keeps.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![CODEC_VERSION];
+        // Serialising owned strings and JSON values cannot fail.
+        serde_json::to_writer(&mut out, self).expect("an answer serialises");
+        out
+    }
+
+    /// An answer from a store's bytes; `None` for bytes of another version or damaged ones.
+    pub fn decode(bytes: &[u8]) -> Option<Answer> {
+        match bytes.split_first() {
+            Some((&CODEC_VERSION, rest)) => serde_json::from_slice(rest).ok(),
+            _ => None,
+        }
+    }
+
     /// Bytes charged for keeping it.
     pub fn size(&self) -> usize {
         let calls: usize = self
@@ -302,6 +323,17 @@ mod tests {
             gathered(std::str::from_utf8(&whole).unwrap(), true).unwrap(),
             a
         );
+    }
+
+    #[test]
+    fn encoding_round_trips_and_refuses_other_bytes() {
+        let a = gathered(CHAT_STREAM, true).unwrap();
+        assert_eq!(Answer::decode(&a.encode()), Some(a.clone()));
+        let mut other = a.encode();
+        other[0] = 2;
+        assert_eq!(Answer::decode(&other), None);
+        assert_eq!(Answer::decode(b""), None);
+        assert_eq!(Answer::decode(&a.encode()[..10]), None);
     }
 
     #[test]

@@ -52,6 +52,8 @@ const DELIVERY_ONLY: [&str; 4] = ["stream", "stream_options", "keep_alive", "nom
 pub struct CacheKey {
     pub exact: [u8; 32],
     pub scope: [u8; 16],
+    /// The system prompt names someone (`privacy::personal_scope`).
+    pub personal_scope: bool,
 }
 
 /// Why a body has no key (it is then not cached).
@@ -85,11 +87,16 @@ pub fn key(
         exact.update(&(value.get().len() as u64).to_le_bytes());
         exact.update(value.get().as_bytes());
     }
-    let scope = scope(model, system_prompt(family, &fields), client_key);
+    let system = system_prompt(family, &fields);
+    let personal_scope = system
+        .as_deref()
+        .is_some_and(super::privacy::personal_scope);
+    let scope = scope(model, system, client_key);
     exact.update(&scope);
     Ok(CacheKey {
         exact: *exact.finalize().as_bytes(),
         scope,
+        personal_scope,
     })
 }
 

@@ -1,14 +1,12 @@
-//! The `memory` store: bounded by entries and by bytes, least recently used evicted first, each
-//! entry valid for the configured TTL. One lock for all workers; what runs under it is a hash-map
+//! The in-memory tier: bounded by entries and by bytes, least recently used evicted first, each
+//! entry valid until its expiry. One lock for all workers; what runs under it is a hash-map
 //! operation and a few list moves, never I/O.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use lru::LruCache;
-
-use super::key::CacheKey;
 
 /// A stored answer and what it cost to keep.
 pub struct Stored<T> {
@@ -23,7 +21,6 @@ pub struct Stored<T> {
 pub struct MemoryStore<T> {
     inner: Mutex<Inner<T>>,
     max_bytes: usize,
-    ttl: Option<Duration>,
 }
 
 struct Inner<T> {
@@ -32,8 +29,8 @@ struct Inner<T> {
 }
 
 impl<T> MemoryStore<T> {
-    /// At most `max_entries` entries of `max_bytes` in all; `ttl: None` keeps them until evicted.
-    pub fn new(max_entries: usize, max_bytes: usize, ttl: Option<Duration>) -> Self {
+    /// At most `max_entries` entries of `max_bytes` in all.
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
         let cap = NonZeroUsize::new(max_entries.max(1)).expect("at least one");
         MemoryStore {
             inner: Mutex::new(Inner {
@@ -41,29 +38,36 @@ impl<T> MemoryStore<T> {
                 bytes: 0,
             }),
             max_bytes,
-            ttl,
         }
     }
 
     /// The entry for `key`, if present and not expired (an expired one is dropped on the way).
-    pub fn get(&self, key: &CacheKey, now: Instant) -> Option<Arc<T>> {
+    pub fn get(&self, key: &[u8; 32], now: Instant) -> Option<Arc<T>> {
         let mut inner = self.lock();
-        let expired = match inner.entries.get(&key.exact) {
+        let expired = match inner.entries.get(key) {
             None => return None,
             Some(s) if s.expires.is_some_and(|e| now >= e) => true,
             Some(s) => return Some(s.value.clone()),
         };
         if expired {
-            if let Some(s) = inner.entries.pop(&key.exact) {
+            if let Some(s) = inner.entries.pop(key) {
                 inner.bytes -= s.bytes;
             }
         }
         None
     }
 
-    /// Stores `value` (charged `bytes`) under `key`, evicting the least recently used entries
-    /// until it fits. An entry larger than the whole budget is not stored.
-    pub fn put(&self, key: &CacheKey, model: Arc<str>, value: Arc<T>, bytes: usize, now: Instant) {
+    /// Stores `value` (charged `bytes`) under `key` until `expires` (`None`: until evicted),
+    /// evicting the least recently used entries until it fits. An entry larger than the whole
+    /// budget is not stored.
+    pub fn put(
+        &self,
+        key: &[u8; 32],
+        model: Arc<str>,
+        value: Arc<T>,
+        bytes: usize,
+        expires: Option<Instant>,
+    ) {
         if bytes > self.max_bytes {
             return;
         }
@@ -71,10 +75,10 @@ impl<T> MemoryStore<T> {
             value,
             model,
             bytes,
-            expires: self.ttl.map(|t| now + t),
+            expires,
         };
         let mut inner = self.lock();
-        if let Some(old) = inner.entries.pop(&key.exact) {
+        if let Some(old) = inner.entries.pop(key) {
             inner.bytes -= old.bytes;
         }
         while inner.bytes + bytes > self.max_bytes {
@@ -84,10 +88,15 @@ impl<T> MemoryStore<T> {
             }
         }
         // At the entry limit, `push` evicts the least recently used one and hands it back.
-        if let Some((_, old)) = inner.entries.push(key.exact, stored) {
+        if let Some((_, old)) = inner.entries.push(*key, stored) {
             inner.bytes -= old.bytes;
         }
         inner.bytes += bytes;
+    }
+
+    /// Whether `key` is held (expired or not), without making it the most recent.
+    pub fn contains(&self, key: &[u8; 32]) -> bool {
+        self.lock().entries.contains(key)
     }
 
     /// Drops every entry, or those of `model`; returns how many.
@@ -128,21 +137,26 @@ impl<T> MemoryStore<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
-    fn key(n: u8) -> CacheKey {
-        CacheKey {
-            exact: [n; 32],
-            scope: [0; 16],
-        }
+    fn key(n: u8) -> [u8; 32] {
+        [n; 32]
     }
 
     fn put(s: &MemoryStore<String>, n: u8, model: &str, bytes: usize, now: Instant) {
-        s.put(&key(n), model.into(), Arc::new(format!("v{n}")), bytes, now);
+        let expires = Some(now + Duration::from_secs(60));
+        s.put(
+            &key(n),
+            model.into(),
+            Arc::new(format!("v{n}")),
+            bytes,
+            expires,
+        );
     }
 
     #[test]
     fn bounded_by_entries_least_recently_used_first() {
-        let s = MemoryStore::new(2, 1 << 20, None);
+        let s = MemoryStore::new(2, 1 << 20);
         let now = Instant::now();
         put(&s, 1, "m", 10, now);
         put(&s, 2, "m", 10, now);
@@ -154,7 +168,7 @@ mod tests {
 
     #[test]
     fn bounded_by_bytes() {
-        let s = MemoryStore::new(100, 100, None);
+        let s = MemoryStore::new(100, 100);
         let now = Instant::now();
         for n in 0..10 {
             put(&s, n, "m", 30, now);
@@ -172,7 +186,7 @@ mod tests {
 
     #[test]
     fn entries_expire_after_the_ttl() {
-        let s = MemoryStore::new(10, 1000, Some(Duration::from_secs(60)));
+        let s = MemoryStore::new(10, 1000);
         let now = Instant::now();
         put(&s, 1, "m", 10, now);
         assert!(s.get(&key(1), now + Duration::from_secs(59)).is_some());
@@ -182,7 +196,7 @@ mod tests {
 
     #[test]
     fn invalidation_by_model_or_all() {
-        let s = MemoryStore::new(10, 1000, None);
+        let s = MemoryStore::new(10, 1000);
         let now = Instant::now();
         put(&s, 1, "a", 10, now);
         put(&s, 2, "b", 10, now);

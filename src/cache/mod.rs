@@ -1,7 +1,17 @@
-//! The response cache (SPEC §6): the exact key, the bounded in-memory store, the neutral answer
-//! form with its renderings, and the interface of the persistent stores.
+//! The response cache (SPEC §6). `response_cache` is what the proxy calls: the lookup chain, the
+//! store, coalescing (`flights`), invalidation and the numbers (`stats`). An entry is identified
+//! by `key`, kept as a neutral `answer` read off the client's bytes by `capture`, and rendered for
+//! each client by `replay`. Entries live in `memory`, mirrored to a file or kept in Redis through
+//! the `store` interface, whose calls run on the cache's own `thread`.
 
 pub mod answer;
+pub mod capture;
+pub mod flights;
 pub mod key;
 pub mod memory;
+pub mod privacy;
+pub mod replay;
+pub mod response_cache;
+pub mod stats;
 pub mod store;
+pub mod thread;

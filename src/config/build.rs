@@ -158,9 +158,6 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
         ));
     }
 
-    if r.boolean("cache_enabled", false)? {
-        warnings.push("cache_enabled is set, but the response cache is not part of this release: requests go to the backends".into());
-    }
     let router_api_key = Some(r.string("router_api_key", "")?).filter(|k| !k.is_empty());
     let io_driver = match r
         .choice(
@@ -257,16 +254,30 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
         },
         cache: CacheConfig {
             enabled: r.boolean("cache_enabled", false)?,
-            backend: r.choice(
-                "cache_backend",
-                "memory",
-                &["memory", "mmap", "sqlite", "redis"],
-            )?,
+            backend: match r
+                .choice(
+                    "cache_backend",
+                    "mmap",
+                    &["memory", "mmap", "sqlite", "redis"],
+                )?
+                .as_str()
+            {
+                "memory" => CacheBackend::Memory,
+                "sqlite" => CacheBackend::Sqlite,
+                "redis" => CacheBackend::Redis,
+                _ => CacheBackend::Mmap,
+            },
             similarity: r.float("cache_similarity", 1.0, 0.0, 1.0)?,
             ttl,
             history_weight: r.float("cache_history_weight", 0.3, 0.0, 1.0)?,
             db_path: r.string("cache_db_path", "llm_cache.db")?,
+            mmap_path: r.string("cache_mmap_path", "llm_cache.mmap")?,
             redis_url: r.string("cache_redis_url", "redis://localhost:6379/0")?,
+            opt_in: r.boolean("cache_opt_in", false)?,
+            max_entries: r.uint("cache_max_entries", 100_000, 1, 1 << 32)? as usize,
+            max_bytes: r.uint("cache_max_bytes", 256 << 20, 1 << 16, 1 << 40)? as usize,
+            lookup_timeout: r.duration("cache_lookup_timeout", 0.005)?,
+            privacy_guard: r.boolean("cache_privacy_guard", true)?,
         },
         db_path: r.string("db_path", "token_counts.db")?,
         log_level,

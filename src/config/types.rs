@@ -100,16 +100,49 @@ pub struct Limits {
     pub max_buffered_body_bytes: usize,
 }
 
-/// Response-cache keys of the reference configuration, kept so its files load unchanged.
+/// The response cache (SPEC §6): the reference's keys, and the bounds and timeouts it lacks.
 #[derive(Clone, Debug)]
 pub struct CacheConfig {
     pub enabled: bool,
-    pub backend: String,
+    pub backend: CacheBackend,
     pub similarity: f64,
+    /// Seconds an entry lives; `None` (`cache_ttl: null`): until evicted.
     pub ttl: Option<u64>,
     pub history_weight: f64,
+    /// The `sqlite` backend's file.
     pub db_path: String,
+    /// The `mmap` backend's entry log.
+    pub mmap_path: String,
     pub redis_url: String,
+    /// Only requests with `"nomyo": {"cache": true}` use the cache (the reference's mode).
+    pub opt_in: bool,
+    pub max_entries: usize,
+    pub max_bytes: usize,
+    /// How long a lookup may wait on its store before it counts as a miss.
+    pub lookup_timeout: Duration,
+    /// Answers that look personal (an e-mail address, a UUID, a long number) are not stored unless
+    /// the system prompt (part of the scope) is itself personal.
+    pub privacy_guard: bool,
+}
+
+/// Where cache entries are kept (`cache_backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheBackend {
+    Memory,
+    Mmap,
+    Sqlite,
+    Redis,
+}
+
+impl CacheBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheBackend::Memory => "memory",
+            CacheBackend::Mmap => "mmap",
+            CacheBackend::Sqlite => "sqlite",
+            CacheBackend::Redis => "redis",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use http::{Response, StatusCode};
 
+use super::cache::{Pending, Store};
 use super::epilogue::Epilogue;
 use super::relay::{Relay, StreamErrorFormat};
 use super::session::{InferenceRequest, Session};
@@ -25,13 +26,12 @@ pub async fn answer(
     guard: SlotGuard,
     resp: Response<UpstreamBody>,
     hard: Option<Instant>,
+    pending: Option<Pending>,
 ) -> Response<RouterBody> {
-    let epilogue = Epilogue::new(
-        s,
-        &inf.sniffed.model,
-        &guard.endpoint().cfg.url,
-        resp.status(),
-    );
+    let status = resp.status();
+    let store = pending.and_then(|p| Store::new(p, status));
+    let epilogue =
+        Epilogue::new(s, &inf.sniffed.model, &guard.endpoint().cfg.url, status).with_store(store);
     let cfg = &s.shared.config;
     match up.translate {
         Some(route) => {

@@ -1,20 +1,245 @@
-//! The cache phases. The response cache is not built yet: a lookup always misses and nothing is
-//! stored. Its place in the request's life is fixed here so that it plugs in without moving
-//! anything: the lookup runs after the request filter and before an endpoint is chosen (a hit
-//! takes no slot), the store runs in the epilogue once the answer ended complete.
+//! The cache phases (SPEC §6). The lookup runs after the body was sniffed and before an endpoint is
+//! chosen, so a hit takes no slot; it decides whether the request uses the cache at all (route,
+//! `moe-*`, opt-in/out), looks the key up, and on a miss joins the key's flight (coalescing). The
+//! store runs in the epilogue: the answer is read off the client's bytes as they pass
+//! (`cache::capture`) and kept only when it ended complete and successful.
 
-use http::Response;
+use std::sync::Arc;
 
-use super::relay::Outcome;
-use crate::api::sniff::Sniffed;
+use http::{header, HeaderValue, Response, StatusCode};
+use serde::Deserialize;
+
+use super::session::{InferenceRequest, Session};
+use crate::api::errors::{ApiError, ApiFormat};
+use crate::api::routes::Inference;
+use crate::cache::answer::Answer;
+use crate::cache::capture::{Capture, Wire};
+use crate::cache::flights::{Join, Leader};
+use crate::cache::key::{self, CacheKey, Family};
+use crate::cache::replay::render;
+use crate::cache::response_cache::{Refused, ResponseCache};
+use crate::cache::stats::Stats;
 use crate::http::body::RouterBody;
+use crate::routing::names::strip_latest;
+use crate::state::Shared;
 
-/// The cached answer to this request, rendered in the client's format; `None` (a miss) for now.
-#[inline(always)]
-pub fn lookup(_request: &Sniffed) -> Option<Response<RouterBody>> {
-    None
+/// The `X-Cache` header: what the cache did for the request.
+pub const HEADER: &str = "x-cache";
+
+/// What the lookup decided.
+pub enum Lookup {
+    /// The answer, from the cache.
+    Hit(Response<RouterBody>),
+    /// Go upstream; with a store to make when the answer ends, if the request uses the cache.
+    Upstream(Option<Pending>),
 }
 
-/// Keeps a complete answer for later lookups; nothing for now.
-#[inline(always)]
-pub fn store(_outcome: &Outcome) {}
+/// A miss that will store the upstream's answer.
+pub struct Pending {
+    shared: Arc<Shared>,
+    key: CacheKey,
+    model: String,
+    chat: bool,
+    wire: Wire,
+    /// The first of concurrent identical misses hands its answer to the others.
+    leader: Option<Leader>,
+}
+
+/// The lookup phase; sets the session's `X-Cache` value when the cache is on.
+pub async fn lookup(s: &mut Session, inf: &InferenceRequest<'_>) -> Result<Lookup, ApiError> {
+    let shared = s.shared.clone();
+    let Some(cache) = shared.cache.as_ref() else {
+        return Ok(Lookup::Upstream(None));
+    };
+    let Some(key) = uses_cache(cache, inf)? else {
+        s.cache = Some("bypass");
+        Stats::add(&cache.stats.bypasses);
+        return Ok(Lookup::Upstream(None));
+    };
+    if let Some(hit) = cache.lookup(&key).await {
+        Stats::add(match hit.similarity {
+            None => &cache.stats.exact_hits,
+            Some(_) => &cache.stats.semantic_hits,
+        });
+        s.cache = Some("hit");
+        return Ok(Lookup::Hit(replay(inf, &hit.answer, hit.similarity)));
+    }
+    Stats::add(&cache.stats.misses);
+    s.cache = Some("miss");
+    let leader = match cache.flights.join(key.exact) {
+        Join::Leader(l) => Some(l),
+        Join::Follower(rx) => {
+            if let Ok(Some(answer)) = rx.await {
+                Stats::add(&cache.stats.coalesced);
+                s.cache = Some("hit");
+                return Ok(Lookup::Hit(replay(inf, &answer, None)));
+            }
+            // The leader had no answer to share: this request goes upstream itself.
+            None
+        }
+    };
+    let chat = matches!(inf.route, Inference::Chat | Inference::OaiChat);
+    let wire = match (inf.route.format(), inf.sniffed.stream) {
+        (ApiFormat::Ollama, _) => Wire::Ollama,
+        (ApiFormat::OpenAi, true) => Wire::OpenAiSse,
+        (ApiFormat::OpenAi, false) => Wire::OpenAiJson,
+    };
+    Ok(Lookup::Upstream(Some(Pending {
+        model: strip_latest(&inf.sniffed.model).to_string(),
+        shared,
+        key,
+        chat,
+        wire,
+        leader,
+    })))
+}
+
+/// The request's key, or `None` when it does not use the cache: a route that is never cached
+/// (embeddings, rerank), a `moe-*` model, `Cache-Control: no-cache`/`no-store`, `"nomyo":
+/// {"cache": false}`, or — with `cache_opt_in` — no `"nomyo": {"cache": true}`.
+fn uses_cache(
+    cache: &ResponseCache,
+    inf: &InferenceRequest<'_>,
+) -> Result<Option<CacheKey>, ApiError> {
+    let Some(family) = family(inf.route) else {
+        return Ok(None);
+    };
+    if inf.sniffed.model.starts_with("moe-") || no_cache_header(inf) {
+        return Ok(None);
+    }
+    let asked = if inf.sniffed.has_nomyo {
+        nomyo_cache(inf.body)?
+    } else {
+        None
+    };
+    if asked == Some(false) || (cache.config.opt_in && asked != Some(true)) {
+        return Ok(None);
+    }
+    let model = strip_latest(&inf.sniffed.model);
+    Ok(key::key(family, inf.body, model, None).ok())
+}
+
+fn family(route: Inference) -> Option<Family> {
+    match route {
+        Inference::Chat => Some(Family::OllamaChat),
+        Inference::Generate => Some(Family::OllamaGenerate),
+        Inference::OaiChat => Some(Family::OpenAiChat),
+        Inference::OaiCompletions => Some(Family::OpenAiCompletions),
+        _ => None,
+    }
+}
+
+fn no_cache_header(inf: &InferenceRequest<'_>) -> bool {
+    inf.head.headers.get_all("cache-control").any(|v| {
+        v.split(|&b| b == b',').any(|d| {
+            let d = d.trim_ascii();
+            d.eq_ignore_ascii_case(b"no-cache") || d.eq_ignore_ascii_case(b"no-store")
+        })
+    })
+}
+
+/// `nomyo.cache` of the body: a boolean or absent.
+fn nomyo_cache(body: &[u8]) -> Result<Option<bool>, ApiError> {
+    #[derive(Deserialize)]
+    struct Body {
+        #[serde(default)]
+        nomyo: Option<Nomyo>,
+    }
+    #[derive(Deserialize)]
+    struct Nomyo {
+        #[serde(default)]
+        cache: Option<bool>,
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(b) => Ok(b.nomyo.and_then(|n| n.cache)),
+        Err(_) => Err(ApiError::bad_request(
+            "nomyo must be an object, and nomyo.cache a boolean",
+        )),
+    }
+}
+
+/// A hit as the client's answer, in its format.
+fn replay(
+    inf: &InferenceRequest<'_>,
+    answer: &Answer,
+    similarity: Option<f32>,
+) -> Response<RouterBody> {
+    let family = family(inf.route).expect("only cached routes hit");
+    let include_usage = inf.route.format() == ApiFormat::OpenAi
+        && inf.sniffed.stream
+        && crate::translate::request::stream_include_usage(inf.body);
+    let r = render(
+        answer,
+        family,
+        inf.sniffed.stream,
+        &inf.sniffed.model,
+        include_usage,
+    );
+    let mut resp = Response::new(RouterBody::full(r.body));
+    *resp.status_mut() = StatusCode::OK;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(r.content_type),
+    );
+    if let Some(sim) = similarity {
+        if let Ok(v) = HeaderValue::from_str(&format!("{sim:.4}")) {
+            h.insert("x-cache-similarity", v);
+        }
+    }
+    resp
+}
+
+/// The store phase's state, carried by the answer's body: reads the answer as it passes.
+pub struct Store {
+    pending: Pending,
+    capture: Capture,
+}
+
+impl Store {
+    /// Only a 200 answer is read; anything else is never stored (and releases followers).
+    pub fn new(pending: Pending, status: StatusCode) -> Option<Store> {
+        if status != StatusCode::OK {
+            return None;
+        }
+        let limit = pending
+            .shared
+            .config
+            .cache
+            .max_bytes
+            .min(pending.shared.config.limits.max_body_bytes);
+        let capture = Capture::new(pending.wire, pending.chat, limit);
+        Some(Store { pending, capture })
+    }
+
+    pub fn observe(&mut self, bytes: &[u8]) {
+        self.capture.data(bytes);
+    }
+
+    /// The answer ended complete: keep it, and hand it to the flight's followers.
+    pub fn complete(self) {
+        let Store { pending, capture } = self;
+        let Some(cache) = pending.shared.cache.as_ref() else {
+            return;
+        };
+        let answer = match capture.finish() {
+            Ok(a) => Arc::new(a),
+            Err(_) => {
+                Stats::add(&cache.stats.not_stored);
+                return;
+            }
+        };
+        match cache.store(&pending.key, &pending.model, answer.clone()) {
+            Ok(()) => Stats::add(&cache.stats.stores),
+            Err(Refused::Busy) => {}
+            Err(Refused::Personal) => {
+                Stats::add(&cache.stats.not_stored);
+                // Not stored for anyone: the followers go upstream themselves.
+                return;
+            }
+        }
+        if let Some(leader) = pending.leader {
+            leader.land(Some(answer));
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use http::{HeaderValue, StatusCode};
 
-use super::cache;
+use super::cache::Store;
 use super::relay::Outcome;
 use super::session::Session;
 
@@ -13,6 +13,8 @@ use super::session::Session;
 pub struct Epilogue {
     /// `None` when request lines are not logged (below `info`): nothing is copied for them then.
     log: Option<RequestLog>,
+    /// The cache store, when the request uses the cache and its answer may be stored.
+    store: Option<Store>,
 }
 
 struct RequestLog {
@@ -22,6 +24,7 @@ struct RequestLog {
     model: String,
     endpoint: String,
     status: StatusCode,
+    cache: &'static str,
 }
 
 impl Epilogue {
@@ -35,12 +38,29 @@ impl Epilogue {
             model: model.to_string(),
             endpoint: endpoint.to_string(),
             status,
+            cache: s.cache.unwrap_or("off"),
         });
-        Epilogue { log }
+        Epilogue { log, store: None }
+    }
+
+    /// Reads the answer on its way for the cache store (see `cache::Store`).
+    pub fn with_store(mut self, store: Option<Store>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// The next bytes the client is sent.
+    #[inline]
+    pub fn observe(&mut self, bytes: &[u8]) {
+        if let Some(store) = self.store.as_mut() {
+            store.observe(bytes);
+        }
     }
 
     pub fn run(self, outcome: Outcome) {
-        cache::store(&outcome);
+        if let (Some(store), Outcome::Complete) = (self.store, &outcome) {
+            store.complete();
+        }
         if let Some(log) = self.log {
             log.write(&outcome);
         }
@@ -62,7 +82,7 @@ impl RequestLog {
             endpoint = self.endpoint,
             status = self.status.as_u16(),
             latency_ms = format_args!("{latency_ms:.2}"),
-            cache = "off",
+            cache = self.cache,
             outcome,
             "request"
         );
@@ -76,6 +96,7 @@ pub fn log_local_answer(s: &Session, method: &http::Method, status: StatusCode) 
         method = %method,
         route = s.route.name(),
         status = status.as_u16(),
+        cache = s.cache.unwrap_or("-"),
         latency_ms = format_args!("{:.2}", s.started.elapsed().as_secs_f64() * 1000.0),
         "request"
     );

@@ -7,7 +7,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::api::errors::ApiError;
 use crate::api::routes::Route;
-use crate::api::{listing, manage, own, show};
+use crate::api::{cache_routes, listing, manage, own, show};
 use crate::http::body::RouterBody;
 use crate::http::request_head::RequestHead;
 use crate::state::Shared;
@@ -24,6 +24,8 @@ pub async fn answer(
         Route::Health => Ok(own::health(&shared)),
         Route::Usage => Ok(own::usage(&shared)),
         Route::Config => Ok(own::config(&shared)),
+        Route::CacheStats => Ok(cache_routes::stats(&shared).await),
+        Route::CacheInvalidate => cache_routes::invalidate(&shared, req.uri.query(), body).await,
         Route::Tags => Ok(listing::tags(&shared).await),
         Route::Ps => Ok(listing::ps(&shared).await),
         Route::PsDetails => Ok(listing::ps_details(&shared).await),

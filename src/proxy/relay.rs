@@ -182,6 +182,9 @@ impl Relay {
                     Bytes::from(buf)
                 }
             };
+            if let Some(e) = self.epilogue.as_mut() {
+                e.observe(&out);
+            }
             // A body of known length ends with its last byte: report the end with it.
             if self.upstream.is_end_stream() {
                 if let Some(tail) = self.finish_transform() {
@@ -195,10 +198,14 @@ impl Relay {
         }
     }
 
+    /// What the transform still owes at the end of the input (seen by the epilogue like the rest).
     fn finish_transform(&mut self) -> Option<Bytes> {
         let t = self.transform.as_mut()?;
         let mut buf = Vec::new();
         t.finish(&mut buf);
+        if let Some(e) = self.epilogue.as_mut() {
+            e.observe(&buf);
+        }
         (!buf.is_empty()).then(|| Bytes::from(buf))
     }
 

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{header, Method, Response, StatusCode};
+use http::{header, HeaderValue, Method, Response, StatusCode};
 
 use super::body_filter;
 use super::cache;
@@ -57,6 +57,10 @@ pub async fn run(
         },
     };
     let mut resp = answer.unwrap_or_else(|e| e.into_response(s.route.format()));
+    if let Some(cached) = s.cache {
+        resp.headers_mut()
+            .insert(cache::HEADER, HeaderValue::from_static(cached));
+    }
     let origin = req.headers.value("origin");
     if let Some(allowed) = origin.and_then(|o| local::allowed_origin(&s.shared, &o)) {
         resp.headers_mut()
@@ -114,9 +118,11 @@ async fn proxy(
         body: &body,
         sniffed: sniff(&body, route)?,
     };
-    if let Some(hit) = cache::lookup(&inf.sniffed) {
-        return Ok(hit);
-    }
+    let pending = match cache::lookup(s, &inf).await? {
+        cache::Lookup::Hit(answer) => return Ok(answer),
+        cache::Lookup::Upstream(pending) => pending,
+    };
+    let mut pending = pending;
     let shared = s.shared.clone();
     let cfg = &shared.config;
     let cands = peer::candidates(&shared, route, &inf.sniffed.model)?;
@@ -134,6 +140,7 @@ async fn proxy(
         };
         let ep = peer.guard.endpoint().clone();
         let mut up = upstream::request(&ep, &inf, &peer.guard.slot().model)?;
+        up.plain |= pending.is_some();
         super::fault::upstream(&head.headers);
         let deadlines = Deadlines::new(cfg, s.started, peer.loaded);
         let sent =
@@ -149,7 +156,9 @@ async fn proxy(
             Err(Rejected::Final(e)) => return Err(e),
         };
         s.endpoint = ep.name_header.clone();
-        return Ok(body_filter::answer(s, &inf, &up, peer.guard, resp, deadlines.hard).await);
+        let store = pending.take();
+        let answer = body_filter::answer(s, &inf, &up, peer.guard, resp, deadlines.hard, store);
+        return Ok(answer.await);
     }
     Err(last_error.unwrap_or_else(|| {
         ApiError::new(

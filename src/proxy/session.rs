@@ -26,6 +26,8 @@ pub struct Session {
     pub endpoint: Option<HeaderValue>,
     /// The answer's body carries the epilogue: the logging phase runs when the body ends.
     pub logs_at_end: bool,
+    /// What the cache did (`X-Cache`): hit, miss or bypass; `None` when the cache is off.
+    pub cache: Option<&'static str>,
 }
 
 impl Session {
@@ -38,6 +40,7 @@ impl Session {
             attempts: 0,
             endpoint: None,
             logs_at_end: false,
+            cache: None,
         }
     }
 }

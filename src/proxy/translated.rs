@@ -65,7 +65,7 @@ impl Answer<'_> {
         self,
         resp: Response<UpstreamBody>,
         guard: SlotGuard,
-        epilogue: Epilogue,
+        mut epilogue: Epilogue,
     ) -> Response<RouterBody> {
         let status = resp.status();
         if status.is_success() && self.stream {
@@ -117,6 +117,7 @@ impl Answer<'_> {
         }
         match openai_to_ollama_response(self.route, &bytes, self.model) {
             Ok(body) => {
+                epilogue.observe(&body);
                 epilogue.run(Outcome::Complete);
                 let mut out = Response::new(RouterBody::full(body));
                 out.headers_mut().insert(

@@ -27,6 +27,8 @@ pub struct UpstreamRequest {
     pub stream: bool,
     /// The Ollama route the answer is translated back from, when the endpoint speaks OpenAI's API.
     pub translate: Option<OllamaRoute>,
+    /// The answer is read on its way (for the cache): ask for it uncompressed.
+    pub plain: bool,
 }
 
 /// Builds the upstream request: the client's bytes (minus `nomyo`, with the model renamed when an
@@ -51,6 +53,7 @@ pub fn request(
             body: Bytes::from(t.body),
             stream: t.stream,
             translate: Some(oroute),
+            plain: true,
         });
     }
     let rename = upstream_model != sniffed.model
@@ -77,6 +80,7 @@ pub fn request(
         body: out_body,
         stream: sniffed.stream,
         translate: None,
+        plain: false,
     })
 }
 
@@ -129,10 +133,16 @@ pub async fn forward(
     deadlines: &Deadlines,
     timer: &mut LazyTimer,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
-    let translated_headers = up
-        .translate
-        .map(|_| translated::request_headers(&req.headers));
-    let headers = match &translated_headers {
+    let edited_headers = match (up.translate, up.plain) {
+        (Some(_), _) => Some(translated::request_headers(&req.headers)),
+        (None, true) => {
+            let mut h = req.headers.to_map();
+            h.remove(http::header::ACCEPT_ENCODING);
+            Some(h)
+        }
+        (None, false) => None,
+    };
+    let headers = match &edited_headers {
         Some(map) => fetch::Forward::Map(map),
         None => fetch::Forward::Raw(&req.headers),
     };

@@ -1,0 +1,288 @@
+//! The response cache as the proxy sees it: a lookup chain (exact, then — with `cache_similarity`
+//! below 1 — semantic), the store of complete answers, coalescing, invalidation and the numbers.
+//!
+//! Tiers: with `memory`, `mmap` and `sqlite` every entry is in this process's memory (the file,
+//! loaded at start and written behind the answers, makes it survive a restart), so a lookup is a
+//! hash-map probe on the worker. With `redis` entries are shared by several routers and a lookup
+//! asks Redis through the cache's thread, waiting at most `cache_lookup_timeout`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+
+use super::answer::Answer;
+use super::flights::Flights;
+use super::key::CacheKey;
+use super::memory::MemoryStore;
+use super::privacy::looks_personal;
+use super::stats::Stats;
+use super::store::{now_ms, Durable, Record};
+use super::thread::{Backend, Job, StoreThread};
+use crate::config::{CacheBackend, CacheConfig};
+
+/// A lookup's answer.
+pub struct Hit {
+    pub answer: Arc<Answer>,
+    /// `None` for an exact hit; the similarity of a semantic one.
+    pub similarity: Option<f32>,
+}
+
+pub struct ResponseCache {
+    pub config: CacheConfig,
+    pub stats: Arc<Stats>,
+    pub flights: Arc<Flights>,
+    tier: Tier,
+    /// Why the configured store could not be opened (the cache then runs in memory only).
+    pub store_error: Option<String>,
+}
+
+enum Tier {
+    Local {
+        memory: Arc<MemoryStore<Answer>>,
+        file: Option<StoreThread>,
+    },
+    Shared(StoreThread),
+}
+
+/// Why an answer was not kept.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    Personal,
+    /// The store's thread is behind or gone: the write was dropped.
+    Busy,
+}
+
+impl ResponseCache {
+    /// Opens the configured store (loading a file's entries). A store that cannot be opened is
+    /// logged and the cache runs in memory only: a cache problem never stops the router.
+    pub fn open(config: &CacheConfig) -> ResponseCache {
+        let stats = Arc::new(Stats::default());
+        let memory = || Arc::new(MemoryStore::new(config.max_entries, config.max_bytes));
+        let (tier, store_error) = match open_store(config, &stats, memory()) {
+            Ok(tier) => (tier, None),
+            Err(e) => {
+                tracing::error!(
+                    backend = config.backend.name(),
+                    error = %e,
+                    "the response cache's store could not be opened: caching in memory only"
+                );
+                let tier = Tier::Local {
+                    memory: memory(),
+                    file: None,
+                };
+                (tier, Some(e))
+            }
+        };
+        ResponseCache {
+            config: config.clone(),
+            stats,
+            flights: Arc::new(Flights::default()),
+            tier,
+            store_error,
+        }
+    }
+
+    /// The stored answer for `key`, if any. Never waits longer than `cache_lookup_timeout`.
+    pub async fn lookup(&self, key: &CacheKey) -> Option<Hit> {
+        let answer = match &self.tier {
+            Tier::Local { memory, .. } => memory.get(&key.exact, Instant::now()),
+            Tier::Shared(thread) => self.remote_lookup(thread, key).await,
+        };
+        // The semantic layer joins the chain here (cache_similarity < 1).
+        answer.map(|answer| Hit {
+            answer,
+            similarity: None,
+        })
+    }
+
+    async fn remote_lookup(&self, thread: &StoreThread, key: &CacheKey) -> Option<Arc<Answer>> {
+        let (tx, rx) = oneshot::channel();
+        if !thread.send(Job::Get(key.exact, tx)) {
+            Stats::add(&self.stats.errors);
+            return None;
+        }
+        match monoio::time::timeout(self.config.lookup_timeout, rx).await {
+            Ok(Ok(Ok(Some(bytes)))) => match Answer::decode(&bytes) {
+                Some(a) => Some(Arc::new(a)),
+                None => {
+                    Stats::add(&self.stats.errors);
+                    None
+                }
+            },
+            Ok(Ok(Ok(None))) => None,
+            // The thread counted the store's error.
+            Ok(Ok(Err(_))) => None,
+            Ok(Err(_)) => {
+                Stats::add(&self.stats.errors);
+                None
+            }
+            Err(_) => {
+                Stats::add(&self.stats.errors);
+                Stats::add(&self.stats.lookup_timeouts);
+                None
+            }
+        }
+    }
+
+    /// Keeps a complete answer to the request `key` for `model`. The privacy guard refuses answers
+    /// that look personal unless the scope is (see `privacy`).
+    pub fn store(&self, key: &CacheKey, model: &str, answer: Arc<Answer>) -> Result<(), Refused> {
+        if self.config.privacy_guard && !key.personal_scope && answer_looks_personal(&answer) {
+            return Err(Refused::Personal);
+        }
+        let ttl = self.ttl();
+        let record = |answer: &Answer| Record {
+            key: key.exact,
+            model: model.to_string(),
+            expires_at_ms: ttl.map_or(0, |t| now_ms().saturating_add(t.as_millis() as u64)),
+            value: answer.encode(),
+        };
+        match &self.tier {
+            Tier::Local { memory, file } => {
+                let expires = ttl.map(|t| Instant::now() + t);
+                let size = answer.size();
+                let put = file.as_ref().map(|_| record(&answer));
+                memory.put(&key.exact, model.into(), answer, size, expires);
+                if let (Some(file), Some(put)) = (file, put) {
+                    if !file.send(Job::Put(put)) {
+                        Stats::add(&self.stats.errors);
+                        return Err(Refused::Busy);
+                    }
+                }
+            }
+            Tier::Shared(thread) => {
+                if !thread.send(Job::Put(record(&answer))) {
+                    Stats::add(&self.stats.errors);
+                    return Err(Refused::Busy);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every entry, or those of `model`, from memory and the store; how many (a file-backed
+    /// store's count is memory's). Counters go back to zero.
+    pub async fn invalidate(&self, model: Option<&str>) -> Result<u64, String> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Invalidate(model.map(str::to_string), tx);
+        let removed = match &self.tier {
+            Tier::Local { memory, file } => {
+                let n = memory.invalidate(model) as u64;
+                if let Some(file) = file {
+                    ask(file, job, rx).await?;
+                }
+                n
+            }
+            Tier::Shared(thread) => ask(thread, job, rx).await?,
+        };
+        self.stats.reset();
+        Ok(removed)
+    }
+
+    /// Entries and bytes held.
+    pub async fn size(&self) -> Result<(u64, u64), String> {
+        match &self.tier {
+            Tier::Local { memory, .. } => {
+                let (entries, bytes) = memory.size();
+                Ok((entries as u64, bytes as u64))
+            }
+            Tier::Shared(thread) => {
+                let (tx, rx) = oneshot::channel();
+                ask(thread, Job::Size(tx), rx).await
+            }
+        }
+    }
+
+    /// Waits (blocking) until the store has every write made so far: for shutdown.
+    pub fn flush(&self, limit: Duration) {
+        match &self.tier {
+            Tier::Local {
+                file: Some(thread), ..
+            }
+            | Tier::Shared(thread) => thread.flush(limit),
+            Tier::Local { file: None, .. } => {}
+        }
+    }
+
+    fn ttl(&self) -> Option<Duration> {
+        self.config.ttl.filter(|&t| t > 0).map(Duration::from_secs)
+    }
+}
+
+/// Management calls wait longer than lookups: they are rare and a person is waiting.
+const MANAGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn ask<T>(
+    thread: &StoreThread,
+    job: Job,
+    rx: oneshot::Receiver<Result<T, super::store::StoreError>>,
+) -> Result<T, String> {
+    if !thread.send(job) {
+        return Err("the cache's store is busy".into());
+    }
+    match monoio::time::timeout(MANAGE_TIMEOUT, rx).await {
+        Ok(Ok(result)) => result.map_err(|e| e.to_string()),
+        Ok(Err(_)) => Err("the cache's store stopped".into()),
+        Err(_) => Err(format!(
+            "the cache's store did not answer within {MANAGE_TIMEOUT:?}"
+        )),
+    }
+}
+
+fn answer_looks_personal(a: &Answer) -> bool {
+    looks_personal(&a.content)
+        || looks_personal(&a.thinking)
+        || a.tool_calls
+            .iter()
+            .any(|c| looks_personal(&c.function.arguments.to_string()))
+}
+
+fn open_store(
+    config: &CacheConfig,
+    stats: &Arc<Stats>,
+    memory: Arc<MemoryStore<Answer>>,
+) -> Result<Tier, String> {
+    let file: Box<dyn Durable> = match config.backend {
+        CacheBackend::Memory => return Ok(Tier::Local { memory, file: None }),
+        _ => return Err("TEMPORARY".into()),
+    };
+    let mut file = file;
+    let loaded = load(&mut *file, &memory).map_err(|e| e.to_string())?;
+    tracing::info!(
+        backend = config.backend.name(),
+        entries = loaded,
+        "response cache loaded"
+    );
+    let thread = StoreThread::start(
+        Backend::Durable(file, memory.clone()),
+        stats.clone(),
+        config.backend.name(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Tier::Local {
+        memory,
+        file: Some(thread),
+    })
+}
+
+/// Fills `memory` from a file's live records (oldest first, so the newest stay when it overflows).
+fn load(
+    file: &mut dyn Durable,
+    memory: &MemoryStore<Answer>,
+) -> Result<usize, super::store::StoreError> {
+    let now = now_ms();
+    let start = Instant::now();
+    let mut loaded = 0;
+    for r in file.load(now)? {
+        let Some(answer) = Answer::decode(&r.value) else {
+            continue;
+        };
+        let expires = (r.expires_at_ms != 0)
+            .then(|| start + Duration::from_millis(r.expires_at_ms.saturating_sub(now)));
+        let size = answer.size();
+        memory.put(&r.key, r.model.into(), Arc::new(answer), size, expires);
+        loaded += 1;
+    }
+    Ok(loaded)
+}
