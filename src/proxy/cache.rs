@@ -216,6 +216,14 @@ impl Store {
         self.capture.data(bytes);
     }
 
+    /// The answer did not end complete (the upstream failed, the client left): nothing is kept,
+    /// and the flight's followers go upstream themselves.
+    pub fn abandon(self) {
+        if let Some(cache) = self.pending.shared.cache.as_ref() {
+            Stats::add(&cache.stats.not_stored);
+        }
+    }
+
     /// The answer ended complete: keep it, and hand it to the flight's followers.
     pub fn complete(self) {
         let Store { pending, capture } = self;

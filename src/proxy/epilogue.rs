@@ -58,8 +58,10 @@ impl Epilogue {
     }
 
     pub fn run(self, outcome: Outcome) {
-        if let (Some(store), Outcome::Complete) = (self.store, &outcome) {
-            store.complete();
+        match (self.store, &outcome) {
+            (Some(store), Outcome::Complete) => store.complete(),
+            (Some(store), _) => store.abandon(),
+            (None, _) => {}
         }
         if let Some(log) = self.log {
             log.write(&outcome);
