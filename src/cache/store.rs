@@ -61,8 +61,7 @@ pub trait Durable: Send {
     fn invalidate(&mut self, model: Option<&str>) -> Result<(), StoreError>;
     /// Drops records that are expired at `now_ms` or for which `keep` says no (evicted from the
     /// in-memory tier), reclaiming their space where the store can.
-    fn compact(&mut self, now_ms: u64, keep: &dyn Fn(&[u8; 32]) -> bool)
-        -> Result<(), StoreError>;
+    fn compact(&mut self, now_ms: u64, keep: &dyn Fn(&[u8; 32]) -> bool) -> Result<(), StoreError>;
 }
 
 /// A store several routers share (`redis`).
