@@ -16,6 +16,7 @@ use super::flights::Flights;
 use super::key::CacheKey;
 use super::memory::MemoryStore;
 use super::privacy::looks_personal;
+use super::redis_store::RedisStore;
 use super::stats::Stats;
 use super::store::{now_ms, Durable, Record};
 use super::thread::{Backend, Job, StoreThread};
@@ -245,6 +246,15 @@ fn open_store(
 ) -> Result<Tier, String> {
     let file: Box<dyn Durable> = match config.backend {
         CacheBackend::Memory => return Ok(Tier::Local { memory, file: None }),
+        CacheBackend::Redis => {
+            // Reads and writes may take a little longer than a lookup waits: a slow write is
+            // not a miss.
+            let timeout = config.lookup_timeout.max(Duration::from_millis(250));
+            let store = RedisStore::new(&config.redis_url, timeout).map_err(|e| e.to_string())?;
+            let thread = StoreThread::start(Backend::Shared(Box::new(store)), stats.clone(), "redis")
+                .map_err(|e| e.to_string())?;
+            return Ok(Tier::Shared(thread));
+        }
         _ => return Err("TEMPORARY".into()),
     };
     let mut file = file;
