@@ -2,105 +2,15 @@
 //! port, killed when the test ends): entries, expiry, invalidation, counting, sharing between
 //! routers, and an outage or a hung server turning into fast errors rather than waits.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::free_port;
+use common::redis::{RedisServer, TIMEOUT};
 
 use nomyo_router::cache::redis_store::RedisStore;
 use nomyo_router::cache::store::{now_ms, Record, Shared};
-
-const TIMEOUT: Duration = Duration::from_millis(300);
-
-/// A `redis-server` child, killed (and reaped) when dropped, a panicking test included.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        // Another test may take the free port before this server binds it: try a few.
-        for _ in 0..5 {
-            if let Some(s) = Self::try_start(free_port()) {
-                return s;
-            }
-        }
-        panic!("redis-server did not start on any of 5 free ports");
-    }
-
-    fn start_on(port: u16) -> Self {
-        Self::try_start(port).unwrap_or_else(|| panic!("redis-server could not bind port {port}"))
-    }
-
-    fn try_start(port: u16) -> Option<Self> {
-        let child = match Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not on PATH; these tests need it: apt-get install -y redis-server"
-            ),
-            Err(e) => panic!("cannot run redis-server: {e}"),
-        };
-        let mut server = RedisServer { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = server.child.try_wait() {
-                return None;
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not listen on port {port} within 10 s");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn store(&self) -> RedisStore {
-        RedisStore::new(&self.url(), TIMEOUT).expect("valid url")
-    }
-
-    /// A plain client, to look at the keys the store wrote.
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection_with_timeout(Duration::from_secs(2))
-            .unwrap()
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
-            0
-        );
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn key(n: u32) -> [u8; 32] {
     let mut k = [0x5au8; 32];
