@@ -3,9 +3,17 @@
 # Python clients (ollama, openai) against the router, with mock backends and a real llama.cpp
 # llama-server, and the 60 s chaos soak. Needs: cargo, python3 (the pip packages of
 # tests/python/requirements.txt are installed here), gcc/g++ (the first run builds
-# llama-server from PyPI's llama-cpp-python sdist into ~/.cache, about 4-7 minutes; later runs reuse it).
+# llama-server from PyPI's llama-cpp-python sdist into ~/.cache, about 4-7 minutes; later runs reuse it),
+# and redis-server (installed here from Debian when missing: the Redis cache tests start their own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null; then
+    echo "== installing redis-server (the Redis cache tests start their own) =="
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
 
 cargo build --bins
 echo "== cargo test (io_uring where available) =="
