@@ -95,6 +95,7 @@ NGINX_PORT=$((BASE + 90))
 NGINX_TLS_PORT=$((BASE + 91))
 ROUTER_PORT=$((BASE + 100))
 ROUTER2_PORT=$((BASE + 101))
+ROUTER_CACHE_PORT=$((BASE + 102))
 LITELLM_PORT=$((BASE + 110))
 MODELS="llama3:latest,qwen2:7b,mistral:7b"
 LOADED=(llama3:latest qwen2:7b mistral:7b)
@@ -119,6 +120,7 @@ STREAM_RAMP_MS=250
 BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}'
 STREAM_BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":true}'
 OAI_BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16}'
+OAI_STREAM_BODY='{"model":"llama3:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16,"stream":true}'
 TLS_MODEL="tls-model:latest"   # served only by the HTTPS mock
 TLS_BODY='{"model":"tls-model:latest","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}'
 TLS_DIR="$ROOT/tests/fixtures/tls"
@@ -200,6 +202,7 @@ target_pids() {
         direct) echo "${PID[mock1]}" ;;
         nginx) nginx_pids ;;
         router) echo "${PID[router]}" ;;
+        router_cache) echo "${PID[router_cache]}" ;;
         litellm) echo "${PID[litellm]}" $(pgrep -P "${PID[litellm]}" 2>/dev/null || true) ;;
     esac
 }
@@ -208,6 +211,7 @@ target_port() {
         direct) echo "${MOCK_PORTS[0]}" ;;
         nginx) echo "$NGINX_PORT" ;;
         router) echo "$ROUTER_PORT" ;;
+        router_cache) echo "$ROUTER_CACHE_PORT" ;;
         litellm) echo "$LITELLM_PORT" ;;
     esac
 }
@@ -231,7 +235,7 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge 4096 ] || log "warning: open-files limit $(ulimit -n) is low for 1,000 streams"
 
-PORTS=("${MOCK_PORTS[@]}" "$OAI_MOCK_PORT" "$TLS_MOCK_PORT" "$NGINX_PORT" "$NGINX_TLS_PORT" "$ROUTER_PORT")
+PORTS=("${MOCK_PORTS[@]}" "$OAI_MOCK_PORT" "$TLS_MOCK_PORT" "$NGINX_PORT" "$NGINX_TLS_PORT" "$ROUTER_PORT" "$ROUTER_CACHE_PORT")
 [ "$COMPARE_DRIVERS" = 1 ] && PORTS+=("$ROUTER2_PORT")
 for p in "${PORTS[@]}"; do
     port_open "$p" && die "port $p is already in use (set LOADTEST_BASE_PORT)"
@@ -316,6 +320,12 @@ EOF
     # SSL_CERT_FILE: the HTTPS mock's certificate comes from the test CA (tests/fixtures/tls).
     start router env SSL_CERT_FILE="$TLS_DIR/ca.pem" "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router.yaml" --workers "$ROUTER_WORKERS" \
         --io-driver "$IO_DRIVER" --log-level "$LOG_LEVEL"
+    # A second router with the response cache on (its defaults: mmap store), for the cache-hit
+    # scenarios; the first has it off, so every other scenario measures proxying.
+    sed -e "s/^port: .*/port: $ROUTER_CACHE_PORT/" "$RUN/router.yaml" >"$RUN/router-cache.yaml"
+    printf 'cache_enabled: true\ncache_mmap_path: %s\n' "$RUN/cache-$PHASE.mmap" >>"$RUN/router-cache.yaml"
+    start router_cache env SSL_CERT_FILE="$TLS_DIR/ca.pem" "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router-cache.yaml" \
+        --workers "$ROUTER_WORKERS" --io-driver "$IO_DRIVER" --log-level "$LOG_LEVEL"
     if [ "$COMPARE_DRIVERS" = 1 ]; then
         start router2 env SSL_CERT_FILE="$TLS_DIR/ca.pem" "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router.yaml" \
             --workers "$ROUTER_WORKERS" --port "$ROUTER2_PORT" --io-driver "$OTHER_DRIVER" --log-level "$LOG_LEVEL"
@@ -327,6 +337,9 @@ EOF
     wait_port "$NGINX_PORT" nginx
     wait_port "$ROUTER_PORT" router
     wait_routed "$ROUTER_PORT"
+    wait_port "$ROUTER_CACHE_PORT" router_cache
+    wait_routed "$ROUTER_CACHE_PORT"
+    warm_cache
     if [ "$COMPARE_DRIVERS" = 1 ]; then
         wait_port "$ROUTER2_PORT" router2
         wait_routed "$ROUTER2_PORT"
@@ -348,6 +361,21 @@ EOF
 
 record() { python3 "$LT/lib/results.py" "$@" >>"$JSONL"; }
 
+# warm_cache: the cache-hit scenarios' requests answered once by the caching router (a miss that
+# stores them); each must then come back as a hit.
+warm_cache() {
+    local path body hdr i
+    for spec in "/api/chat|$BODY" "/api/chat|$STREAM_BODY" "/v1/chat/completions|$OAI_STREAM_BODY"; do
+        path=${spec%%|*}; body=${spec#*|}
+        for i in $(seq 1 50); do
+            hdr="$(curl -s -o /dev/null -D - -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$ROUTER_CACHE_PORT$path" || true)"
+            printf '%s' "$hdr" | tr -d '\r' | grep -qi '^x-cache: hit' && continue 2
+            sleep 0.1
+        done
+        die "the caching router does not answer $path $body from its cache"
+    done
+}
+
 # oha_run SCENARIO TARGET CONCURRENCY (-n N | -z Ds) [KEY=VALUE...]: one oha run, one record.
 OHA_SEQ=0
 # request_for SCENARIO TARGET: sets REQ_URL (with path), REQ_BODY, REQ_MOCK (the mock behind it) and
@@ -357,6 +385,8 @@ request_for() {
     REQ_URL="http://127.0.0.1:$(target_port "$target")"; REQ_BODY=$BODY; REQ_MOCK=mock1; REQ_TLS=()
     case "$scenario" in
         oai_*) path=/v1/chat/completions; REQ_BODY=$OAI_BODY ;;
+        cache_ndjson*) REQ_BODY=$STREAM_BODY ;;
+        cache_sse*) path=/v1/chat/completions; REQ_BODY=$OAI_STREAM_BODY ;;
         *_tls) # HTTPS upstream: the TLS mock, nginx's TLS server block, the router (model $TLS_MODEL)
             REQ_BODY=$TLS_BODY; REQ_MOCK=mock_tls
             case "$target" in
@@ -607,6 +637,18 @@ for r in $(seq 1 "$TLS_ROUNDS"); do
     for t in $order; do
         oha_run c64_tls "$t" 64 -z "${TP_DUR}s" round="$r"
         log "  round $r $t: $(last_rps)"
+    done
+done
+
+log "cache hits: the caching router's hits against nginx proxying the same request to the mock ($TLS_ROUNDS interleaved rounds)"
+for r in $(seq 1 "$TLS_ROUNDS"); do
+    for t in nginx router_cache; do
+        oha_run cache_c1 "$t" 1 -n "$C1_N" round="$r"
+        log "  round $r $t c=1: $(last_rps)"
+        for sc in cache_c64 cache_ndjson_c64 cache_sse_c64; do
+            oha_run "$sc" "$t" 64 -z "${TP_DUR}s" round="$r"
+            log "  round $r $t $sc: $(last_rps)"
+        done
     done
 done
 

@@ -465,6 +465,31 @@ def report(jsonl, meta_path):
             soak_errs = sum(r["errors"] + r["non_200"] for r in rs)
             checks.append(("soak: 0 router errors", f"{soak_errs}", soak_errs == 0))
 
+    # -- cache hits: the caching router's hits against nginx proxying the same request --------------------
+    for sc, label in (("cache_c1", "cache hits, non-stream c=1"), ("cache_c64", "cache hits, non-stream c=64"),
+                      ("cache_ndjson_c64", "cache hits, NDJSON stream c=64"),
+                      ("cache_sse_c64", "cache hits, SSE stream c=64")):
+        rs = {t: R.get(phase="pinned", scenario=sc, target=t) for t in ("nginx", "router_cache")}
+        if not rs["router_cache"]:
+            continue
+        rps = {t: R.median("rps", phase="pinned", scenario=sc, target=t) for t in rs}
+        p50 = {t: R.median("p50_us", phase="pinned", scenario=sc, target=t) for t in rs}
+        p99 = {t: R.median("p99_us", phase="pinned", scenario=sc, target=t) for t in rs}
+        errs = sum(r["errors"] + r["non_200"] for r in rs["router_cache"])
+        verdict = ""
+        if sc == "cache_c1" and p50["router_cache"] is not None:
+            ok = p50["router_cache"] <= 200 and errs == 0
+            verdict = f"p50 {us_or_ms(p50['router_cache'])}: {mark(ok)}"
+            checks.append(("cache hit p50 ≤ 200 µs at c=1", f"{us_or_ms(p50['router_cache'])}, {errs} errors", ok))
+        elif rps["nginx"] and rps["router_cache"]:
+            ratio = rps["router_cache"] / rps["nginx"]
+            ok = ratio >= 2 and errs == 0
+            verdict = f"hits/proxied {ratio:.2f}: {mark(ok)}"
+            checks.append((f"{label}: hit req/s ≥ 2× nginx proxied",
+                           f"{fmt_num(rps['router_cache'])} vs {fmt_num(rps['nginx'])} ({ratio:.2f}×), {errs} errors", ok))
+        row(label, "req/s (router: hits; nginx: proxied)", {"nginx": fmt_num(rps["nginx"]), "router": fmt_num(rps["router_cache"])}, verdict)
+        row(label, "p50 / p99", {t2: f"{us_or_ms(p50[t])} / {us_or_ms(p99[t])}" for t, t2 in (("nginx", "nginx"), ("router_cache", "router"))})
+
     # -- LiteLLM ---------------------------------------------------------------------------------------
     for sc, label in (("oai_c1", "OpenAI chat non-stream c=1"), ("oai_c64", "OpenAI chat non-stream c=64")):
         rs = {t: R.one(phase=p, scenario=sc, target=t) for t in cols}
