@@ -7,10 +7,11 @@
 //!   second thread takes and releases slots on the same candidates;
 //! - `headers`: filtering the client's headers for upstream, and the upstream's for the client;
 //! - `translate`: an Ollama chat request turned into an OpenAI one, and a whole 100-token stream
-//!   translated chunk by chunk both ways (OpenAI SSE → Ollama NDJSON and back).
+//!   translated chunk by chunk both ways (OpenAI SSE → Ollama NDJSON and back);
+//! - `cache_key` and `cache_miss`: the exact key, and everything a miss does with the cache on.
 //!
 //! Not here: stream chunk pass-through (`http::body::Relay` reads from a live upstream connection;
-//! the load test measures it) and cache key hashing (no cache in this release).
+//! the load test measures it).
 //!
 //! Run: `cargo bench --bench hot_path` (about a minute), or `cargo bench --bench hot_path -- --quick`.
 
@@ -94,6 +95,48 @@ fn bench_cache_key(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// Everything a miss does with the cache on (memory tier), but the network: the key, the lookup,
+/// joining the key's flight, reading a 20-token NDJSON answer as it passes, storing it and
+/// landing the flight. The budget over the cache off is 10 µs.
+fn bench_cache_miss(c: &mut Criterion) {
+    use nomyo_router::cache::answer::Answer;
+    use nomyo_router::cache::capture::{Capture, Wire};
+    use nomyo_router::cache::flights::{Flights, Join};
+    use nomyo_router::cache::key::{key, Family};
+    use nomyo_router::cache::memory::MemoryStore;
+    use std::sync::Arc;
+    let mut stream = Vec::new();
+    for i in 0..20 {
+        stream.extend_from_slice(format!(
+            "{{\"model\":\"qwen2:7b\",\"created_at\":\"2026-01-01T00:00:00Z\",\"message\":{{\"role\":\"assistant\",\"content\":\"tok{i} \"}},\"done\":false}}\n"
+        ).as_bytes());
+    }
+    stream.extend_from_slice(b"{\"model\":\"qwen2:7b\",\"created_at\":\"2026-01-01T00:00:00Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":12,\"eval_count\":20}\n");
+    let memory: MemoryStore<Answer> = MemoryStore::new(100_000, 256 << 20);
+    let flights = Arc::new(Flights::default());
+    let mut n: u64 = 0;
+    c.bench_function("cache_miss/small_chat_20_token_stream", |b| {
+        b.iter(|| {
+            // A new request each time (a miss), as a real stream of them would be.
+            n += 1;
+            let body = SMALL_CHAT.replace("Why", &format!("Why {n}"));
+            let k = key(Family::OllamaChat, body.as_bytes(), "qwen2:7b", None).expect("object");
+            assert!(memory.get(&k.exact, std::time::Instant::now()).is_none());
+            let Join::Leader(leader) = flights.join(k.exact) else {
+                unreachable!("one request at a time")
+            };
+            let mut capture = Capture::new(Wire::Ollama, true, 1 << 20);
+            for line in stream.split_inclusive(|&b| b == b'\n') {
+                capture.data(black_box(line));
+            }
+            let answer = Arc::new(capture.finish().expect("complete"));
+            let size = answer.size();
+            memory.put(&k.exact, "qwen2:7b".into(), answer.clone(), size, None);
+            leader.land(Some(answer));
+        })
+    });
 }
 
 fn bench_route(c: &mut Criterion) {
@@ -409,6 +452,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_sniff, bench_cache_key, bench_route, bench_placement, bench_choose, bench_headers, bench_translate
+    targets = bench_sniff, bench_cache_key, bench_cache_miss, bench_route, bench_placement, bench_choose, bench_headers, bench_translate
 }
 criterion_main!(benches);
