@@ -156,8 +156,15 @@ impl MmapLog {
     }
 
     fn append(&mut self, buf: &[u8]) -> Result<(), StoreError> {
-        self.file.write_all(buf)?;
-        self.file.sync_data()?;
+        if let Err(e) = self
+            .file
+            .write_all(buf)
+            .and_then(|()| self.file.sync_data())
+        {
+            // A part of the batch (a full disk) would sit in front of the next one: cut it off.
+            let _ = self.file.set_len(self.file_bytes);
+            return Err(e.into());
+        }
         self.file_bytes += buf.len() as u64;
         Ok(())
     }
@@ -193,6 +200,9 @@ impl Durable for MmapLog {
     }
 
     fn put(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let mut buf = Vec::new();
         for r in records {
             encode(PUT, &r.key, r.expires_at_ms, &r.model, &r.value, &mut buf)?;
