@@ -37,12 +37,21 @@ fn a_repeat_is_a_hit_that_never_reaches_the_backend() {
     let mock = Mock::start(&[]);
     let router = cached_router(&mock, "");
     let first = post(&router.url("/api/chat"), &chat("hello"));
-    assert_eq!((first.status, x_cache(&first)), (200, "miss"), "{}", first.body);
+    assert_eq!(
+        (first.status, x_cache(&first)),
+        (200, "miss"),
+        "{}",
+        first.body
+    );
     let second = post(&router.url("/api/chat"), &chat("hello"));
     assert_eq!((second.status, x_cache(&second)), (200, "hit"));
     assert_eq!(second.json()["message"], first.json()["message"]);
     assert_eq!(second.json()["eval_count"], first.json()["eval_count"]);
-    assert_eq!(second.header("x-router-endpoint"), None, "no endpoint served it");
+    assert_eq!(
+        second.header("x-router-endpoint"),
+        None,
+        "no endpoint served it"
+    );
     // The same request as a stream, and with delivery-only fields changed, is the same entry.
     let streamed = r#"{"stream":true,"keep_alive":"1m","model":"llama3:latest","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello"}]}"#;
     let (status, lines) = stream_lines(&router.url("/api/chat"), streamed, &[]);
@@ -55,7 +64,10 @@ fn a_repeat_is_a_hit_that_never_reaches_the_backend() {
     assert_eq!(text, first.json()["message"]["content"].as_str().unwrap());
     assert_eq!(mock.stats()["inference"], 1);
     let s = stats(&router);
-    assert_eq!((s["hits"].as_u64(), s["misses"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (s["hits"].as_u64(), s["misses"].as_u64()),
+        (Some(2), Some(1))
+    );
     assert_eq!(s["exact_hits"], 2);
     assert_eq!(s["entries"], 1);
     assert_eq!(s["backend"], "memory");
@@ -94,7 +106,10 @@ fn requests_that_differ_in_anything_that_matters_never_share_an_entry() {
     assert_eq!(x_cache(&post(&router.url("/api/chat"), base)), "hit");
     // Same body on another route family: another entry.
     let generate = r#"{"model":"llama3","prompt":"q","stream":false}"#;
-    assert_eq!(x_cache(&post(&router.url("/api/generate"), generate)), "miss");
+    assert_eq!(
+        x_cache(&post(&router.url("/api/generate"), generate)),
+        "miss"
+    );
     assert_eq!(mock.stats()["inference"], 1 + variants.len() as u64 + 1);
 }
 
@@ -106,13 +121,21 @@ fn failed_aborted_and_cut_answers_are_never_stored() {
     // A 500.
     let r = post_with(&url, &chat("a"), &[("x-mock-fault", "500")]);
     assert_eq!(r.status, 500);
-    assert_eq!(x_cache(&post(&url, &chat("a"))), "miss", "nothing stored from a 500");
+    assert_eq!(
+        x_cache(&post(&url, &chat("a"))),
+        "miss",
+        "nothing stored from a 500"
+    );
     // An upstream that dies mid-stream.
     let streamed = chat("b").replace("\"stream\":false", "\"stream\":true");
     let (status, lines) = stream_lines(&url, &streamed, &[("x-mock-fault", "die")]);
     assert_eq!(status, 200);
     assert!(lines.last().unwrap().contains("error"), "{lines:?}");
-    assert_eq!(x_cache(&post(&url, &chat("b"))), "miss", "nothing stored from a cut stream");
+    assert_eq!(
+        x_cache(&post(&url, &chat("b"))),
+        "miss",
+        "nothing stored from a cut stream"
+    );
     // A client that leaves mid-stream.
     let body = chat("c").replace("\"stream\":false", "\"stream\":true");
     let mut s = TcpStream::connect(("127.0.0.1", router.port)).unwrap();
@@ -126,7 +149,11 @@ fn failed_aborted_and_cut_answers_are_never_stored() {
     let _ = s.read(&mut buf).unwrap();
     drop(s);
     router.wait_idle();
-    assert_eq!(x_cache(&post(&url, &chat("c"))), "miss", "nothing stored from an abort");
+    assert_eq!(
+        x_cache(&post(&url, &chat("c"))),
+        "miss",
+        "nothing stored from an abort"
+    );
     let s = stats(&router);
     assert!(s["not_stored"].as_u64().unwrap() >= 1, "{s}");
     assert_eq!(router.wait_idle()["total_in_flight"], 0);
@@ -137,10 +164,17 @@ fn opt_out_never_cached_routes_and_bad_flags() {
     let mock = Mock::start(&["--models", "llama3:latest,nomic-embed-text:latest"]);
     let router = cached_router(&mock, "");
     let url = router.url("/api/chat");
-    let out = chat("d").replace("\"stream\":false", "\"stream\":false,\"nomyo\":{\"cache\":false}");
+    let out = chat("d").replace(
+        "\"stream\":false",
+        "\"stream\":false,\"nomyo\":{\"cache\":false}",
+    );
     for _ in 0..2 {
         assert_eq!(x_cache(&post(&url, &out)), "bypass");
-        let r = post_with(&url, &chat("e"), &[("cache-control", "max-age=0, No-Cache")]);
+        let r = post_with(
+            &url,
+            &chat("e"),
+            &[("cache-control", "max-age=0, No-Cache")],
+        );
         assert_eq!(x_cache(&r), "bypass");
     }
     let embed = post(
@@ -150,7 +184,10 @@ fn opt_out_never_cached_routes_and_bad_flags() {
     assert_eq!((embed.status, x_cache(&embed)), (200, "bypass"));
     let moe = post(&url, &chat("f").replace("llama3", "moe-llama3"));
     assert_eq!(x_cache(&moe), "bypass");
-    let bad = chat("g").replace("\"stream\":false", "\"stream\":false,\"nomyo\":{\"cache\":\"yes\"}");
+    let bad = chat("g").replace(
+        "\"stream\":false",
+        "\"stream\":false,\"nomyo\":{\"cache\":\"yes\"}",
+    );
     let r = post(&url, &bad);
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.json()["error"].as_str().unwrap().contains("nomyo.cache"));
@@ -165,7 +202,10 @@ fn opt_in_mode_caches_only_requests_that_ask() {
     let url = router.url("/api/chat");
     assert_eq!(x_cache(&post(&url, &chat("h"))), "bypass");
     assert_eq!(x_cache(&post(&url, &chat("h"))), "bypass");
-    let asks = chat("h").replace("\"stream\":false", "\"stream\":false,\"nomyo\":{\"cache\":true}");
+    let asks = chat("h").replace(
+        "\"stream\":false",
+        "\"stream\":false,\"nomyo\":{\"cache\":true}",
+    );
     assert_eq!(x_cache(&post(&url, &asks)), "miss");
     assert_eq!(x_cache(&post(&url, &asks)), "hit");
     assert_eq!(mock.stats()["inference"], 3);
@@ -192,11 +232,21 @@ fn concurrent_identical_misses_make_one_upstream_request() {
         .collect();
     let answers: Vec<Resp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(answers.iter().all(|r| r.status == 200));
-    assert_eq!(mock.stats()["inference"], 1, "one upstream request for 20 clients");
+    assert_eq!(
+        mock.stats()["inference"],
+        1,
+        "one upstream request for 20 clients"
+    );
     let whole = answers.iter().find(|r| x_cache(r) == "miss").unwrap();
     assert_eq!(answers.iter().filter(|r| x_cache(r) == "miss").count(), 1);
-    let text = whole.json()["message"]["content"].as_str().unwrap().to_string();
-    for r in answers.iter().filter(|r| !r.body.contains('\n') || r.body.trim_end().lines().count() == 1) {
+    let text = whole.json()["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for r in answers
+        .iter()
+        .filter(|r| !r.body.contains('\n') || r.body.trim_end().lines().count() == 1)
+    {
         assert_eq!(r.json()["message"]["content"], text.as_str());
     }
     let s = stats(&router);
@@ -221,7 +271,11 @@ fn a_failed_leader_releases_its_followers_upstream() {
         .collect();
     assert_eq!(leader.join().unwrap().status, 500);
     for f in followers {
-        assert_eq!(f.join().unwrap().status, 200, "followers went upstream themselves");
+        assert_eq!(
+            f.join().unwrap().status,
+            200,
+            "followers went upstream themselves"
+        );
     }
     assert_eq!(mock.stats()["inference"], 4);
 }
@@ -237,18 +291,28 @@ fn stats_and_invalidation_by_model_and_all() {
         assert_eq!(x_cache(&post(&url, &body)), "hit");
     }
     assert_eq!(stats(&router)["entries"], 2);
-    let r = post(&router.url("/api/cache/invalidate"), r#"{"model":"qwen:latest"}"#);
+    let r = post(
+        &router.url("/api/cache/invalidate"),
+        r#"{"model":"qwen:latest"}"#,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["removed"], 1);
     assert_eq!(r.json()["cleared"], true);
     assert_eq!(x_cache(&post(&url, &qwen)), "miss");
     assert_eq!(x_cache(&post(&url, &chat("i"))), "hit");
     let s = stats(&router);
-    assert_eq!((s["hits"].as_u64(), s["misses"].as_u64()), (Some(1), Some(1)), "counters restarted at the invalidation");
+    assert_eq!(
+        (s["hits"].as_u64(), s["misses"].as_u64()),
+        (Some(1), Some(1)),
+        "counters restarted at the invalidation"
+    );
     let r = post(&router.url("/api/cache/invalidate"), "");
     assert_eq!(r.json()["removed"], 2);
     assert_eq!(stats(&router)["entries"], 0);
-    assert_eq!(post(&router.url("/api/cache/invalidate"), r#"{"model":7}"#).status, 400);
+    assert_eq!(
+        post(&router.url("/api/cache/invalidate"), r#"{"model":7}"#).status,
+        400
+    );
     assert_eq!(get(&router.url("/api/cache/invalidate")).status, 405);
 }
 
@@ -271,9 +335,15 @@ fn without_the_cache_nothing_changes() {
     assert_eq!((r.status, r.header("x-cache")), (200, None));
     post(&router.url("/api/chat"), &chat("j"));
     assert_eq!(mock.stats()["inference"], 2);
-    assert_eq!(get(&router.url("/api/cache/stats")).json(), serde_json::json!({"enabled": false}));
+    assert_eq!(
+        get(&router.url("/api/cache/stats")).json(),
+        serde_json::json!({"enabled": false})
+    );
     let r = post(&router.url("/api/cache/invalidate"), "");
-    assert_eq!(r.json(), serde_json::json!({"enabled": false, "cleared": false}));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"enabled": false, "cleared": false})
+    );
 }
 
 #[test]

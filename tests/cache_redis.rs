@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use common::redis::RedisServer;
 use common::*;
 
-const BODY: &str = r#"{"model":"llama3","messages":[{"role":"user","content":"shared?"}],"stream":false}"#;
+const BODY: &str =
+    r#"{"model":"llama3","messages":[{"role":"user","content":"shared?"}],"stream":false}"#;
 
 fn router(mock: &Mock, redis_port: u16) -> Router {
     let extra = format!(
@@ -53,7 +54,11 @@ fn two_routers_share_entries_and_survive_an_outage() {
     for _ in 0..5 {
         let started = Instant::now();
         assert_eq!(x_cache(&a, BODY), "miss");
-        assert!(started.elapsed() < Duration::from_secs(2), "a lookup waited {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a lookup waited {:?}",
+            started.elapsed()
+        );
         assert_eq!(x_cache(&b, &other), "miss");
     }
     let s = get(&a.url("/api/cache/stats")).json();
@@ -69,9 +74,16 @@ fn two_routers_share_entries_and_survive_an_outage() {
         if x_cache(&b, &after) == "hit" {
             break;
         }
-        assert!(Instant::now() < deadline, "hits did not resume after Redis came back");
+        assert!(
+            Instant::now() < deadline,
+            "hits did not resume after Redis came back"
+        );
     }
     let r = post(&a.url("/api/cache/invalidate"), "");
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(x_cache(&b, &after), "miss", "an invalidation on one router clears the shared store");
+    assert_eq!(
+        x_cache(&b, &after),
+        "miss",
+        "an invalidation on one router clears the shared store"
+    );
 }

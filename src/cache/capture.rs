@@ -195,7 +195,10 @@ mod tests {
         assert_eq!(a.tool_calls[0].id.as_deref(), Some("call_9"));
         assert_eq!(a.tool_calls[0].function.arguments["a"], 1);
         assert_eq!((a.prompt_tokens, a.completion_tokens), (3, 2));
-        assert_eq!(a.done_reason, "tool_calls");
+        assert_eq!(
+            a.done_reason, "stop",
+            "Ollama's reason for a tool-call answer"
+        );
     }
 
     #[test]

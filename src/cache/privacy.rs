@@ -41,7 +41,7 @@ fn has_email(b: &[u8]) -> bool {
             };
             let domain = domain.strip_suffix(b".").unwrap_or(domain);
             local > 0
-                && domain.iter().any(|&c| c == b'.')
+                && domain.contains(&b'.')
                 && domain
                     .rsplit(|&c| c == b'.')
                     .next()

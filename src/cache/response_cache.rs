@@ -6,6 +6,7 @@
 //! hash-map probe on the worker. With `redis` entries are shared by several routers and a lookup
 //! asks Redis through the cache's thread, waiting at most `cache_lookup_timeout`.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +16,10 @@ use super::answer::Answer;
 use super::flights::Flights;
 use super::key::CacheKey;
 use super::memory::MemoryStore;
+use super::mmap_log::MmapLog;
 use super::privacy::looks_personal;
 use super::redis_store::RedisStore;
+use super::sqlite_store::SqliteStore;
 use super::stats::Stats;
 use super::store::{now_ms, Durable, Record};
 use super::thread::{Backend, Job, StoreThread};
@@ -251,11 +254,19 @@ fn open_store(
             // not a miss.
             let timeout = config.lookup_timeout.max(Duration::from_millis(250));
             let store = RedisStore::new(&config.redis_url, timeout).map_err(|e| e.to_string())?;
-            let thread = StoreThread::start(Backend::Shared(Box::new(store)), stats.clone(), "redis")
-                .map_err(|e| e.to_string())?;
+            let thread =
+                StoreThread::start(Backend::Shared(Box::new(store)), stats.clone(), "redis")
+                    .map_err(|e| e.to_string())?;
             return Ok(Tier::Shared(thread));
         }
-        _ => return Err("TEMPORARY".into()),
+        CacheBackend::Mmap => Box::new(
+            MmapLog::open(Path::new(&config.mmap_path))
+                .map_err(|e| format!("{}: {e}", config.mmap_path))?,
+        ),
+        CacheBackend::Sqlite => Box::new(
+            SqliteStore::open(Path::new(&config.db_path))
+                .map_err(|e| format!("{}: {e}", config.db_path))?,
+        ),
     };
     let mut file = file;
     let loaded = load(&mut *file, &memory).map_err(|e| e.to_string())?;

@@ -63,6 +63,10 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<()> {
         let _ = h.join();
     }
     drop(discovery);
+    // The answers stored during the drain reach the cache's file (or Redis) before the exit.
+    if let Some(cache) = &shared.cache {
+        cache.flush(std::time::Duration::from_secs(5));
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -94,4 +94,3 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
-
