@@ -3,6 +3,9 @@
 //! Ollama's shapes (an OpenAI answer is first translated by `translate`, which keeps tool-call ids),
 //! and rendered back into Ollama's (OpenAI clients get the translation of that rendering).
 
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -37,32 +40,34 @@ pub struct Answer {
 }
 
 /// The parts of one Ollama line (or whole answer) that make an answer.
+/// Strings are borrowed from the line where they have no escapes: a streamed line costs no
+/// allocation but its text's append.
 #[derive(Deserialize)]
-struct Line {
-    #[serde(default)]
-    message: Option<Message>,
-    #[serde(default)]
-    response: Option<String>,
-    #[serde(default)]
-    thinking: Option<String>,
+struct Line<'a> {
+    #[serde(default, borrow)]
+    message: Option<Message<'a>>,
+    #[serde(default, borrow)]
+    response: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<Cow<'a, str>>,
     #[serde(default)]
     done: bool,
-    #[serde(default)]
-    done_reason: Option<String>,
+    #[serde(default, borrow)]
+    done_reason: Option<Cow<'a, str>>,
     #[serde(default)]
     prompt_eval_count: Option<u64>,
     #[serde(default)]
     eval_count: Option<u64>,
     #[serde(default)]
-    error: Option<Value>,
+    error: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
-struct Message {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    thinking: Option<String>,
+struct Message<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<Cow<'a, str>>,
     #[serde(default)]
     tool_calls: Option<Vec<ToolCall>>,
 }
@@ -119,7 +124,7 @@ impl Gather {
             a.thinking.push_str(l.thinking.as_deref().unwrap_or(""));
         }
         if l.done {
-            a.done_reason = l.done_reason.unwrap_or_else(|| "stop".into());
+            a.done_reason = l.done_reason.map_or_else(|| "stop".into(), Cow::into_owned);
             a.prompt_tokens = l.prompt_eval_count.unwrap_or(0);
             a.completion_tokens = l.eval_count.unwrap_or(0);
             self.finished = true;
