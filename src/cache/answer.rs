@@ -153,7 +153,11 @@ impl Gather {
             // `load`, `unload`, or a reason of an error: not an answer to replay.
             return Err(NotStored::Error);
         }
-        Ok(self.answer)
+        let mut a = self.answer;
+        // Kept for long: give back what growing by appends reserved.
+        a.content.shrink_to_fit();
+        a.thinking.shrink_to_fit();
+        Ok(a)
     }
 }
 
@@ -182,13 +186,21 @@ impl Answer {
     }
 
     /// Bytes charged for keeping it.
+    /// Bytes charged for keeping it in memory: its text, and what holding an entry costs besides
+    /// (the LRU's node and slot, reference counts, the allocator's rounding), measured as about
+    /// 256 bytes (`loadtest/cache_fill.py`).
     pub fn size(&self) -> usize {
+        const ENTRY_OVERHEAD: usize = 256;
         let calls: usize = self
             .tool_calls
             .iter()
-            .map(|c| c.function.name.len() + c.function.arguments.to_string().len() + 32)
+            .map(|c| c.function.name.len() + c.function.arguments.to_string().len() + 96)
             .sum();
-        std::mem::size_of::<Self>() + self.content.len() + self.thinking.len() + calls
+        std::mem::size_of::<Self>()
+            + ENTRY_OVERHEAD
+            + self.content.capacity()
+            + self.thinking.capacity()
+            + calls
     }
 
     /// The tool calls in the translators' Ollama shape (numbered in order).

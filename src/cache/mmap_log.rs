@@ -47,10 +47,35 @@ pub struct MmapLog {
 
 /// One decoded record of the log.
 #[derive(Debug, PartialEq)]
-enum Entry {
-    Put(Record),
+enum Entry<'a> {
+    Put(RecordRef<'a>),
     InvalidateAll,
-    InvalidateModel(String),
+    InvalidateModel(&'a str),
+}
+
+/// A put record as it lies in the map: compaction copies it without holding a second copy of the
+/// log's values in memory.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct RecordRef<'a> {
+    key: [u8; 32],
+    model: &'a str,
+    expires_at_ms: u64,
+    value: &'a [u8],
+}
+
+impl RecordRef<'_> {
+    fn to_record(self) -> Record {
+        Record {
+            key: self.key,
+            model: self.model.to_owned(),
+            expires_at_ms: self.expires_at_ms,
+            value: self.value.to_vec(),
+        }
+    }
+
+    fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms != 0 && now_ms >= self.expires_at_ms
+    }
 }
 
 /// What a scan of the log found: the payloads of the whole records, in order, how many damaged
@@ -131,11 +156,23 @@ impl MmapLog {
 
     /// The live records and how many damaged stretches were skipped.
     fn read_live(&self, now_ms: u64) -> Result<(Vec<Record>, usize), StoreError> {
+        self.with_live(now_ms, |live, skipped| {
+            (live.into_iter().map(RecordRef::to_record).collect(), skipped)
+        })
+    }
+
+    /// Calls `f` with the live records, in write order, as they lie in a map of the file, and
+    /// how many damaged stretches were skipped.
+    fn with_live<T>(
+        &self,
+        now_ms: u64,
+        f: impl FnOnce(Vec<RecordRef<'_>>, usize) -> T,
+    ) -> Result<T, StoreError> {
         let map = map(&self.file)?;
         let scan = scan(map.as_deref().unwrap_or(&[]));
         let mut skipped = scan.skipped;
         // The latest put of a key wins, at its own place in write order.
-        let mut live: HashMap<[u8; 32], (usize, Record)> = HashMap::new();
+        let mut live: HashMap<[u8; 32], (usize, RecordRef<'_>)> = HashMap::new();
         for (seq, payload) in scan.payloads.iter().enumerate() {
             match decode(payload) {
                 Some(Entry::Put(r)) => {
@@ -147,12 +184,12 @@ impl MmapLog {
                 None => skipped += 1,
             }
         }
-        let mut live: Vec<(usize, Record)> = live
+        let mut live: Vec<(usize, RecordRef<'_>)> = live
             .into_values()
             .filter(|(_, r)| !r.is_expired(now_ms))
             .collect();
         live.sort_unstable_by_key(|(seq, _)| *seq);
-        Ok((live.into_iter().map(|(_, r)| r).collect(), skipped))
+        Ok(f(live.into_iter().map(|(_, r)| r).collect(), skipped))
     }
 
     fn append(&mut self, buf: &[u8]) -> Result<(), StoreError> {
@@ -169,19 +206,24 @@ impl MmapLog {
         Ok(())
     }
 
-    /// Recounts `live_bytes` from the records now live.
-    fn recount(&mut self, live: &[Record]) {
+    /// Recounts `live_bytes` from the records now live (model, value length).
+    fn recount<'a>(&mut self, live: impl Iterator<Item = (&'a str, usize)>) {
         self.model_bytes.clear();
         self.live_bytes = 0;
-        for r in live {
-            self.count(r);
+        for (model, value_len) in live {
+            self.count(model, value_len);
         }
     }
 
-    fn count(&mut self, r: &Record) {
-        let n = encoded_len(&r.model, &r.value) as u64;
+    fn count(&mut self, model: &str, value_len: usize) {
+        let n = encoded_len(model, value_len) as u64;
         self.live_bytes += n;
-        *self.model_bytes.entry(r.model.clone()).or_default() += n;
+        match self.model_bytes.get_mut(model) {
+            Some(b) => *b += n,
+            None => {
+                self.model_bytes.insert(model.to_owned(), n);
+            }
+        }
     }
 }
 
@@ -195,7 +237,7 @@ impl Durable for MmapLog {
                 "cache log: damaged records skipped"
             );
         }
-        self.recount(&live);
+        self.recount(live.iter().map(|r| (r.model.as_str(), r.value.len())));
         Ok(live)
     }
 
@@ -209,7 +251,7 @@ impl Durable for MmapLog {
         }
         self.append(&buf)?;
         for r in records {
-            self.count(r);
+            self.count(&r.model, r.value.len());
         }
         Ok(())
     }
@@ -235,19 +277,6 @@ impl Durable for MmapLog {
     }
 
     fn compact(&mut self, now_ms: u64, keep: &dyn Fn(&[u8; 32]) -> bool) -> Result<(), StoreError> {
-        let (mut live, skipped) = self.read_live(now_ms)?;
-        if skipped > 0 {
-            tracing::warn!(
-                path = %self.path.display(),
-                skipped,
-                "cache log: compaction dropped damaged records"
-            );
-        }
-        live.retain(|r| keep(&r.key));
-        let mut buf = Vec::new();
-        for r in &live {
-            encode(PUT, &r.key, r.expires_at_ms, &r.model, &r.value, &mut buf)?;
-        }
         let tmp = with_suffix(&self.path, ".compact");
         // A leftover of a compaction cut short by a crash: never renamed, so never the log.
         match std::fs::remove_file(&tmp) {
@@ -255,7 +284,32 @@ impl Durable for MmapLog {
             _ => {}
         }
         let mut file = open_append(&tmp, true)?;
-        file.write_all(&buf)?;
+        // The kept records go from the old file's map to the new file a batch at a time: memory
+        // holds the index of live records, not their values.
+        let (written, skipped, counts) = self.with_live(now_ms, |live, skipped| {
+            let mut buf = Vec::with_capacity(1 << 20);
+            let mut written = 0u64;
+            let mut counts = Vec::new();
+            for r in live.into_iter().filter(|r| keep(&r.key)) {
+                encode(PUT, &r.key, r.expires_at_ms, r.model, r.value, &mut buf)?;
+                counts.push((r.model.to_owned(), r.value.len()));
+                if buf.len() >= 1 << 20 {
+                    file.write_all(&buf)?;
+                    written += buf.len() as u64;
+                    buf.clear();
+                }
+            }
+            file.write_all(&buf)?;
+            written += buf.len() as u64;
+            Ok::<_, StoreError>((written, skipped, counts))
+        })??;
+        if skipped > 0 {
+            tracing::warn!(
+                path = %self.path.display(),
+                skipped,
+                "cache log: compaction dropped damaged records"
+            );
+        }
         file.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
         // The rename itself is durable only once the directory is.
@@ -264,8 +318,8 @@ impl Durable for MmapLog {
         }
         // The old handle (and its lock) goes with the old file, now unlinked.
         self.file = file;
-        self.file_bytes = buf.len() as u64;
-        self.recount(&live);
+        self.file_bytes = written;
+        self.recount(counts.iter().map(|(m, n)| (m.as_str(), *n)));
         Ok(())
     }
 }
@@ -316,8 +370,8 @@ fn checksum(payload: &[u8]) -> [u8; 8] {
     sum
 }
 
-fn encoded_len(model: &str, value: &[u8]) -> usize {
-    HEADER + FIXED + model.len() + value.len()
+fn encoded_len(model: &str, value_len: usize) -> usize {
+    HEADER + FIXED + model.len() + value_len
 }
 
 /// Appends one record (header and payload) to `out`.
@@ -405,20 +459,20 @@ fn find_magic(buf: &[u8], from: usize) -> usize {
 }
 
 /// Decodes a payload; `None` if it is not a record this version writes.
-fn decode(payload: &[u8]) -> Option<Entry> {
+fn decode(payload: &[u8]) -> Option<Entry<'_>> {
     let mut c = Cursor(payload);
     let kind = c.take(1)?[0];
     let key: [u8; 32] = c.take(32)?.try_into().ok()?;
     let expires_at_ms = u64::from_le_bytes(c.take(8)?.try_into().ok()?);
     let model_len = c.u32()? as usize;
-    let model = std::str::from_utf8(c.take(model_len)?).ok()?.to_owned();
+    let model = std::str::from_utf8(c.take(model_len)?).ok()?;
     let value_len = c.u32()? as usize;
-    let value = c.take(value_len)?.to_vec();
+    let value = c.take(value_len)?;
     if !c.0.is_empty() {
         return None;
     }
     match kind {
-        PUT => Some(Entry::Put(Record {
+        PUT => Some(Entry::Put(RecordRef {
             key,
             model,
             expires_at_ms,

@@ -21,8 +21,8 @@ use super::privacy::looks_personal;
 use super::redis_store::RedisStore;
 use super::sqlite_store::SqliteStore;
 use super::stats::Stats;
-use super::store::{now_ms, Durable, Record};
-use super::thread::{Backend, Job, StoreThread};
+use super::store::{now_ms, Durable};
+use super::thread::{Backend, Job, Put, StoreThread};
 use crate::config::{CacheBackend, CacheConfig};
 
 /// A lookup's answer.
@@ -136,27 +136,30 @@ impl ResponseCache {
             return Err(Refused::Personal);
         }
         let ttl = self.ttl();
-        let record = |answer: &Answer| Record {
-            key: key.exact,
-            model: model.to_string(),
-            expires_at_ms: ttl.map_or(0, |t| now_ms().saturating_add(t.as_millis() as u64)),
-            value: answer.encode(),
+        let model: Arc<str> = model.into();
+        let put = |answer: Arc<Answer>, model: Arc<str>| {
+            Job::Put(Put {
+                key: key.exact,
+                model,
+                expires_at_ms: ttl.map_or(0, |t| now_ms().saturating_add(t.as_millis() as u64)),
+                answer,
+            })
         };
         match &self.tier {
             Tier::Local { memory, file } => {
                 let expires = ttl.map(|t| Instant::now() + t);
-                let size = answer.size();
-                let put = file.as_ref().map(|_| record(&answer));
-                memory.put(&key.exact, model.into(), answer, size, expires);
-                if let (Some(file), Some(put)) = (file, put) {
-                    if !file.send(Job::Put(put)) {
+                let size = answer.size() + model.len();
+                let job = file.as_ref().map(|_| put(answer.clone(), model.clone()));
+                memory.put(&key.exact, model, answer, size, expires);
+                if let (Some(file), Some(job)) = (file, job) {
+                    if !file.send(job) {
                         Stats::add(&self.stats.errors);
                         return Err(Refused::Busy);
                     }
                 }
             }
             Tier::Shared(thread) => {
-                if !thread.send(Job::Put(record(&answer))) {
+                if !thread.send(put(answer, model)) {
                     Stats::add(&self.stats.errors);
                     return Err(Refused::Busy);
                 }
@@ -270,6 +273,7 @@ fn open_store(
     };
     let mut file = file;
     let loaded = load(&mut *file, &memory).map_err(|e| e.to_string())?;
+    super::thread::give_back_freed_memory();
     tracing::info!(
         backend = config.backend.name(),
         entries = loaded,
@@ -301,7 +305,7 @@ fn load(
         };
         let expires = (r.expires_at_ms != 0)
             .then(|| start + Duration::from_millis(r.expires_at_ms.saturating_sub(now)));
-        let size = answer.size();
+        let size = answer.size() + r.model.len();
         memory.put(&r.key, r.model.into(), Arc::new(answer), size, expires);
         loaded += 1;
     }

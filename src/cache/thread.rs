@@ -25,8 +25,29 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 
 pub type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// An answer to keep. It is encoded into a `Record` here, on the cache's thread: the worker that
+/// stored it only hands over references.
+pub struct Put {
+    pub key: [u8; 32],
+    pub model: Arc<str>,
+    /// Unix milliseconds; 0: never.
+    pub expires_at_ms: u64,
+    pub answer: Arc<Answer>,
+}
+
+impl Put {
+    fn record(self) -> Record {
+        Record {
+            key: self.key,
+            model: self.model.to_string(),
+            expires_at_ms: self.expires_at_ms,
+            value: self.answer.encode(),
+        }
+    }
+}
+
 pub enum Job {
-    Put(Record),
+    Put(Put),
     Get([u8; 32], Reply<Option<Vec<u8>>>),
     Invalidate(Option<String>, Reply<u64>),
     Size(Reply<(u64, u64)>),
@@ -75,6 +96,16 @@ impl StoreThread {
     }
 }
 
+/// Returns the heap this thread freed to the system: glibc keeps a thread's freed memory in the
+/// thread's own arena, and a compaction's index would otherwise stay in the RSS.
+pub fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 struct Worker {
     backend: Backend,
     stats: Arc<Stats>,
@@ -104,7 +135,7 @@ fn serve(backend: Backend, rx: Receiver<Job>, stats: Arc<Stats>) {
         let mut next = Some(job);
         while let Some(job) = next.take() {
             match job {
-                Job::Put(r) => puts.push(r),
+                Job::Put(p) => puts.push(p.record()),
                 other => {
                     w.write(&mut puts);
                     w.run(other);
@@ -189,6 +220,7 @@ impl Worker {
         self.writes_since_compaction = 0;
         self.last_compaction = Instant::now();
         self.check(result, "compacting the cache file");
+        give_back_freed_memory();
     }
 
     fn check(&mut self, result: Result<(), StoreError>, what: &str) {
