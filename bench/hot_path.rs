@@ -91,7 +91,9 @@ fn bench_cache_key(c: &mut Criterion) {
     ] {
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_with_input(BenchmarkId::from_parameter(name), body, |b, body| {
-            b.iter(|| key(Family::OllamaChat, black_box(body), "qwen2:7b", None).expect("object"))
+            b.iter(|| {
+                key(Family::OllamaChat, black_box(body), "qwen2:7b", None, None).expect("object")
+            })
         });
     }
     g.finish();
@@ -122,7 +124,8 @@ fn bench_cache_miss(c: &mut Criterion) {
             // A new request each time (a miss), as a real stream of them would be.
             n += 1;
             let body = SMALL_CHAT.replace("Why", &format!("Why {n}"));
-            let k = key(Family::OllamaChat, body.as_bytes(), "qwen2:7b", None).expect("object");
+            let k =
+                key(Family::OllamaChat, body.as_bytes(), "qwen2:7b", None, None).expect("object");
             assert!(memory.get(&k.exact, std::time::Instant::now()).is_none());
             let Join::Leader(leader) = flights.join(k.exact) else {
                 unreachable!("one request at a time")

@@ -78,25 +78,39 @@ pub async fn invalidate(
     }
 }
 
-/// The model to invalidate: `?model=`, else the body's `model`; `None` for all.
+/// The model to invalidate: `?model=`, or the body's `model`; `None` (everything) only for an
+/// empty body (or `{}`) and no query. Anything else unexpected is refused: a typo must not clear
+/// every entry.
 fn model_of(query: Option<&str>, body: &[u8]) -> Result<Option<String>, ApiError> {
     let from_query = query.and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "model")
             .map(|(_, v)| v.into_owned())
     });
-    if let Some(m) = from_query.filter(|m| !m.is_empty()) {
-        return Ok(Some(m));
+    if from_query.as_deref().is_some_and(|m| m.trim().is_empty()) {
+        return Err(ApiError::bad_request("model must be a non-empty string"));
     }
-    if body.trim_ascii().is_empty() {
-        return Ok(None);
-    }
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    match v.get("model") {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(m)) if !m.trim().is_empty() => Ok(Some(m.clone())),
-        Some(_) => Err(ApiError::bad_request("model must be a non-empty string")),
+    let from_body = if body.trim_ascii().is_empty() {
+        None
+    } else {
+        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("expected a JSON object: {e}")))?;
+        if let Some(other) = v.keys().find(|k| *k != "model") {
+            return Err(ApiError::bad_request(format!(
+                "unknown field '{other}': the body is {{}} or {{\"model\": \"...\"}}"
+            )));
+        }
+        match v.get("model") {
+            None => None,
+            Some(serde_json::Value::String(m)) if !m.trim().is_empty() => Some(m.clone()),
+            Some(_) => return Err(ApiError::bad_request("model must be a non-empty string")),
+        }
+    };
+    match (from_query, from_body) {
+        (Some(q), Some(b)) if q != b => Err(ApiError::bad_request(
+            "the query and the body name different models",
+        )),
+        (q, b) => Ok(q.or(b)),
     }
 }
 
@@ -114,9 +128,36 @@ mod tests {
             model_of(None, br#"{"model":"m"}"#).unwrap().as_deref(),
             Some("m")
         );
+        assert_eq!(
+            model_of(Some("model=m"), br#"{"model":"m"}"#)
+                .unwrap()
+                .as_deref(),
+            Some("m")
+        );
         assert_eq!(model_of(None, b"  ").unwrap(), None);
         assert_eq!(model_of(None, b"{}").unwrap(), None);
-        assert!(model_of(None, br#"{"model":3}"#).is_err());
-        assert!(model_of(None, b"{").is_err());
+        assert_eq!(model_of(Some("x=1"), b"").unwrap(), None);
+    }
+
+    #[test]
+    fn anything_unexpected_is_refused_rather_than_clearing_everything() {
+        for body in [
+            &br#"{"model":3}"#[..],
+            b"{",
+            b"1",
+            br#""llama3""#,
+            b"[]",
+            br#"{"modle":"x"}"#,
+            br#"{"model":null}"#,
+            br#"{"model":""}"#,
+        ] {
+            assert!(
+                model_of(None, body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(model_of(Some("model="), b"").is_err());
+        assert!(model_of(Some("model=a"), br#"{"model":"b"}"#).is_err());
     }
 }

@@ -245,52 +245,113 @@ impl Answer {
     /// calls, then the `done: true` line.
     pub fn to_ndjson(&self, model: &str, created_at: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.content.len() * 8 + 256);
-        let mut push = |parts: Parts<'_>, end: Option<End<'_>>| {
-            wire_ollama::write_line(&mut out, self.chat, model, created_at, parts, end);
-            out.push(b'\n');
-        };
-        for piece in pieces(&self.thinking) {
-            let parts = Parts {
-                thinking: Some(piece),
-                ..Parts::default()
-            };
-            push(parts, None);
-        }
-        for piece in pieces(&self.content) {
-            let parts = Parts {
-                content: piece,
-                ..Parts::default()
-            };
-            push(parts, None);
-        }
-        let calls = self.ollama_calls();
-        if !calls.is_empty() {
-            let parts = Parts {
-                tool_calls: Some(&calls),
-                ..Parts::default()
-            };
-            push(parts, None);
-        }
-        push(Parts::default(), Some(self.end()));
+        let mut lines = NdjsonLines::default();
+        while lines.next_line(self, model, created_at, &mut out) {}
         out
     }
 }
 
-/// `text` cut into pieces of about `PIECE_CHARS` characters, at character boundaries.
-fn pieces(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
+/// Where a replayed NDJSON stream is: the lines are written one at a time, on demand, so that a
+/// long answer is never rendered whole for a client that reads slowly.
+#[derive(Default)]
+pub struct NdjsonLines {
+    part: LinePart,
+    /// Byte offset in the current text (always at a character boundary).
+    at: usize,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum LinePart {
+    #[default]
+    Thinking,
+    Content,
+    Tools,
+    End,
+    Done,
+}
+
+impl NdjsonLines {
+    /// Appends the next line (with its newline) to `out`; false when the stream has ended.
+    pub fn next_line(
+        &mut self,
+        a: &Answer,
+        model: &str,
+        created_at: &str,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let mut push = |parts: Parts<'_>, end: Option<End<'_>>| {
+            wire_ollama::write_line(out, a.chat, model, created_at, parts, end);
+            out.push(b'\n');
+        };
+        loop {
+            match self.part {
+                LinePart::Thinking | LinePart::Content => {
+                    let thinking = self.part == LinePart::Thinking;
+                    let text = if thinking { &a.thinking } else { &a.content };
+                    let Some(piece) = next_piece(text, &mut self.at) else {
+                        self.part = if thinking {
+                            LinePart::Content
+                        } else {
+                            LinePart::Tools
+                        };
+                        self.at = 0;
+                        continue;
+                    };
+                    let parts = if thinking {
+                        Parts {
+                            thinking: Some(piece),
+                            ..Parts::default()
+                        }
+                    } else {
+                        Parts {
+                            content: piece,
+                            ..Parts::default()
+                        }
+                    };
+                    push(parts, None);
+                    return true;
+                }
+                LinePart::Tools => {
+                    self.part = LinePart::End;
+                    let calls = a.ollama_calls();
+                    if calls.is_empty() {
+                        continue;
+                    }
+                    let parts = Parts {
+                        tool_calls: Some(&calls),
+                        ..Parts::default()
+                    };
+                    push(parts, None);
+                    return true;
+                }
+                LinePart::End => {
+                    self.part = LinePart::Done;
+                    push(Parts::default(), Some(a.end()));
+                    return true;
+                }
+                LinePart::Done => return false,
+            }
         }
-        let cut = rest
-            .char_indices()
-            .nth(PIECE_CHARS)
-            .map_or(rest.len(), |(i, _)| i);
-        let (piece, tail) = rest.split_at(cut);
-        rest = tail;
-        Some(piece)
-    })
+    }
+}
+
+/// The next piece of about `PIECE_CHARS` characters of `text` from byte `*at` (a character
+/// boundary), moving `*at` past it.
+fn next_piece<'t>(text: &'t str, at: &mut usize) -> Option<&'t str> {
+    let rest = text.get(*at..).filter(|r| !r.is_empty())?;
+    let cut = rest
+        .char_indices()
+        .nth(PIECE_CHARS)
+        .map_or(rest.len(), |(i, _)| i);
+    *at += cut;
+    Some(&rest[..cut])
+}
+
+/// `text` cut into pieces of about `PIECE_CHARS` characters, at character boundaries.
+#[cfg(test)]
+fn pieces(text: &str) -> impl Iterator<Item = &str> {
+    let mut at = 0;
+    std::iter::from_fn(move || next_piece(text, &mut at))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use super::answer::{Answer, Gather, NotStored};
 use crate::translate::response::openai_to_ollama_response;
 use crate::translate::stream::SseToNdjson;
+use crate::translate::usage::is_plain_finish;
 use crate::translate::OllamaRoute;
 
 /// The client's wire format, which decides how its bytes are read.
@@ -83,6 +84,9 @@ impl Capture {
         match self.wire {
             Wire::Ollama => {}
             Wire::OpenAiJson => {
+                if !plain_finish(&self.pending) {
+                    return Err(NotStored::Error);
+                }
                 let json = openai_to_ollama_response(self.route, &self.pending, "")
                     .map_err(|_| NotStored::Error)?;
                 self.pending.clear();
@@ -90,10 +94,15 @@ impl Capture {
             }
             Wire::OpenAiSse => {
                 let mut lines = Vec::new();
+                let mut plain = false;
                 if let Some(t) = self.sse.as_mut() {
                     t.finish(&mut lines);
+                    plain = t.finished_plainly();
                 }
                 self.ndjson(&lines);
+                if !plain {
+                    return Err(NotStored::Error);
+                }
             }
         }
         if let Some(why) = self.failed.take() {
@@ -104,10 +113,24 @@ impl Capture {
             let last = std::mem::take(&mut self.pending);
             self.gather.line(last.trim_ascii())?;
         }
-        self.gather.finish()
+        let answer = self.gather.finish()?;
+        // Tool arguments that were not a JSON object reached Ollama's shape wrapped (`_raw`): the
+        // replay would not be what the upstream said.
+        if self.wire != Wire::Ollama
+            && answer
+                .tool_calls
+                .iter()
+                .any(|c| c.function.arguments.get("_raw").is_some())
+        {
+            return Err(NotStored::Malformed);
+        }
+        Ok(answer)
     }
 
     fn ndjson(&mut self, bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
         let mut rest = bytes;
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
             let (line, tail) = rest.split_at(end);
@@ -139,6 +162,31 @@ impl Capture {
         self.failed = Some(why);
         self.pending = Vec::new();
         self.sse = None;
+    }
+}
+
+/// A whole OpenAI answer's one choice ended with `stop`, `length` or `tool_calls` (what a replay
+/// can say as it is), and there is exactly one choice.
+fn plain_finish(json: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Whole<'a> {
+        #[serde(borrow)]
+        choices: Vec<Choice<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Choice<'a> {
+        #[serde(borrow)]
+        finish_reason: Option<std::borrow::Cow<'a, str>>,
+    }
+    match serde_json::from_slice::<Whole>(json) {
+        Ok(w) => {
+            w.choices.len() == 1
+                && w.choices[0]
+                    .finish_reason
+                    .as_deref()
+                    .is_some_and(is_plain_finish)
+        }
+        Err(_) => false,
     }
 }
 
@@ -208,6 +256,29 @@ mod tests {
         assert_eq!((a.content.as_str(), a.thinking.as_str()), ("hi", "hmm"));
         let err = br#"{"error":{"message":"boom"}}"#;
         assert!(captured(Wire::OpenAiJson, err, 4).is_err());
+    }
+
+    #[test]
+    fn finish_reasons_a_replay_would_change_are_not_captured() {
+        let filtered = SSE.replace(
+            "\"finish_reason\":\"tool_calls\"",
+            "\"finish_reason\":\"content_filter\"",
+        );
+        assert!(captured(Wire::OpenAiSse, filtered.as_bytes(), 7).is_err());
+        let none = SSE.replace("\"finish_reason\":\"tool_calls\"", "\"finish_reason\":null");
+        assert!(captured(Wire::OpenAiSse, none.as_bytes(), 7).is_err());
+        let json = br#"{"choices":[{"index":0,"message":{"content":"hi"},"finish_reason":"content_filter"}]}"#;
+        assert!(captured(Wire::OpenAiJson, json, 4).is_err());
+        let two = br#"{"choices":[{"index":0,"message":{"content":"a"},"finish_reason":"stop"},{"index":1,"message":{"content":"b"},"finish_reason":"stop"}]}"#;
+        assert!(captured(Wire::OpenAiJson, two, 4).is_err());
+        let raw_args = SSE
+            .replace("\"{\\\"a\\\":\"", "\"not \"")
+            .replace("\"1}\"", "\"json\"");
+        assert_eq!(
+            captured(Wire::OpenAiSse, raw_args.as_bytes(), 9),
+            Err(NotStored::Malformed),
+            "{raw_args}"
+        );
     }
 
     #[test]

@@ -60,23 +60,40 @@ pub struct CacheKey {
 #[derive(Debug, PartialEq, Eq)]
 pub enum NoKey {
     NotAnObject,
+    /// Two top-level names that differ only in case: Ollama (Go) reads them as one field, the
+    /// last in the body, so their order would matter while the key sorts it away.
+    AmbiguousFields,
+    /// The answer asked for is not one an entry can replay: several choices (`n`), token
+    /// log-probabilities, a completion's echo.
+    Unreplayable,
 }
 
-/// The key of a request whose body is `body` (already checked by the request filter), resolved
-/// to `model`, from a client that presented `client_key` (when the router has keys).
+/// The key of a request whose body is `body` (already checked by the request filter), for
+/// `model` as the client named it, with the query string `query` (which goes upstream with it;
+/// without the router key), from a client that presented `client_key` (when the router has keys).
 pub fn key(
     family: Family,
     body: &[u8],
     model: &str,
+    query: Option<&str>,
     client_key: Option<&str>,
 ) -> Result<CacheKey, NoKey> {
     // A BTreeMap sorts the names; values stay the client's bytes.
     let fields: BTreeMap<String, &RawValue> =
         serde_json::from_slice(body).map_err(|_| NoKey::NotAnObject)?;
+    check_fields(&fields)?;
     let mut exact = blake3::Hasher::new();
     exact.update(family.tag());
     exact.update(b"\0model\0");
     exact.update(model.as_bytes());
+    exact.update(b"\0query\0");
+    match query {
+        Some(q) => exact
+            .update(&[1])
+            .update(&(q.len() as u64).to_le_bytes())
+            .update(q.as_bytes()),
+        None => exact.update(&[0]),
+    };
     for (name, value) in &fields {
         if name == "model" || DELIVERY_ONLY.contains(&name.as_ref()) {
             continue;
@@ -98,6 +115,38 @@ pub fn key(
         scope,
         personal_scope,
     })
+}
+
+/// Refuses bodies whose key could not tell requests apart (names equal but for case), and
+/// requests whose answer an entry cannot replay.
+fn check_fields(fields: &BTreeMap<String, &RawValue>) -> Result<(), NoKey> {
+    // Go's case-insensitive match folds Unicode too (`ſ` is `s`, `K` is `k`): fold both ways.
+    let folded: std::collections::HashSet<String> = fields
+        .keys()
+        .map(|k| {
+            k.chars()
+                .flat_map(char::to_uppercase)
+                .flat_map(char::to_lowercase)
+                .collect()
+        })
+        .collect();
+    if folded.len() != fields.len() {
+        return Err(NoKey::AmbiguousFields);
+    }
+    let is = |name: &str, allowed: &[&str]| {
+        fields
+            .get(name)
+            .is_some_and(|v| !allowed.contains(&v.get().trim()))
+    };
+    if is("n", &["1", "null"])
+        || is("best_of", &["1", "null"])
+        || is("logprobs", &["false", "null"])
+        || is("top_logprobs", &["0", "null"])
+        || is("echo", &["false", "null"])
+    {
+        return Err(NoKey::Unreplayable);
+    }
+    Ok(())
 }
 
 fn scope(model: &str, system: Option<String>, client_key: Option<&str>) -> [u8; 16] {
@@ -160,7 +209,53 @@ mod tests {
     use super::*;
 
     fn k(body: &str) -> CacheKey {
-        key(Family::OllamaChat, body.as_bytes(), "llama3:latest", None).unwrap()
+        key(
+            Family::OllamaChat,
+            body.as_bytes(),
+            "llama3:latest",
+            None,
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn names_equal_but_for_case_and_unreplayable_answers_have_no_key() {
+        for body in [
+            r#"{"model":"m","system":"A","System":"B"}"#,
+            r#"{"model":"m","format":"json","FORMAT":"x"}"#,
+            "{\"model\":\"m\",\"system\":\"A\",\"\u{17f}ystem\":\"B\"}",
+        ] {
+            let got = key(Family::OllamaGenerate, body.as_bytes(), "m", None, None);
+            assert_eq!(got, Err(NoKey::AmbiguousFields), "{body}");
+        }
+        for body in [
+            r#"{"model":"m","n":2}"#,
+            r#"{"model":"m","logprobs":true}"#,
+            r#"{"model":"m","top_logprobs":3}"#,
+            r#"{"model":"m","echo":true}"#,
+        ] {
+            let got = key(Family::OpenAiChat, body.as_bytes(), "m", None, None);
+            assert_eq!(got, Err(NoKey::Unreplayable), "{body}");
+        }
+        for body in [
+            r#"{"model":"m","n":1}"#,
+            r#"{"model":"m","logprobs":false}"#,
+        ] {
+            assert!(
+                key(Family::OpenAiChat, body.as_bytes(), "m", None, None).is_ok(),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_query_is_part_of_the_key() {
+        let body = br#"{"model":"m","messages":[]}"#;
+        let none = key(Family::OpenAiChat, body, "m", None, None).unwrap();
+        let v1 = key(Family::OpenAiChat, body, "m", Some("api-version=1"), None).unwrap();
+        let v2 = key(Family::OpenAiChat, body, "m", Some("api-version=2"), None).unwrap();
+        assert!(none != v1 && v1 != v2 && none != v2);
     }
 
     const BASE: &str = r#"{"model":"llama3","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"options":{"temperature":0.2}}"#;
@@ -198,12 +293,19 @@ mod tests {
             assert_ne!(k(other), base, "{other}");
         }
         assert_ne!(
-            key(Family::OllamaChat, BASE.as_bytes(), "llama3:8b", None).unwrap(),
+            key(Family::OllamaChat, BASE.as_bytes(), "llama3:8b", None, None).unwrap(),
             base,
             "another resolved model"
         );
         assert_ne!(
-            key(Family::OpenAiChat, BASE.as_bytes(), "llama3:latest", None).unwrap(),
+            key(
+                Family::OpenAiChat,
+                BASE.as_bytes(),
+                "llama3:latest",
+                None,
+                None
+            )
+            .unwrap(),
             base,
             "another route family"
         );
@@ -216,6 +318,7 @@ mod tests {
             Family::OllamaChat,
             BASE.as_bytes(),
             "llama3:latest",
+            None,
             Some("a"),
         )
         .unwrap();
@@ -223,6 +326,7 @@ mod tests {
             Family::OllamaChat,
             BASE.as_bytes(),
             "llama3:latest",
+            None,
             Some("b"),
         )
         .unwrap();
@@ -239,6 +343,7 @@ mod tests {
                 Family::OllamaGenerate,
                 body.as_bytes(),
                 "llama3:latest",
+                None,
                 None,
             )
             .unwrap()
@@ -270,7 +375,7 @@ mod tests {
     #[test]
     fn a_body_that_is_not_an_object_has_no_key() {
         assert_eq!(
-            key(Family::OllamaChat, b"[1]", "m", None),
+            key(Family::OllamaChat, b"[1]", "m", None, None),
             Err(NoKey::NotAnObject)
         );
     }

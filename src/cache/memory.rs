@@ -94,6 +94,14 @@ impl<T> MemoryStore<T> {
         inner.bytes += bytes;
     }
 
+    /// Drops the entry for `key`, if held.
+    pub fn remove(&self, key: &[u8; 32]) {
+        let mut inner = self.lock();
+        if let Some(s) = inner.entries.pop(key) {
+            inner.bytes -= s.bytes;
+        }
+    }
+
     /// Whether `key` is held (expired or not), without making it the most recent.
     pub fn contains(&self, key: &[u8; 32]) -> bool {
         self.lock().entries.contains(key)

@@ -157,7 +157,10 @@ impl MmapLog {
     /// The live records and how many damaged stretches were skipped.
     fn read_live(&self, now_ms: u64) -> Result<(Vec<Record>, usize), StoreError> {
         self.with_live(now_ms, |live, skipped| {
-            (live.into_iter().map(RecordRef::to_record).collect(), skipped)
+            (
+                live.into_iter().map(RecordRef::to_record).collect(),
+                skipped,
+            )
         })
     }
 

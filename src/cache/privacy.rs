@@ -4,7 +4,9 @@
 //! the answer can only come back to the same person. Otherwise it is not stored. Everything is read
 //! as bytes: no slicing of text at byte offsets.
 
-/// Whether `text` has an e-mail address, a UUID or a run of eight or more digits.
+/// Whether `text` has an e-mail address, a UUID or a number of eight or more digits (written in
+/// one run, or in groups joined by single spaces or dashes, as card, phone and account
+/// numbers are).
 pub fn looks_personal(text: &str) -> bool {
     let b = text.as_bytes();
     has_long_number(b, 8) || has_email(b) || has_uuid(b)
@@ -18,7 +20,25 @@ pub fn personal_scope(system: &str) -> bool {
 }
 
 fn has_long_number(b: &[u8], min: usize) -> bool {
-    b.split(|c| !c.is_ascii_digit()).any(|run| run.len() >= min)
+    let mut digits = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if c.is_ascii_digit() {
+            digits += 1;
+            if digits >= min {
+                return true;
+            }
+            continue;
+        }
+        // One separator between digit groups keeps the number going; anything else ends it.
+        let joins = matches!(c, b' ' | b'-')
+            && i > 0
+            && b[i - 1].is_ascii_digit()
+            && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+        if !joins {
+            digits = 0;
+        }
+    }
+    false
 }
 
 fn is_local(c: u8) -> bool {
@@ -40,12 +60,15 @@ fn has_email(b: &[u8]) -> bool {
                 &rest[..rest.iter().take_while(|&&c| is_domain(c)).count()]
             };
             let domain = domain.strip_suffix(b".").unwrap_or(domain);
+            // A top-level domain: letters, or an internationalised one (`xn--...`).
             local > 0
                 && domain.contains(&b'.')
-                && domain
-                    .rsplit(|&c| c == b'.')
-                    .next()
-                    .is_some_and(|tld| tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic))
+                && domain.rsplit(|&c| c == b'.').next().is_some_and(|tld| {
+                    tld.len() >= 2
+                        && (tld.iter().all(u8::is_ascii_alphabetic)
+                            || (tld.starts_with(b"xn--")
+                                && tld.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')))
+                })
         })
 }
 
@@ -87,6 +110,11 @@ mod tests {
             "write to jane.doe@example.com today",
             "your ticket is 4f9c2a1e-0b7d-4c3e-9a55-1e2f3a4b5c6d.",
             "account 123456789",
+            "card 4111-1111-1111-1111",
+            "card 4111 1111 1111 1111",
+            "IBAN DE89 3704 0044 0532 0130 00",
+            "call +49-170-1234567",
+            "mail bob@example.xn--p1ai",
         ] {
             assert!(looks_personal(text), "{text}");
         }
@@ -95,6 +123,8 @@ mod tests {
             "use @decorators in python",
             "a@b",
             "version 1.2.3, year 2024, 1234567",
+            "in 1999 and 2024, 12 of 31",
+            "pi is 3.1415926",
             "ünïcödé — fine",
             "",
         ] {

@@ -7,6 +7,7 @@
 //! asks Redis through the cache's thread, waiting at most `cache_lookup_timeout`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,8 @@ pub struct ResponseCache {
     tier: Tier,
     /// Why the configured store could not be opened (the cache then runs in memory only).
     pub store_error: Option<String>,
+    /// Moves on every invalidation: an answer fetched before one is not stored after it.
+    generation: AtomicU64,
 }
 
 enum Tier {
@@ -53,6 +56,8 @@ enum Tier {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
     Personal,
+    /// The cache was invalidated while the answer was being fetched.
+    Invalidated,
     /// The store's thread is behind or gone: the write was dropped.
     Busy,
 }
@@ -84,7 +89,13 @@ impl ResponseCache {
             flights: Arc::new(Flights::default()),
             tier,
             store_error,
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// The invalidation generation a request starts under (see `store`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// The stored answer for `key`, if any. Never waits longer than `cache_lookup_timeout`.
@@ -129,11 +140,22 @@ impl ResponseCache {
         }
     }
 
-    /// Keeps a complete answer to the request `key` for `model`. The privacy guard refuses answers
-    /// that look personal unless the scope is (see `privacy`).
-    pub fn store(&self, key: &CacheKey, model: &str, answer: Arc<Answer>) -> Result<(), Refused> {
+    /// Keeps a complete answer to the request `key` for `model`, fetched under `generation`: an
+    /// invalidation since then means the answer may be of what was invalidated, and it is not
+    /// kept. The privacy guard refuses answers that look personal unless the scope is (see
+    /// `privacy`).
+    pub fn store(
+        &self,
+        key: &CacheKey,
+        model: &str,
+        answer: Arc<Answer>,
+        generation: u64,
+    ) -> Result<(), Refused> {
         if self.config.privacy_guard && !key.personal_scope && answer_looks_personal(&answer) {
             return Err(Refused::Personal);
+        }
+        if self.generation() != generation {
+            return Err(Refused::Invalidated);
         }
         let ttl = self.ttl();
         let model: Arc<str> = model.into();
@@ -151,6 +173,12 @@ impl ResponseCache {
                 let size = answer.size() + model.len();
                 let job = file.as_ref().map(|_| put(answer.clone(), model.clone()));
                 memory.put(&key.exact, model, answer, size, expires);
+                // An invalidation moves the generation before it clears: either it cleared this
+                // entry, or this sees the move and takes the entry back out.
+                if self.generation() != generation {
+                    memory.remove(&key.exact);
+                    return Err(Refused::Invalidated);
+                }
                 if let (Some(file), Some(job)) = (file, job) {
                     if !file.send(job) {
                         Stats::add(&self.stats.errors);
@@ -171,6 +199,7 @@ impl ResponseCache {
     /// Drops every entry, or those of `model`, from memory and the store; how many (a file-backed
     /// store's count is memory's). Counters go back to zero.
     pub async fn invalidate(&self, model: Option<&str>) -> Result<u64, String> {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = oneshot::channel();
         let job = Job::Invalidate(model.map(str::to_string), tx);
         let removed = match &self.tier {

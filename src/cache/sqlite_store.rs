@@ -198,6 +198,11 @@ impl Durable for SqliteStore {
         }
         tx.commit()?;
         // Gives the WAL's pages back; freed pages in the database are reused by later writes.
+        self.sync()
+    }
+
+    /// Moves the WAL into the database file: at shutdown, the `.db` file alone holds everything.
+    fn sync(&mut self) -> Result<(), StoreError> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())

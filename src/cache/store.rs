@@ -62,6 +62,10 @@ pub trait Durable: Send {
     /// Drops records that are expired at `now_ms` or for which `keep` says no (evicted from the
     /// in-memory tier), reclaiming their space where the store can.
     fn compact(&mut self, now_ms: u64, keep: &dyn Fn(&[u8; 32]) -> bool) -> Result<(), StoreError>;
+    /// Makes what was written complete in the store's main file (at shutdown).
+    fn sync(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A store several routers share (`redis`).

@@ -199,7 +199,12 @@ impl Worker {
                 let (entries, bytes) = memory.size();
                 let _ = reply.send(Ok((entries as u64, bytes as u64)));
             }
-            (Job::Flush(done), _) => {
+            (Job::Flush(done), Backend::Durable(store, _)) => {
+                let result = store.sync();
+                self.check(result, "syncing the cache file");
+                let _ = done.send(());
+            }
+            (Job::Flush(done), Backend::Shared(_)) => {
                 let _ = done.send(());
             }
         }

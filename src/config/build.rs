@@ -10,6 +10,9 @@ use super::source::{ConfigError, Origin};
 use super::types::*;
 use super::url;
 
+/// The longest duration any setting takes (a year).
+const MAX_DURATION_SECS: f64 = 365.0 * 86_400.0;
+
 /// Reads typed values out of the layers; every error names the key and where it was set.
 struct Reader<'a> {
     layers: &'a Layered,
@@ -85,10 +88,13 @@ impl Reader<'_> {
             Some(_) => None,
         };
         match secs {
-            Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+            // A year at most: longer is a mistake, and far longer overflows a `Duration`.
+            Some(s) if s.is_finite() && (0.0..=MAX_DURATION_SECS).contains(&s) => {
+                Ok(Duration::from_secs_f64(s))
+            }
             _ => Err(self.err(
                 key,
-                "expected a duration: seconds as a number, or e.g. \"500ms\", \"30s\", \"5m\"",
+                "expected a duration of at most a year: seconds as a number, or e.g. \"500ms\", \"30s\", \"5m\"",
             )),
         }
     }
@@ -197,7 +203,8 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
     };
     let ttl = match r.get("cache_ttl") {
         None => None,
-        Some(_) => Some(r.uint("cache_ttl", 3600, 0, u64::MAX)?),
+        // A century: past it, expiry times overflow clocks.
+        Some(_) => Some(r.uint("cache_ttl", 3600, 0, 100 * 365 * 86_400)?),
     };
     let ttl = if r.layers.contains_key("cache_ttl") {
         ttl
@@ -276,6 +283,7 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
             opt_in: r.boolean("cache_opt_in", false)?,
             max_entries: r.uint("cache_max_entries", 100_000, 1, 1 << 32)? as usize,
             max_bytes: r.uint("cache_max_bytes", 256 << 20, 1 << 16, 1 << 40)? as usize,
+            max_entry_bytes: r.uint("cache_max_entry_bytes", 4 << 20, 1 << 10, 1 << 32)? as usize,
             lookup_timeout: r.duration("cache_lookup_timeout", 0.005)?,
             privacy_guard: r.boolean("cache_privacy_guard", true)?,
         },

@@ -17,6 +17,7 @@ pub const TOP_KEYS: &[&str] = &[
     "cache_opt_in",
     "cache_max_entries",
     "cache_max_bytes",
+    "cache_max_entry_bytes",
     "cache_lookup_timeout",
     "cache_privacy_guard",
     "cache_mmap_path",

@@ -118,6 +118,8 @@ pub struct CacheConfig {
     pub opt_in: bool,
     pub max_entries: usize,
     pub max_bytes: usize,
+    /// An answer larger than this, as sent to the client, is not stored.
+    pub max_entry_bytes: usize,
     /// How long a lookup may wait on its store before it counts as a miss.
     pub lookup_timeout: Duration,
     /// Answers that look personal (an e-mail address, a UUID, a long number) are not stored unless

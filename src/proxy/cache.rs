@@ -16,7 +16,7 @@ use crate::cache::answer::Answer;
 use crate::cache::capture::{Capture, Wire};
 use crate::cache::flights::{Join, Leader};
 use crate::cache::key::{self, CacheKey, Family};
-use crate::cache::replay::render;
+use crate::cache::replay::{render, Body};
 use crate::cache::response_cache::{Refused, ResponseCache};
 use crate::cache::stats::Stats;
 use crate::http::body::RouterBody;
@@ -43,6 +43,8 @@ pub struct Pending {
     wire: Wire,
     /// The first of concurrent identical misses hands its answer to the others.
     leader: Option<Leader>,
+    /// The cache's invalidation generation when the request missed.
+    generation: u64,
 }
 
 /// The lookup phase; sets the session's `X-Cache` value when the cache is on.
@@ -66,10 +68,14 @@ pub async fn lookup(s: &mut Session, inf: &InferenceRequest<'_>) -> Result<Looku
     }
     Stats::add(&cache.stats.misses);
     s.cache = Some("miss");
+    let generation = cache.generation();
     let leader = match cache.flights.join(key.exact) {
         Join::Leader(l) => Some(l),
         Join::Follower(rx) => {
-            if let Ok(Some(answer)) = rx.await {
+            // The leader's own timeouts end its flight, but not a leader whose client reads
+            // slowly: a follower waits at most `timeouts.first_byte`, then goes upstream itself.
+            let wait = shared.config.timeouts.first_byte;
+            if let Ok(Ok(Some(answer))) = monoio::time::timeout(wait, rx).await {
                 Stats::add(&cache.stats.coalesced);
                 s.cache = Some("hit");
                 return Ok(Lookup::Hit(replay(inf, &answer, None)));
@@ -91,6 +97,7 @@ pub async fn lookup(s: &mut Session, inf: &InferenceRequest<'_>) -> Result<Looku
         chat,
         wire,
         leader,
+        generation,
     })))
 }
 
@@ -115,8 +122,11 @@ fn uses_cache(
     if asked == Some(false) || (cache.config.opt_in && asked != Some(true)) {
         return Ok(None);
     }
-    let model = strip_latest(&inf.sniffed.model);
-    Ok(key::key(family, inf.body, model, None).ok())
+    // The model as named: `llama3` and `llama3:latest` are one model on Ollama, but two on an
+    // OpenAI-compatible server may be two (a miss, never a wrong hit).
+    let query = crate::auth::query_without_key(inf.head.uri.query());
+    let model = &inf.sniffed.model;
+    Ok(key::key(family, inf.body, model, query.as_deref(), None).ok())
 }
 
 fn family(route: Inference) -> Option<Family> {
@@ -129,39 +139,41 @@ fn family(route: Inference) -> Option<Family> {
     }
 }
 
+/// `Cache-Control: no-cache` or `no-store` (with or without an argument), or `Pragma: no-cache`.
 fn no_cache_header(inf: &InferenceRequest<'_>) -> bool {
-    inf.head.headers.get_all("cache-control").any(|v| {
+    let names = |v: &[u8], wanted: &[&[u8]]| {
         v.split(|&b| b == b',').any(|d| {
-            let d = d.trim_ascii();
-            d.eq_ignore_ascii_case(b"no-cache") || d.eq_ignore_ascii_case(b"no-store")
+            let name = d.split(|&b| b == b'=').next().unwrap_or(d).trim_ascii();
+            wanted.iter().any(|w| name.eq_ignore_ascii_case(w))
         })
-    })
+    };
+    let headers = &inf.head.headers;
+    headers
+        .get_all("cache-control")
+        .any(|v| names(v, &[b"no-cache", b"no-store"]))
+        || headers.get_all("pragma").any(|v| names(v, &[b"no-cache"]))
 }
 
-/// `nomyo.cache` of the body: a boolean or absent.
+/// `nomyo.cache` of the body: a boolean, or absent (`nomyo` or `cache` missing or null).
 fn nomyo_cache(body: &[u8]) -> Result<Option<bool>, ApiError> {
     #[derive(Deserialize)]
     struct Body {
         #[serde(default)]
-        nomyo: Option<Nomyo>,
+        nomyo: Option<serde_json::Map<String, serde_json::Value>>,
     }
-    #[derive(Deserialize)]
-    struct Nomyo {
-        #[serde(default)]
-        cache: Option<bool>,
-    }
-    match serde_json::from_slice::<Body>(body) {
-        Ok(b) => Ok(b.nomyo.and_then(|n| n.cache)),
-        Err(_) => Err(ApiError::bad_request(
-            "nomyo must be an object, and nomyo.cache a boolean",
-        )),
+    let bad = || ApiError::bad_request("nomyo must be an object, and nomyo.cache a boolean");
+    let b: Body = serde_json::from_slice(body).map_err(|_| bad())?;
+    match b.nomyo.as_ref().and_then(|n| n.get("cache")) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Bool(c)) => Ok(Some(*c)),
+        Some(_) => Err(bad()),
     }
 }
 
 /// A hit as the client's answer, in its format.
 fn replay(
     inf: &InferenceRequest<'_>,
-    answer: &Answer,
+    answer: &Arc<Answer>,
     similarity: Option<f32>,
 ) -> Response<RouterBody> {
     let family = family(inf.route).expect("only cached routes hit");
@@ -175,7 +187,11 @@ fn replay(
         &inf.sniffed.model,
         include_usage,
     );
-    let mut resp = Response::new(RouterBody::full(r.body));
+    let body = match r.body {
+        Body::Whole(b) => RouterBody::full(b),
+        Body::Stream(s) => RouterBody::Streamed(s),
+    };
+    let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
     h.insert(
@@ -202,12 +218,8 @@ impl Store {
         if status != StatusCode::OK {
             return None;
         }
-        let limit = pending
-            .shared
-            .config
-            .cache
-            .max_bytes
-            .min(pending.shared.config.limits.max_body_bytes);
+        let cache = &pending.shared.config.cache;
+        let limit = cache.max_entry_bytes.min(cache.max_bytes);
         let capture = Capture::new(pending.wire, pending.chat, limit);
         Some(Store { pending, capture })
     }
@@ -237,10 +249,16 @@ impl Store {
                 return;
             }
         };
-        match cache.store(&pending.key, &pending.model, answer.clone()) {
+        let stored = cache.store(
+            &pending.key,
+            &pending.model,
+            answer.clone(),
+            pending.generation,
+        );
+        match stored {
             Ok(()) => Stats::add(&cache.stats.stores),
             Err(Refused::Busy) => {}
-            Err(Refused::Personal) => {
+            Err(Refused::Personal | Refused::Invalidated) => {
                 Stats::add(&cache.stats.not_stored);
                 // Not stored for anyone: the followers go upstream themselves.
                 return;

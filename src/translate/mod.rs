@@ -24,7 +24,7 @@ mod resp_to_openai;
 pub(crate) mod time;
 mod tools;
 mod upstream_error;
-mod usage;
+pub(crate) mod usage;
 pub(crate) mod wire_ollama;
 mod wire_openai;
 

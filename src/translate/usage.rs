@@ -57,6 +57,14 @@ pub(crate) fn metrics(usage: Option<(u64, u64)>, timings: Option<Metrics>) -> Me
 
 /// OpenAI `finish_reason` → Ollama `done_reason`. Ollama knows only stop and length (plus load/unload);
 /// a tool call, a content filter or an unknown reason all end the answer normally.
+/// A `finish_reason` that Ollama's `done_reason` names as it is (others are mapped onto `stop`).
+pub fn is_plain_finish(finish_reason: &str) -> bool {
+    matches!(
+        finish_reason,
+        "stop" | "length" | "tool_calls" | "function_call"
+    )
+}
+
 pub(crate) fn done_reason(finish_reason: Option<&str>) -> &'static str {
     match finish_reason {
         Some("length") => "length",

@@ -54,6 +54,9 @@ struct State {
     tools: ToolAccumulator,
     /// Ollama `done_reason`, once a `finish_reason` was seen.
     done_reason: Option<&'static str>,
+    /// The `finish_reason` was one Ollama has a name for (`stop`, `length`, `tool_calls`), not
+    /// one mapped onto `stop` (`content_filter`, a server's own).
+    plain_finish: bool,
     usage: Option<(u64, u64)>,
     timings: Option<Metrics>,
     /// An SSE event was dispatched (the body is a stream, not a plain answer).
@@ -79,6 +82,7 @@ impl SseToNdjson {
                 phase: Phase::Streaming,
                 tools: ToolAccumulator::default(),
                 done_reason: None,
+                plain_finish: false,
                 usage: None,
                 timings: None,
                 seen_event: false,
@@ -132,6 +136,12 @@ impl SseToNdjson {
         } else {
             self.st.fail(TRUNCATED, out);
         }
+    }
+
+    /// The stream's `finish_reason` was `stop`, `length` or `tool_calls` (what a cache may
+    /// replay as it is).
+    pub fn finished_plainly(&self) -> bool {
+        self.st.plain_finish
     }
 
     /// An error line ended the output: further input is ignored.
@@ -243,6 +253,7 @@ impl State {
             }
             if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
                 self.done_reason = Some(usage::done_reason(Some(&*reason)));
+                self.plain_finish = usage::is_plain_finish(&reason);
                 self.flush_tools(out);
             }
         }
