@@ -212,17 +212,8 @@ impl Durable for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::test_dir::TestDir;
+    use crate::cache::test_dir::{rec, TestDir};
     use std::path::PathBuf;
-
-    fn rec(n: u8, model: &str, expires_at_ms: u64) -> Record {
-        Record {
-            key: [n; 32],
-            model: model.into(),
-            expires_at_ms,
-            value: format!("value {n}").into_bytes(),
-        }
-    }
 
     fn reopen_load(path: &Path) -> Vec<Record> {
         SqliteStore::open(path).unwrap().load(0).unwrap()

@@ -33,3 +33,13 @@ impl Drop for TestDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A record numbered `n` for `model`, for the stores' tests.
+pub fn rec(n: u8, model: &str, expires_at_ms: u64) -> crate::cache::store::Record {
+    crate::cache::store::Record {
+        key: [n; 32],
+        model: model.into(),
+        expires_at_ms,
+        value: format!("value {n}").into_bytes(),
+    }
+}
