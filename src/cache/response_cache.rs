@@ -6,20 +6,22 @@
 //! hash-map probe on the worker. With `redis` entries are shared by several routers and a lookup
 //! asks Redis through the cache's thread, waiting at most `cache_lookup_timeout`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_channel::oneshot;
 
 use super::answer::Answer;
 use super::flights::Flights;
-use super::key::CacheKey;
+use super::key::{CacheKey, Family};
 use super::memory::MemoryStore;
 use super::mmap_log::MmapLog;
 use super::privacy::looks_personal;
 use super::redis_store::RedisStore;
+use super::semantic::{Semantic, SemanticSettings};
 use super::sqlite_store::SqliteStore;
 use super::stats::Stats;
 use super::store::{now_ms, Durable};
@@ -42,6 +44,8 @@ pub struct ResponseCache {
     pub store_error: Option<String>,
     /// Moves on every invalidation: an answer fetched before one is not stored after it.
     generation: AtomicU64,
+    /// The semantic layer (`cache_similarity` below 1).
+    pub semantic: Option<Semantic>,
 }
 
 enum Tier {
@@ -65,6 +69,37 @@ pub enum Refused {
 impl ResponseCache {
     /// Opens the configured store (loading a file's entries). A store that cannot be opened is
     /// logged and the cache runs in memory only: a cache problem never stops the router.
+    /// Opens the cache, and with `cache_similarity` below 1 starts the embedding core: a model
+    /// that cannot be loaded is an error (the configuration asked for something the router
+    /// cannot do), while a store that cannot be opened only makes the cache memory-only.
+    pub fn start(
+        config: &CacheConfig,
+        embedding_cpu: Option<usize>,
+    ) -> Result<ResponseCache, String> {
+        let mut cache = ResponseCache::open(config);
+        if config.semantic() {
+            let memory = match &cache.tier {
+                Tier::Local { memory, .. } => Some(memory.clone()),
+                Tier::Shared(_) => None,
+            };
+            let settings = SemanticSettings {
+                model_dir: config.embedding_model.clone(),
+                threshold: config.similarity as f32,
+                history_weight: config.history_weight as f32,
+                files: semantic_files(config, cache.store_error.is_some()),
+                budget: config.semantic_budget,
+                cpu: embedding_cpu,
+                stall: std::env::var("NOMYO_TEST_EMBEDDING_STALL_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .map_or(Duration::ZERO, Duration::from_millis),
+            };
+            cache.semantic = Some(Semantic::start(settings, memory)?);
+        }
+        Ok(cache)
+    }
+
+    /// The exact cache alone, with the configured store.
     pub fn open(config: &CacheConfig) -> ResponseCache {
         let stats = Arc::new(Stats::default());
         let memory = || Arc::new(MemoryStore::new(config.max_entries, config.max_bytes));
@@ -90,6 +125,7 @@ impl ResponseCache {
             tier,
             store_error,
             generation: AtomicU64::new(0),
+            semantic: None,
         }
     }
 
@@ -98,22 +134,42 @@ impl ResponseCache {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// The stored answer for `key`, if any. Never waits longer than `cache_lookup_timeout`.
-    pub async fn lookup(&self, key: &CacheKey) -> Option<Hit> {
-        let answer = match &self.tier {
-            Tier::Local { memory, .. } => memory.get(&key.exact, Instant::now()),
-            Tier::Shared(thread) => self.remote_lookup(thread, key).await,
-        };
-        // The semantic layer joins the chain here (cache_similarity < 1).
-        answer.map(|answer| Hit {
-            answer,
-            similarity: None,
-        })
+    /// The stored answer for `key` (a request of `family` whose body is `body`), if any: the
+    /// exact entry, else — with semantic matching — the entry of a question that means the same.
+    /// Waits at most `cache_lookup_timeout` for a shared store and `cache_semantic_budget` for
+    /// the embedding core.
+    pub async fn lookup(&self, key: &CacheKey, family: Family, body: &Bytes) -> Option<Hit> {
+        if let Some(answer) = self.get(&key.exact).await {
+            return Some(Hit {
+                answer,
+                similarity: None,
+            });
+        }
+        let semantic = self.semantic.as_ref()?;
+        let found = semantic.find(family, body.clone(), key).await?;
+        match self.get(&found.key).await {
+            Some(answer) => Some(Hit {
+                answer,
+                similarity: Some(found.similarity),
+            }),
+            None => {
+                // Evicted or expired since it was indexed.
+                semantic.forget(&found.key);
+                None
+            }
+        }
     }
 
-    async fn remote_lookup(&self, thread: &StoreThread, key: &CacheKey) -> Option<Arc<Answer>> {
+    async fn get(&self, key: &[u8; 32]) -> Option<Arc<Answer>> {
+        match &self.tier {
+            Tier::Local { memory, .. } => memory.get(key, Instant::now()),
+            Tier::Shared(thread) => self.remote_lookup(thread, key).await,
+        }
+    }
+
+    async fn remote_lookup(&self, thread: &StoreThread, key: &[u8; 32]) -> Option<Arc<Answer>> {
         let (tx, rx) = oneshot::channel();
-        if !thread.send(Job::Get(key.exact, tx)) {
+        if !thread.send(Job::Get(*key, tx)) {
             Stats::add(&self.stats.errors);
             return None;
         }
@@ -159,14 +215,18 @@ impl ResponseCache {
         }
         let ttl = self.ttl();
         let model: Arc<str> = model.into();
+        let expires_at_ms = ttl.map_or(0, |t| now_ms().saturating_add(t.as_millis() as u64));
         let put = |answer: Arc<Answer>, model: Arc<str>| {
             Job::Put(Put {
                 key: key.exact,
                 model,
-                expires_at_ms: ttl.map_or(0, |t| now_ms().saturating_add(t.as_millis() as u64)),
+                expires_at_ms,
                 answer,
             })
         };
+        if let Some(semantic) = &self.semantic {
+            semantic.insert(key, model.clone(), expires_at_ms);
+        }
         match &self.tier {
             Tier::Local { memory, file } => {
                 let expires = ttl.map(|t| Instant::now() + t);
@@ -200,6 +260,9 @@ impl ResponseCache {
     /// store's count is memory's). Counters go back to zero.
     pub async fn invalidate(&self, model: Option<&str>) -> Result<u64, String> {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Some(semantic) = &self.semantic {
+            semantic.invalidate(model).await;
+        }
         let (tx, rx) = oneshot::channel();
         let job = Job::Invalidate(model.map(str::to_string), tx);
         let removed = match &self.tier {
@@ -232,6 +295,9 @@ impl ResponseCache {
 
     /// Waits (blocking) until the store has every write made so far: for shutdown.
     pub fn flush(&self, limit: Duration) {
+        if let Some(semantic) = &self.semantic {
+            semantic.flush(limit);
+        }
         match &self.tier {
             Tier::Local {
                 file: Some(thread), ..
@@ -264,6 +330,23 @@ async fn ask<T>(
             "the cache's store did not answer within {MANAGE_TIMEOUT:?}"
         )),
     }
+}
+
+/// The semantic layer's vectors file and entry log, beside the store's file (`None`: in memory,
+/// for the memory backend or a store that could not be opened).
+fn semantic_files(config: &CacheConfig, store_failed: bool) -> Option<(PathBuf, PathBuf)> {
+    let base = match config.backend {
+        _ if store_failed => return None,
+        CacheBackend::Memory => return None,
+        CacheBackend::Mmap => config.mmap_path.clone(),
+        CacheBackend::Sqlite => config.db_path.clone(),
+        // Each router keeps its own index of the shared entries.
+        CacheBackend::Redis => "llm_cache".to_string(),
+    };
+    Some((
+        PathBuf::from(format!("{base}.vectors")),
+        PathBuf::from(format!("{base}.semantic")),
+    ))
 }
 
 fn answer_looks_personal(a: &Answer) -> bool {

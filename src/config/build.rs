@@ -286,6 +286,15 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
             max_entry_bytes: r.uint("cache_max_entry_bytes", 4 << 20, 1 << 10, 1 << 32)? as usize,
             lookup_timeout: r.duration("cache_lookup_timeout", 0.005)?,
             privacy_guard: r.boolean("cache_privacy_guard", true)?,
+            embedding_model: match r.string("cache_embedding_model", "")? {
+                p if p.is_empty() => crate::cache::semantic::default_model_dir(),
+                p => p.into(),
+            },
+            embedding_core: match r.get("cache_embedding_core") {
+                None => None,
+                Some(_) => Some(r.uint("cache_embedding_core", 0, 0, 4095)? as usize),
+            },
+            semantic_budget: r.duration("cache_semantic_budget", 0.02)?,
         },
         db_path: r.string("db_path", "token_counts.db")?,
         log_level,
@@ -293,6 +302,9 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
         shutdown_grace: r.duration("shutdown_grace", 30.0)?,
         warnings,
     };
+    if config.cache.semantic() {
+        semantic_ready(&r, &config.cache)?;
+    }
     if config.limits.max_buffered_body_bytes < config.limits.max_body_bytes {
         return Err(r.err(
             "limits.max_buffered_body_bytes",
@@ -300,6 +312,42 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
         ));
     }
     Ok(config)
+}
+
+/// Semantic matching needs the model stack in the build and the model on disk: say so at start
+/// (and in `--check-config`), with the command that fetches it.
+fn semantic_ready(r: &Reader, cache: &CacheConfig) -> Result<(), ConfigError> {
+    if !cfg!(feature = "semantic") {
+        return Err(r.err(
+            "cache_similarity",
+            "this build has no semantic matching (cargo feature `semantic`): set cache_similarity to 1.0",
+        ));
+    }
+    let dir = &cache.embedding_model;
+    if let Some(missing) = ["model.safetensors", "config.json", "tokenizer.json"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| !p.is_file())
+    {
+        return Err(r.err(
+            "cache_similarity",
+            format!(
+                "semantic matching needs the embedding model, and {} is missing: run `bash scripts/fetch-embedding-model.sh{}`",
+                missing.display(),
+                if *dir == crate::cache::semantic::default_model_dir() { String::new() } else { format!(" {}", dir.display()) }
+            ),
+        ));
+    }
+    if let Some(cpu) = cache.embedding_core {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpu >= cpus {
+            return Err(r.err(
+                "cache_embedding_core",
+                format!("this machine has CPUs 0 to {}", cpus - 1),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn read_endpoints(

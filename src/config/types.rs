@@ -100,6 +100,16 @@ pub struct Limits {
     pub max_buffered_body_bytes: usize,
 }
 
+/// Where threads run (`Config::cpu_plan`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuPlan {
+    pub workers: usize,
+    /// The embedding core's CPU.
+    pub embedding: Option<usize>,
+    /// The CPUs the workers may use (`None`: any).
+    pub worker_cpus: Option<Vec<usize>>,
+}
+
 /// The response cache (SPEC §6): the reference's keys, and the bounds and timeouts it lacks.
 #[derive(Clone, Debug)]
 pub struct CacheConfig {
@@ -125,6 +135,19 @@ pub struct CacheConfig {
     /// Answers that look personal (an e-mail address, a UUID, a long number) are not stored unless
     /// the system prompt (part of the scope) is itself personal.
     pub privacy_guard: bool,
+    /// The folder with the embedding model (`scripts/fetch-embedding-model.sh` fills the default).
+    pub embedding_model: std::path::PathBuf,
+    /// The CPU the embedding core is pinned to; `None`: the last one (when there are several).
+    pub embedding_core: Option<usize>,
+    /// How long a lookup may wait for the embedding core before it counts as a miss.
+    pub semantic_budget: Duration,
+}
+
+impl CacheConfig {
+    /// Semantic matching is asked for: the cache is on and its threshold below 1.
+    pub fn semantic(&self) -> bool {
+        self.enabled && self.similarity < 1.0
+    }
 }
 
 /// Where cache entries are kept (`cache_backend`).
@@ -174,13 +197,32 @@ pub struct Config {
 }
 
 impl Config {
+    /// Workers: `workers`, or one per CPU — but for the embedding core's, when it has one.
     pub fn worker_count(&self) -> usize {
-        if self.workers > 0 {
-            self.workers
-        } else {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+        self.cpu_plan().workers
+    }
+
+    /// Which CPUs do what. With semantic matching on a machine of several CPUs, the embedding
+    /// core gets one to itself (`cache_embedding_core`, by default the last) and the workers the
+    /// others.
+    pub fn cpu_plan(&self) -> CpuPlan {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let embedding = match (self.cache.semantic(), self.cache.embedding_core) {
+            (false, _) => None,
+            (true, Some(cpu)) => Some(cpu),
+            (true, None) => (cpus > 1).then_some(cpus - 1),
+        };
+        let free = cpus - usize::from(embedding.is_some() && cpus > 1);
+        CpuPlan {
+            workers: if self.workers > 0 {
+                self.workers
+            } else {
+                free.max(1)
+            },
+            embedding,
+            worker_cpus: embedding
+                .filter(|_| cpus > 1)
+                .map(|e| (0..cpus).filter(|&c| c != e).collect()),
         }
     }
 }

@@ -58,7 +58,8 @@ pub async fn lookup(s: &mut Session, inf: &InferenceRequest<'_>) -> Result<Looku
         Stats::add(&cache.stats.bypasses);
         return Ok(Lookup::Upstream(None));
     };
-    if let Some(hit) = cache.lookup(&key).await {
+    let family = family(inf.route).expect("a key is made only for cached routes");
+    if let Some(hit) = cache.lookup(&key, family, inf.body).await {
         Stats::add(match hit.similarity {
             None => &cache.stats.exact_hits,
             Some(_) => &cache.stats.semantic_hits,

@@ -21,6 +21,11 @@ pub fn run(
     stop: oneshot::Receiver<()>,
 ) {
     let driver = shared.config.io_driver;
+    if let Some(cpus) = shared.config.cpu_plan().worker_cpus {
+        if let Err(e) = crate::rt::run_on(&cpus) {
+            tracing::warn!(worker = id, error = %e, "cannot keep the worker off the embedding core");
+        }
+    }
     crate::rt::block_on(driver, async move {
         let listener = match monoio::net::TcpListener::from_std(listener) {
             Ok(l) => l,

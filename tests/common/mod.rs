@@ -95,6 +95,19 @@ fn temp_dir() -> PathBuf {
 }
 
 impl Router {
+    /// SIGTERM, then waits for the exit (the drain flushes the cache's writes).
+    pub fn stop(mut self) {
+        unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.proc.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the router did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts the router with `yaml` as its config file and extra flags; waits until it listens.
     pub fn start(yaml: &str, args: &[&str]) -> Router {
         Self::start_env(yaml, args, &[])
