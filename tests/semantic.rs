@@ -62,6 +62,8 @@ struct Scored {
 const TUNING: &str = include_str!("fixtures/semantic/pairs.jsonl");
 /// Written apart from the tuning set and never used to adjust the guard.
 const HELD_OUT: &str = include_str!("fixtures/semantic/held_out.jsonl");
+/// Near-misses an attacker found that passed an earlier guard at 0.88–0.99.
+const ADVERSARIAL: &str = include_str!("fixtures/semantic/adversarial.jsonl");
 
 fn scored(set: &str) -> Vec<Scored> {
     let e = embedder();
@@ -134,6 +136,18 @@ fn the_held_out_set_keeps_false_hits_under_the_target() {
             "the guard keeps {recall:.3} of {model_recall:.3} at {t}"
         );
     }
+}
+
+#[test]
+fn the_attack_pairs_are_refused() {
+    let all = scored(ADVERSARIAL);
+    report(&all);
+    let passed: Vec<&Scored> = all
+        .iter()
+        .filter(|s| s.similarity >= RECOMMENDED_SIMILARITY && s.guard_ok)
+        .collect();
+    // What is still let through is written down in docs/cache.md; no more may join it.
+    assert!(passed.len() <= 3, "{} of {} pass", passed.len(), all.len());
 }
 
 fn check(all: &[Scored]) {

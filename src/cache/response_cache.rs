@@ -93,6 +93,7 @@ impl ResponseCache {
                     .ok()
                     .and_then(|v| v.parse().ok())
                     .map_or(Duration::ZERO, Duration::from_millis),
+                max_entries: config.max_entries,
             };
             cache.semantic = Some(Semantic::start(settings, memory)?);
         }

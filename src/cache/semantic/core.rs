@@ -62,6 +62,8 @@ pub struct Settings {
     pub files: Option<(PathBuf, PathBuf)>,
     /// Test hook: a pause before every pass, to stand for a core that cannot keep up.
     pub stall: Duration,
+    /// Entries kept at most (`cache_max_entries`); the oldest go first.
+    pub max_entries: usize,
 }
 
 /// A lookup's texts and vectors, kept for the insert that follows its miss.
@@ -88,6 +90,9 @@ pub struct Core {
     entries: Vec<Option<Entry>>,
     by_key: HashMap<[u8; 32], u32>,
     free: Vec<u32>,
+    /// Keys in the order they were indexed: the oldest leave first when the index is full (the
+    /// store's own evictions are only seen when a hit finds the answer gone).
+    order: std::collections::VecDeque<[u8; 32]>,
     recent: lru::LruCache<[u8; 32], Prepared>,
     log: Option<MmapLog>,
     unwritten: Vec<Record>,
@@ -103,14 +108,20 @@ impl Core {
         counters: Arc<Counters>,
     ) -> Result<Core, String> {
         let embedder = Embedder::load(&settings.model_dir).map_err(|e| e.to_string())?;
-        let (arena, log) = match &settings.files {
-            None => (Arena::open(None).map_err(|e| e.to_string())?, None),
-            Some((vectors, entries)) => {
-                let arena = Arena::open(Some(vectors))
-                    .map_err(|e| format!("{}: {e}", vectors.display()))?;
-                let log =
-                    MmapLog::open(entries).map_err(|e| format!("{}: {e}", entries.display()))?;
-                (arena, Some(log))
+        let files = settings.files.as_ref().map(|(vectors, entries)| {
+            let arena =
+                Arena::open(Some(vectors)).map_err(|e| format!("{}: {e}", vectors.display()))?;
+            let log = MmapLog::open(entries).map_err(|e| format!("{}: {e}", entries.display()))?;
+            Ok::<_, String>((arena, log))
+        });
+        let (arena, log) = match files {
+            Some(Ok((arena, log))) => (arena, Some(log)),
+            other => {
+                if let Some(Err(e)) = other {
+                    // Like the entry store: a file problem costs persistence, not the feature.
+                    tracing::error!(error = %e, "semantic cache: its files cannot be opened; keeping its index in memory only");
+                }
+                (Arena::open(None).map_err(|e| e.to_string())?, None)
             }
         };
         let index = Index::new(arena.view());
@@ -122,6 +133,7 @@ impl Core {
             entries: vec![None],
             by_key: HashMap::new(),
             free: Vec::new(),
+            order: std::collections::VecDeque::new(),
             recent: lru::LruCache::new(std::num::NonZeroUsize::new(RECENT).expect("non-zero")),
             log,
             unwritten: Vec::new(),
@@ -359,7 +371,19 @@ impl Core {
     fn place(&mut self, id: u32, entry: Entry) {
         self.index.insert(entry.scope, id);
         self.by_key.insert(entry.key, id);
+        self.order.push_back(entry.key);
         self.entries[id as usize] = Some(entry);
+        while self.by_key.len() > self.settings.max_entries {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.forget(&oldest);
+        }
+        // Keys forgotten otherwise stay in `order` until they come up: keep it from growing.
+        if self.order.len() > 2 * self.settings.max_entries.max(self.by_key.len()) {
+            let by_key = &self.by_key;
+            self.order.retain(|k| by_key.contains_key(k));
+        }
     }
 
     fn forget(&mut self, key: &[u8; 32]) {
@@ -384,17 +408,22 @@ impl Core {
             .filter(|e| model.is_none_or(|m| &*e.model == m))
             .map(|e| e.key)
             .collect();
-        if model.is_none() {
-            self.index.clear();
-            self.by_key.clear();
-            self.entries = vec![None];
-            self.free.clear();
-        } else {
-            for k in keys {
-                self.forget(&k);
+        match model {
+            None => {
+                self.index.clear();
+                self.by_key.clear();
+                self.order.clear();
+                self.entries = vec![None];
+                self.free.clear();
+                self.unwritten.clear();
+            }
+            Some(m) => {
+                for k in keys {
+                    self.forget(&k);
+                }
+                self.unwritten.retain(|r| r.model != m);
             }
         }
-        self.unwritten.clear();
         if let Some(log) = &mut self.log {
             if let Err(e) = log.invalidate(model) {
                 tracing::error!(error = %e, "semantic cache: the entry log could not be cleared");

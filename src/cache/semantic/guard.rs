@@ -225,7 +225,8 @@ impl Words {
         }
         let named = !sentence_start && token.chars().next().is_some_and(char::is_uppercase);
         let name = named && !COMMON_CAPITALISED.contains(&stem.as_str())
-            || KNOWN_NAMES.contains(&stem.as_str());
+            || KNOWN_NAMES.contains(&stem.as_str())
+            || WHO.contains(&stem.as_str());
         if name {
             self.names.push(stem.clone());
         }
@@ -462,9 +463,10 @@ const FILLER: &[&str] = &[
     "those", "some", "any", "each", "every", "all", "of", "i", "you", "me", "we", "it", "one",
 ];
 
-const NEGATIONS: [&str; 16] = [
+const NEGATIONS: [&str; 21] = [
     "not", "no", "never", "none", "nothing", "neither", "nor", "without", "cannot", "nobody",
-    "nowhere", "nicht", "kein", "keine", "pas", "jamais",
+    "nowhere", "hardly", "barely", "seldom", "rarely", "scarcely", "nicht", "kein", "keine", "pas",
+    "jamais",
 ];
 
 // "one" is left out: far more often a pronoun ("which one") than a count.
@@ -500,6 +502,18 @@ const POLES: &[(&str, &str)] = &[
     PARTICLES[0],
     PARTICLES[1],
     PARTICLES[2],
+    PARTICLES[3],
+    ("agree", "disagree"),
+    ("support", "oppos"),
+    (
+        "rise$|rises$|rising|rose$|risen",
+        "fall$|falls$|falling|fell$|fallen|declin|collaps",
+    ),
+    ("success|succeed", "fail"),
+    ("good$|better$|best$", "bad$|worse$|worst$"),
+    ("early|earlier|earliest", "late$|later$|latest"),
+    ("morning", "evening|night"),
+    ("similar", "differen"),
     (
         "increas|rais|grow|expand|enlarg",
         "decreas|lower$|reduc|shrink|diminish",
@@ -536,7 +550,6 @@ const POLES: &[(&str, &str)] = &[
     ),
     ("long$|longer|longest", "brief"),
     ("more$|most$", "less$|least$|fewer|fewest"),
-    ("best$|better$", "worst$|worse$"),
     ("before", "after$"),
     ("above|over$", "below|under$"),
     ("first", "last$"),
@@ -561,7 +574,7 @@ const POLES: &[(&str, &str)] = &[
     ("merg", "split"),
     ("join", "leav"),
     ("profit", "loss$"),
-    ("safe$|safely|secure$", "unsafe|dangerous|insecure"),
+    ("safe$|safely|secure$", "unsafe|dangerous|insecure|vulnerab"),
     ("legal", "illegal"),
     ("valid", "invalid"),
     ("visible", "invisible"),
@@ -574,7 +587,7 @@ const POLES: &[(&str, &str)] = &[
     ("like$|likes$|love", "hate|dislike"),
     ("sum$|plus$|addition", "minus$|subtract"),
     (
-        "easy|easier|easiest|simple$|simpler|simplest|simply",
+        "easy|easier|easiest|simple$|simpler|simplest|simply|soft",
         "hard$|harder|hardest|difficult",
     ),
     ("multipli|multiply", "divid|division"),
@@ -590,6 +603,7 @@ const PARTICLES: &[(&str, &str)] = &[
     ("upward", "down$|downward"),
     ("outward|out$", "inward"),
     ("onward", "off$"),
+    ("favour|favor", "against|anti$"),
 ];
 
 /// Programming and human languages, formats and platforms people name in lowercase.
@@ -790,6 +804,59 @@ const UNITS: &[&str] = &[
     "hectares",
 ];
 
+/// Who a question is about: a dose for adults is not a dose for children, a symptom in women not
+/// one in men, chocolate for a dog not for a cat.
+const WHO: &[&str] = &[
+    "adult",
+    "adults",
+    "child",
+    "children",
+    "kid",
+    "kids",
+    "infant",
+    "infants",
+    "baby",
+    "babies",
+    "toddler",
+    "toddlers",
+    "teen",
+    "teens",
+    "teenager",
+    "teenagers",
+    "elderly",
+    "senior",
+    "seniors",
+    "pregnant",
+    "man",
+    "men",
+    "woman",
+    "women",
+    "male",
+    "males",
+    "female",
+    "females",
+    "boy",
+    "boys",
+    "girl",
+    "girls",
+    "dog",
+    "dogs",
+    "puppy",
+    "puppies",
+    "cat",
+    "cats",
+    "kitten",
+    "kittens",
+    "horse",
+    "horses",
+    "cow",
+    "cows",
+    "bird",
+    "birds",
+    "rabbit",
+    "rabbits",
+];
+
 /// Capitalised words that name nothing in particular.
 const COMMON_CAPITALISED: &[&str] = &["i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "please"];
 
@@ -944,6 +1011,26 @@ mod tests {
             (
                 "How do I increase the heap size?",
                 "How do I decrease the heap size?",
+                Mismatch::Polarity,
+            ),
+            (
+                "What is the ibuprofen dose for adults?",
+                "What is the ibuprofen dose for children?",
+                Mismatch::Names,
+            ),
+            (
+                "Is it safe to eat raw eggs?",
+                "Is it hardly safe to eat raw eggs?",
+                Mismatch::Negation,
+            ),
+            (
+                "Give arguments for gun control",
+                "Give arguments against gun control",
+                Mismatch::Polarity,
+            ),
+            (
+                "Why did the Roman empire rise?",
+                "Why did the Roman empire fall?",
                 Mismatch::Polarity,
             ),
         ] {

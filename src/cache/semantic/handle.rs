@@ -34,6 +34,7 @@ pub struct SemanticSettings {
     pub cpu: Option<usize>,
     /// Test hook (`NOMYO_TEST_EMBEDDING_STALL_MS`): the core pauses before every pass.
     pub stall: Duration,
+    pub max_entries: usize,
 }
 
 /// Lookups that may wait for the core at once; past it a lookup is a miss at once.
@@ -89,6 +90,7 @@ impl Semantic {
             history_weight: settings.history_weight,
             files: settings.files,
             stall: settings.stall,
+            max_entries: settings.max_entries,
         };
         let core_counters = counters.clone();
         std::thread::Builder::new()

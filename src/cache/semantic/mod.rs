@@ -15,6 +15,8 @@ pub mod core;
 #[cfg(feature = "semantic")]
 pub mod embedder;
 #[cfg(feature = "semantic")]
+pub mod hnsw;
+#[cfg(feature = "semantic")]
 pub mod index;
 #[cfg(feature = "semantic")]
 pub mod vectors;

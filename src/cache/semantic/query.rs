@@ -2,9 +2,12 @@
 //! and the conversation before it, read from the request body on the embedding core.
 //!
 //! Only plain text conversations qualify. A request whose last turn is not the user's (a tool
-//! result in an agent loop), that carries images, tool calls or tool results, or a system message
-//! after the first, is answered by the exact cache alone: meaning-alike is not the same answer
-//! there. The history text is the reference's BM25 summary (seed §5.4): the history's 50 most
+//! result in an agent loop), that carries images, tool calls or tool results, a system message
+//! after the first, or any message field but `role` and `content` (a `name` says who asks; a
+//! `Content` or `Images` spelled otherwise is read by Ollama's case-blind decoder), is answered by
+//! the exact cache alone: meaning-alike is not the same answer there. So is a question longer than
+//! the model reads (256 word pieces, `MAX_QUESTION_BYTES` as a safe bound): two long prompts that
+//! share their first page would otherwise look the same. The history text is the reference's BM25 summary (seed §5.4): the history's 50 most
 //! salient words, repeated by weight, so that its embedding says what the conversation is about.
 
 use std::collections::HashMap;
@@ -33,17 +36,14 @@ struct Body<'a> {
     images: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(default)]
-    role: String,
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    images: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    tool_calls: Option<&'a RawValue>,
-}
+/// A message's fields, as sent: any but `role` and `content` disqualifies it.
+type Message<'a> = std::collections::BTreeMap<String, &'a RawValue>;
+
+/// A question this long may run past the 256 word pieces the model reads (they average about
+/// four bytes of English; code and other scripts take more pieces per byte).
+pub const MAX_QUESTION_BYTES: usize = 1000;
+/// The history read for a summary, at most: a longer conversation is matched exactly only.
+pub const MAX_HISTORY_BYTES: usize = 32 << 10;
 
 /// The question and history of `body`, or `None` when the request does not qualify.
 pub fn read(family: Family, body: &[u8]) -> Option<Query> {
@@ -64,34 +64,39 @@ pub fn read(family: Family, body: &[u8]) -> Option<Query> {
 }
 
 fn conversation(messages: Vec<Message>) -> Option<Query> {
-    let (last, before) = messages.split_last()?;
-    if last.role != "user" {
-        return None;
-    }
-    let mut turns = Vec::with_capacity(before.len());
+    let mut turns = Vec::with_capacity(messages.len());
+    let mut history_bytes = 0;
+    let mut question_text = None;
     for (i, m) in messages.iter().enumerate() {
-        if present(m.images) || present(m.tool_calls) {
+        if m.keys().any(|k| k != "role" && k != "content") {
             return None;
         }
-        match m.role.as_str() {
-            "system" | "developer" if i == 0 => continue,
-            "user" | "assistant" => {}
+        let role: String = serde_json::from_str(m.get("role")?.get()).ok()?;
+        let last = i + 1 == messages.len();
+        match role.as_str() {
+            "system" | "developer" if i == 0 && !last => continue,
+            "user" => {}
+            "assistant" if !last => {}
             _ => return None,
         }
-        if i + 1 < messages.len() {
-            let text = text_of(m.content)?;
-            if !text.trim().is_empty() {
-                turns.push(text);
+        let text = text_of(m.get("content").copied())?;
+        if last {
+            question_text = Some(text);
+        } else if !text.trim().is_empty() {
+            history_bytes += text.len();
+            if history_bytes > MAX_HISTORY_BYTES {
+                return None;
             }
+            turns.push(text);
         }
     }
-    let question = question(text_of(last.content)?)?;
+    let question = question(question_text?)?;
     let history = (!turns.is_empty()).then(|| bm25_summary(&turns));
     Some(Query { question, history })
 }
 
 fn question(text: String) -> Option<String> {
-    (!text.trim().is_empty()).then_some(text)
+    (!text.trim().is_empty() && text.len() <= MAX_QUESTION_BYTES).then_some(text)
 }
 
 fn present(v: Option<&RawValue>) -> bool {
@@ -250,6 +255,9 @@ mod tests {
             r#"{"messages":[{"role":"assistant","content":"hello"}]}"#,
             r#"{"messages":[]}"#,
             r#"{"messages":"nope"}"#,
+            r#"{"messages":[{"role":"user","content":"What is my name?","name":"alice"}]}"#,
+            r#"{"messages":[{"role":"user","Content":"x","content":"What is my name?"}]}"#,
+            r#"{"messages":[{"role":"user","content":"what is this?","Images":["aGk="]}]}"#,
             r#"[1,2]"#,
         ] {
             assert_eq!(chat(body), None, "{body}");
