@@ -21,7 +21,7 @@ use super::memory::MemoryStore;
 use super::mmap_log::MmapLog;
 use super::privacy::looks_personal;
 use super::redis_store::RedisStore;
-use super::semantic::{Semantic, SemanticSettings};
+use super::semantic::{Outcome, Semantic, SemanticSettings};
 use super::sqlite_store::SqliteStore;
 use super::stats::Stats;
 use super::store::{now_ms, Durable};
@@ -54,6 +54,13 @@ enum Tier {
         file: Option<StoreThread>,
     },
     Shared(StoreThread),
+}
+
+/// A lookup that found nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Miss {
+    /// The embedding core has the request's vectors: its answer, once stored, joins the index.
+    pub indexable: bool,
 }
 
 /// Why an answer was not kept.
@@ -139,24 +146,31 @@ impl ResponseCache {
     /// exact entry, else — with semantic matching — the entry of a question that means the same.
     /// Waits at most `cache_lookup_timeout` for a shared store and `cache_semantic_budget` for
     /// the embedding core.
-    pub async fn lookup(&self, key: &CacheKey, family: Family, body: &Bytes) -> Option<Hit> {
+    pub async fn lookup(&self, key: &CacheKey, family: Family, body: &Bytes) -> Result<Hit, Miss> {
         if let Some(answer) = self.get(&key.exact).await {
-            return Some(Hit {
+            return Ok(Hit {
                 answer,
                 similarity: None,
             });
         }
-        let semantic = self.semantic.as_ref()?;
-        let found = semantic.find(family, body.clone(), key).await?;
+        let not_indexable = Miss { indexable: false };
+        let Some(semantic) = self.semantic.as_ref() else {
+            return Err(not_indexable);
+        };
+        let found = match semantic.find(family, body.clone(), key).await {
+            Outcome::Found(found) => found,
+            Outcome::Asked => return Err(Miss { indexable: true }),
+            Outcome::NotAsked => return Err(not_indexable),
+        };
         match self.get(&found.key).await {
-            Some(answer) => Some(Hit {
+            Some(answer) => Ok(Hit {
                 answer,
                 similarity: Some(found.similarity),
             }),
             None => {
                 // Evicted or expired since it was indexed.
                 semantic.forget(&found.key);
-                None
+                Err(Miss { indexable: true })
             }
         }
     }
@@ -207,6 +221,7 @@ impl ResponseCache {
         model: &str,
         answer: Arc<Answer>,
         generation: u64,
+        indexable: bool,
     ) -> Result<(), Refused> {
         if self.config.privacy_guard && !key.personal_scope && answer_looks_personal(&answer) {
             return Err(Refused::Personal);
@@ -225,7 +240,7 @@ impl ResponseCache {
                 answer,
             })
         };
-        if let Some(semantic) = &self.semantic {
+        if let Some(semantic) = self.semantic.as_ref().filter(|_| indexable) {
             semantic.insert(key, model.clone(), expires_at_ms);
         }
         match &self.tier {

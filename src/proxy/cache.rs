@@ -45,6 +45,8 @@ pub struct Pending {
     leader: Option<Leader>,
     /// The cache's invalidation generation when the request missed.
     generation: u64,
+    /// The embedding core kept the request's vectors: the answer joins the semantic index.
+    indexable: bool,
 }
 
 /// The lookup phase; sets the session's `X-Cache` value when the cache is on.
@@ -59,14 +61,17 @@ pub async fn lookup(s: &mut Session, inf: &InferenceRequest<'_>) -> Result<Looku
         return Ok(Lookup::Upstream(None));
     };
     let family = family(inf.route).expect("a key is made only for cached routes");
-    if let Some(hit) = cache.lookup(&key, family, inf.body).await {
-        Stats::add(match hit.similarity {
-            None => &cache.stats.exact_hits,
-            Some(_) => &cache.stats.semantic_hits,
-        });
-        s.cache = Some("hit");
-        return Ok(Lookup::Hit(replay(inf, &hit.answer, hit.similarity)));
-    }
+    let indexable = match cache.lookup(&key, family, inf.body).await {
+        Ok(hit) => {
+            Stats::add(match hit.similarity {
+                None => &cache.stats.exact_hits,
+                Some(_) => &cache.stats.semantic_hits,
+            });
+            s.cache = Some("hit");
+            return Ok(Lookup::Hit(replay(inf, &hit.answer, hit.similarity)));
+        }
+        Err(miss) => miss.indexable,
+    };
     Stats::add(&cache.stats.misses);
     s.cache = Some("miss");
     let generation = cache.generation();
@@ -99,6 +104,7 @@ pub async fn lookup(s: &mut Session, inf: &InferenceRequest<'_>) -> Result<Looku
         wire,
         leader,
         generation,
+        indexable,
     })))
 }
 
@@ -255,6 +261,7 @@ impl Store {
             &pending.model,
             answer.clone(),
             pending.generation,
+            pending.indexable,
         );
         match stored {
             Ok(()) => Stats::add(&cache.stats.stores),

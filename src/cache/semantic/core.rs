@@ -241,11 +241,7 @@ impl Core {
                 return;
             }
         };
-        tracing::debug!(
-            texts = texts.len(),
-            took_us = started.elapsed().as_micros() as u64,
-            "embedded"
-        );
+        self.counters.observe_pass(started.elapsed(), asked.len());
         let mut vectors = vectors.into_iter();
         for (q, exact, scope, reply) in asked {
             let Query { question, history } = q;
@@ -285,7 +281,6 @@ impl Core {
             let live = |id: u32| live_in(entries, id, &p.scope, now);
             self.index.search(&p.scope, CANDIDATES, &live)
         };
-        tracing::debug!(candidates = ?slots, points = self.index.points(), "semantic search");
         let mut ranked: Vec<(f32, Option<f32>, u32)> = slots
             .into_iter()
             .filter_map(|id| {

@@ -79,17 +79,44 @@ impl Embedder {
 
     /// One unit vector per text, in order. An empty text embeds as `[CLS] [SEP]` does.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<[f32; DIMS]>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
         let run = |e: &dyn std::fmt::Display| EmbedError::Run(e.to_string());
         // One text at a time: `encode_batch` would hand the work to a thread pool, and this
-        // runs on one core by design. Then padded to the batch's longest.
-        let mut encodings = texts
+        // runs on one core by design.
+        let encodings = texts
             .iter()
             .map(|t| self.tokenizer.encode(*t, true))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| run(&e))?;
+        // Padding costs as much as text: texts of like length go through together (a question of
+        // 10 pieces is not padded to a history summary's 200).
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| encodings[i].len());
+        let mut out = vec![[0f32; DIMS]; encodings.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let shortest = encodings[order[start]].len();
+            let mut end = start + 1;
+            while end < order.len() && encodings[order[end]].len() <= shortest + shortest / 2 + 4 {
+                end += 1;
+            }
+            let group: Vec<tokenizers::Encoding> = order[start..end]
+                .iter()
+                .map(|&i| encodings[i].clone())
+                .collect();
+            for (v, &i) in self.forward(group)?.into_iter().zip(&order[start..end]) {
+                out[i] = v;
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// One padded batch through the model.
+    fn forward(
+        &self,
+        mut encodings: Vec<tokenizers::Encoding>,
+    ) -> Result<Vec<[f32; DIMS]>, EmbedError> {
+        let run = |e: &dyn std::fmt::Display| EmbedError::Run(e.to_string());
         if let Some(params) = self.tokenizer.get_padding() {
             tokenizers::pad_encodings(&mut encodings, params).map_err(|e| run(&e))?;
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Counters, Found};
+use super::{Counters, Outcome};
 use crate::cache::answer::Answer;
 use crate::cache::key::{CacheKey, Family};
 use crate::cache::memory::MemoryStore;
@@ -57,8 +57,8 @@ impl Semantic {
     ) -> Result<Semantic, String> {
         Err("this build has no semantic matching (cargo feature `semantic`): set cache_similarity to 1.0".into())
     }
-    pub async fn find(&self, _: Family, _: Bytes, _: &CacheKey) -> Option<Found> {
-        None
+    pub async fn find(&self, _: Family, _: Bytes, _: &CacheKey) -> Outcome {
+        Outcome::NotAsked
     }
     pub fn insert(&self, _: &CacheKey, _: Arc<str>, _: u64) {}
     pub fn forget(&self, _: &[u8; 32]) {}
@@ -126,7 +126,15 @@ impl Semantic {
 
     /// The entry whose answer fits the request `key` (whose body is `body`), if the core finds
     /// one within the budget.
-    pub async fn find(&self, family: Family, body: Bytes, key: &CacheKey) -> Option<Found> {
+    pub async fn find(&self, family: Family, body: Bytes, key: &CacheKey) -> Outcome {
+        // Behind a queue that takes longer than the budget the answer would come too late: a miss
+        // now, not after waiting (under overload most requests go straight upstream). An empty
+        // queue always takes the lookup, so the cost estimate keeps learning.
+        let cost = Duration::from_micros(Counters::get(&self.counters.lookup_cost_us).max(1));
+        if cost * self.jobs.len() as u32 > self.budget {
+            Counters::add(&self.counters.over_budget);
+            return Outcome::NotAsked;
+        }
         let (reply, rx) = futures_channel::oneshot::channel();
         let job = super::core::Job::Lookup {
             family,
@@ -138,15 +146,17 @@ impl Semantic {
         };
         if self.jobs.try_send(job).is_err() {
             Counters::add(&self.counters.over_budget);
-            return None;
+            return Outcome::NotAsked;
         }
         match monoio::time::timeout(self.budget, rx).await {
-            Ok(Ok(found)) => found,
+            Ok(Ok(Some(found))) => Outcome::Found(found),
+            Ok(Ok(None)) => Outcome::Asked,
             // The core dropped the lookup (it came too late) or stopped.
-            Ok(Err(_)) => None,
+            Ok(Err(_)) => Outcome::NotAsked,
+            // The core may still embed it and keep its vectors for the insert.
             Err(_) => {
                 Counters::add(&self.counters.over_budget);
-                None
+                Outcome::Asked
             }
         }
     }

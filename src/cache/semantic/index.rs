@@ -10,7 +10,7 @@ use super::hnsw::Graph;
 use super::vectors::{View, SCRATCH};
 
 const BUILD_EF: usize = 100;
-const SEARCH_EF: usize = 64;
+const SEARCH_EF: usize = 128;
 
 struct Scope {
     graph: Graph,

@@ -41,6 +41,16 @@ pub struct Found {
     pub similarity: f32,
 }
 
+/// What a semantic lookup came to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outcome {
+    Found(Found),
+    /// The core has (or will have) the request's vectors: its answer can be indexed.
+    Asked,
+    /// Not put to the core (over budget, or the layer is off): nothing to index.
+    NotAsked,
+}
+
 /// The semantic layer's own numbers (shown in `/api/cache/stats`).
 #[derive(Default, Debug)]
 pub struct Counters {
@@ -57,6 +67,9 @@ pub struct Counters {
     pub errors: AtomicU64,
     /// Entries in the index.
     pub entries: AtomicU64,
+    /// What one lookup has lately cost the core, in microseconds (a moving average over passes):
+    /// a worker that would wait longer than the budget behind the queue does not queue.
+    pub lookup_cost_us: AtomicU64,
 }
 
 impl Counters {
@@ -66,5 +79,13 @@ impl Counters {
 
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
+    }
+
+    /// A pass embedded `lookups` lookups in `took`: the per-lookup cost moves an eighth of the way.
+    pub fn observe_pass(&self, took: std::time::Duration, lookups: usize) {
+        let each = took.as_micros() as u64 / lookups.max(1) as u64;
+        let old = self.lookup_cost_us.load(Ordering::Relaxed);
+        let new = if old == 0 { each } else { (old * 7 + each) / 8 };
+        self.lookup_cost_us.store(new.max(1), Ordering::Relaxed);
     }
 }
