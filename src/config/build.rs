@@ -287,7 +287,7 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
             lookup_timeout: r.duration("cache_lookup_timeout", 0.005)?,
             privacy_guard: r.boolean("cache_privacy_guard", true)?,
             embedding_model: match r.string("cache_embedding_model", "")? {
-                p if p.is_empty() => crate::cache::semantic::default_model_dir(),
+                p if p.is_empty() => default_model_dir(),
                 p => p.into(),
             },
             embedding_core: match r.get("cache_embedding_core") {
@@ -334,7 +334,7 @@ fn semantic_ready(r: &Reader, cache: &CacheConfig) -> Result<(), ConfigError> {
             format!(
                 "semantic matching needs the embedding model, and {} is missing: run `bash scripts/fetch-embedding-model.sh{}`",
                 missing.display(),
-                if *dir == crate::cache::semantic::default_model_dir() { String::new() } else { format!(" {}", dir.display()) }
+                if *dir == default_model_dir() { String::new() } else { format!(" {}", dir.display()) }
             ),
         ));
     }

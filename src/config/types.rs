@@ -100,6 +100,17 @@ pub struct Limits {
     pub max_buffered_body_bytes: usize,
 }
 
+/// Where `scripts/fetch-embedding-model.sh` puts the model, and so where the router looks when
+/// `cache_embedding_model` is not set.
+pub fn default_model_dir() -> std::path::PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| std::path::PathBuf::from(".cache"));
+    base.join("nomyo-router").join("all-MiniLM-L6-v2")
+}
+
 /// Where threads run (`Config::cpu_plan`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuPlan {

@@ -2,6 +2,8 @@
 //! Every call is a `try_send` (a full queue is a miss, never a wait) and a bounded await.
 
 use std::path::PathBuf;
+
+pub use crate::config::default_model_dir;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,17 +13,6 @@ use super::{Counters, Outcome};
 use crate::cache::answer::Answer;
 use crate::cache::key::{CacheKey, Family};
 use crate::cache::memory::MemoryStore;
-
-/// Where `scripts/fetch-embedding-model.sh` puts the model, and so where the router looks when
-/// `cache_embedding_model` is not set.
-pub fn default_model_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    base.join("nomyo-router").join("all-MiniLM-L6-v2")
-}
 
 pub struct SemanticSettings {
     pub model_dir: PathBuf,
