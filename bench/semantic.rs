@@ -55,7 +55,8 @@ fn main() {
         ("a longer prompt (~22 word pieces)", &long),
     ] {
         let mut one = Vec::new();
-        for p in prompts.iter().cycle().take(200) {
+        let rounds = if smoke() { 4 } else { 200 };
+        for p in prompts.iter().cycle().take(rounds) {
             let t = Instant::now();
             e.embed(&[p.as_str()]).unwrap();
             one.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -63,14 +64,19 @@ fn main() {
         one.sort_by(f64::total_cmp);
         println!(
             "embed {label}, one at a time: p50 {:.2} ms, p99 {:.2} ms ({:.0}/s)",
-            one[100],
-            one[198],
-            1000.0 / one[100]
+            one[rounds / 2],
+            one[rounds * 99 / 100],
+            1000.0 / one[rounds / 2]
         );
         for batch in [8usize, 32] {
             let t = Instant::now();
             let mut n = 0;
-            let cycled: Vec<String> = prompts.iter().cycle().take(400).cloned().collect();
+            let cycled: Vec<String> = prompts
+                .iter()
+                .cycle()
+                .take(if smoke() { batch } else { 400 })
+                .cloned()
+                .collect();
             for chunk in cycled.chunks(batch) {
                 let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
                 e.embed(&refs).unwrap();
@@ -80,7 +86,7 @@ fn main() {
             println!("  in batches of {batch}: {:.0}/s", n as f64 / secs);
         }
     }
-    let basis: Vec<[f32; DIMS]> = short
+    let basis: Vec<[f32; DIMS]> = short[..if smoke() { 64 } else { short.len() }]
         .chunks(32)
         .flat_map(|c| {
             e.embed(&c.iter().map(String::as_str).collect::<Vec<_>>())
@@ -89,6 +95,12 @@ fn main() {
         .collect();
     drop(e);
     index_bench(&basis);
+}
+
+/// `cargo test --all-targets` runs this without `--bench`: a quick smoke of every step instead
+/// of the measurement.
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
 }
 
 /// This process's resident memory, MB.
@@ -114,7 +126,7 @@ fn index_bench(basis: &[[f32; DIMS]]) {
     let n: u32 = std::env::var("NOMYO_BENCH_ENTRIES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(if smoke() { 500 } else { 100_000 });
     let mut seed = 0x9e3779b97f4a7c15u64;
     let mut next = move || {
         seed ^= seed << 13;
