@@ -288,7 +288,12 @@ fn semantic_entries_survive_a_restart_and_a_lost_vectors_file_only_costs_them() 
     );
     r.stop();
     let r = file_router(&mock, &file);
-    assert_eq!(stats(&r)["semantic_layer"]["entries"], 1, "{}", r.log());
+    // The index is rebuilt on the embedding core after the router listens.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats(&r)["semantic_layer"]["entries"] != 1 {
+        assert!(Instant::now() < deadline, "not reloaded: {}", r.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let hit = ask(
         &r,
         &chat_with("llama3", &user("python: reverse a list"), ""),
