@@ -186,6 +186,20 @@ fn index_bench(basis: &[[f32; DIMS]]) {
         }
     }
     println!("nearest found by the graph = the true nearest in {right} of 200 searches");
+    let path = std::env::temp_dir().join(format!("nomyo-bench-{}.hnsw", std::process::id()));
+    let t = Instant::now();
+    index.dump(&path).unwrap();
+    let dumped = t.elapsed().as_secs_f64();
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let t = Instant::now();
+    let mut reloaded = Index::new(arena.view());
+    let points = reloaded.load(&path, &|_, _| true);
+    println!(
+        "graph dump: written in {dumped:.2} s ({:.1} MB), reloaded in {:.2} s ({points} points)",
+        size as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    let _ = std::fs::remove_file(&path);
     times.sort_by(f64::total_cmp);
     println!(
         "search k=8 among {n}: p50 {:.0} us, p99 {:.0} us",

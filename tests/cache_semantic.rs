@@ -287,19 +287,27 @@ fn semantic_entries_survive_a_restart_and_a_lost_vectors_file_only_costs_them() 
         &chat_with("llama3", &user("How do I reverse a list in Python"), ""),
     );
     r.stop();
-    let r = file_router(&mock, &file);
-    // The index is rebuilt on the embedding core after the router listens.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stats(&r)["semantic_layer"]["entries"] != 1 {
-        assert!(Instant::now() < deadline, "not reloaded: {}", r.log());
-        std::thread::sleep(Duration::from_millis(10));
+    // Its graph is reloaded from the dump written at shutdown; without the dump, rebuilt.
+    for (dump, how) in [(true, "reloaded_points=1"), (false, "inserted_points=1")] {
+        if !dump {
+            std::fs::remove_file(d.join("cache.mmap.hnsw")).unwrap();
+        }
+        let r = file_router(&mock, &file);
+        // The index is loaded on the embedding core after the router listens.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !r.log().contains("semantic cache index built") {
+            assert!(Instant::now() < deadline, "not reloaded: {}", r.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(r.log().contains(how), "{how}: {}", r.log());
+        assert_eq!(stats(&r)["semantic_layer"]["entries"], 1);
+        let hit = ask(
+            &r,
+            &chat_with("llama3", &user("python: reverse a list"), ""),
+        );
+        assert_eq!(x_cache(&hit), "hit", "after a restart ({how})");
+        r.stop();
     }
-    let hit = ask(
-        &r,
-        &chat_with("llama3", &user("python: reverse a list"), ""),
-    );
-    assert_eq!(x_cache(&hit), "hit", "after a restart");
-    r.stop();
     // Without its vectors the index cannot be trusted: its entries are dropped, the answers stay.
     std::fs::remove_file(d.join("cache.mmap.vectors")).unwrap();
     let r = file_router(&mock, &file);

@@ -365,6 +365,11 @@ impl Core {
 
     fn place(&mut self, id: u32, entry: Entry) {
         self.index.insert(entry.scope, id);
+        self.admit(id, entry);
+    }
+
+    /// Takes an entry in (its graph point is the caller's business).
+    fn admit(&mut self, id: u32, entry: Entry) {
         self.by_key.insert(entry.key, id);
         self.order.push_back(entry.key);
         self.entries[id as usize] = Some(entry);
@@ -443,6 +448,16 @@ impl Core {
             }
             self.unwritten.clear();
         }
+        if shutdown {
+            if let Some(path) = self.graph_dump() {
+                if let Err(e) = self.index.dump(&path) {
+                    tracing::warn!(error = %e, "semantic cache: the graphs could not be written (the next start rebuilds them)");
+                }
+            }
+        }
+        let Some(log) = &mut self.log else {
+            return;
+        };
         if shutdown || self.last_compaction.elapsed() >= COMPACT_EVERY {
             self.last_compaction = Instant::now();
             let by_key = &self.by_key;
@@ -451,6 +466,15 @@ impl Core {
                 let _ = log.sync();
             }
         }
+    }
+
+    /// Where the graphs are written at shutdown: beside the vectors file.
+    fn graph_dump(&self) -> Option<PathBuf> {
+        self.log.as_ref()?;
+        self.settings
+            .files
+            .as_ref()
+            .map(|(vectors, _)| vectors.with_extension("hnsw"))
     }
 
     /// Reads the entries of an earlier run back (those whose vectors are intact and, with a
@@ -496,8 +520,33 @@ impl Core {
                 expires_at_ms: r.expires_at_ms,
                 question,
             };
-            self.place(id, entry);
+            self.admit(id, entry);
             loaded += 1;
+        }
+        // The graphs as the last run left them, where they still fit the entries; the rest is
+        // built again.
+        let reloaded = match self.graph_dump() {
+            Some(path) => {
+                let entries = &self.entries;
+                self.index.load(&path, &|scope, slot| {
+                    entries
+                        .get(slot as usize)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|e| &e.scope == scope)
+                })
+            }
+            None => 0,
+        };
+        let covered = self.index.covered();
+        let missing: Vec<(u32, [u8; 16])> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(id, e)| e.as_ref().map(|e| (id as u32, e.scope)))
+            .filter(|(id, _)| !covered.contains(id))
+            .collect();
+        for (id, scope) in &missing {
+            self.index.insert(*scope, *id);
         }
         self.free = (1..self.entries.len() as u32)
             .filter(|&id| self.entries[id as usize].is_none())
@@ -508,6 +557,8 @@ impl Core {
         tracing::info!(
             entries = loaded,
             scopes = self.index.scopes(),
+            reloaded_points = reloaded,
+            inserted_points = missing.len(),
             took_ms = started.elapsed().as_millis() as u64,
             "semantic cache index built"
         );
