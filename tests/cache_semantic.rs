@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -47,19 +47,20 @@ fn stats(router: &Router) -> serde_json::Value {
     get(&router.url("/api/cache/stats")).json()
 }
 
+/// One of `/api/cache/stats`'s `semantic_layer` counters.
+fn layer(router: &Router, counter: &str) -> u64 {
+    stats(router)["semantic_layer"][counter]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {counter} in {}", stats(router)))
+}
+
 /// Asks `body` (a miss) and waits until its answer is stored and indexed.
 fn teach(router: &Router, body: &str) {
-    let before = stats(router)["semantic_layer"]["entries"]
-        .as_u64()
-        .unwrap_or(0);
+    let before = layer(router, "entries");
     let r = ask(router, body);
     assert_eq!(x_cache(&r), "miss", "{body}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while stats(router)["semantic_layer"]["entries"]
-        .as_u64()
-        .unwrap_or(0)
-        <= before
-    {
+    while layer(router, "entries") <= before {
         assert!(Instant::now() < deadline, "never indexed: {body}");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -115,10 +116,7 @@ fn paraphrases_hit_and_look_alikes_do_not() {
         (Some(2), Some(0))
     );
     assert_eq!(s["semantic"], true);
-    assert!(
-        s["semantic_layer"]["guard_refused"].as_u64().unwrap() >= 1,
-        "{s}"
-    );
+    assert!(layer(&router, "guard_refused") >= 1);
     // An exact repeat is an exact hit, counted apart.
     let r = ask(&router, &chat_with("llama3", &user("What is Python?"), ""));
     assert_eq!((x_cache(&r), r.header("x-cache-similarity")), ("hit", None));
@@ -209,11 +207,7 @@ fn no_semantic_hit_crosses_a_scope_or_a_history() {
         "hit",
         "the same conversation, reworded"
     );
-    let s = stats(&router);
-    assert!(
-        s["semantic_layer"]["history_refused"].as_u64().unwrap() >= 1,
-        "{s}"
-    );
+    assert!(layer(&router, "history_refused") >= 1);
 }
 
 #[test]
@@ -232,7 +226,7 @@ fn openai_clients_get_semantic_hits_in_their_format() {
     );
     assert_eq!((first.status, x_cache(&first)), (200, "miss"));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while stats(&router)["semantic_layer"]["entries"] != 1 {
+    while layer(&router, "entries") != 1 {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -259,16 +253,6 @@ fn openai_clients_get_semantic_hits_in_their_format() {
     assert_eq!(mock.stats()["inference"], 1);
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "nomyo-semantic-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn file_router(mock: &Mock, file: &Path) -> Router {
     router(
         mock,
@@ -279,7 +263,7 @@ fn file_router(mock: &Mock, file: &Path) -> Router {
 #[test]
 fn semantic_entries_survive_a_restart_and_a_lost_vectors_file_only_costs_them() {
     let mock = Mock::start(&[]);
-    let d = temp_dir("restart");
+    let d = scratch_dir("semantic-restart");
     let file = d.join("cache.mmap");
     let r = file_router(&mock, &file);
     teach(
@@ -300,7 +284,7 @@ fn semantic_entries_survive_a_restart_and_a_lost_vectors_file_only_costs_them() 
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(r.log().contains(how), "{how}: {}", r.log());
-        assert_eq!(stats(&r)["semantic_layer"]["entries"], 1);
+        assert_eq!(layer(&r, "entries"), 1);
         let hit = ask(
             &r,
             &chat_with("llama3", &user("python: reverse a list"), ""),
@@ -311,7 +295,7 @@ fn semantic_entries_survive_a_restart_and_a_lost_vectors_file_only_costs_them() 
     // Without its vectors the index cannot be trusted: its entries are dropped, the answers stay.
     std::fs::remove_file(d.join("cache.mmap.vectors")).unwrap();
     let r = file_router(&mock, &file);
-    assert_eq!(stats(&r)["semantic_layer"]["entries"], 0);
+    assert_eq!(layer(&r, "entries"), 0);
     assert_eq!(
         x_cache(&ask(
             &r,
@@ -328,7 +312,7 @@ fn semantic_entries_survive_a_restart_and_a_lost_vectors_file_only_costs_them() 
     );
     // An invalidation empties the index too.
     post(&r.url("/api/cache/invalidate"), "");
-    assert_eq!(stats(&r)["semantic_layer"]["entries"], 0);
+    assert_eq!(layer(&r, "entries"), 0);
     drop(r);
     let _ = std::fs::remove_dir_all(d);
 }
@@ -360,16 +344,12 @@ fn a_stalled_embedding_core_costs_a_request_no_more_than_the_budget() {
         assert_eq!(x_cache(&r), "miss");
     }
     assert_eq!(mock.stats()["inference"], 5);
-    let s = stats(&router);
-    assert!(
-        s["semantic_layer"]["over_budget"].as_u64().unwrap() >= 4,
-        "{s}"
-    );
+    assert!(layer(&router, "over_budget") >= 4);
 }
 
 #[test]
 fn a_missing_model_is_a_startup_error_that_says_how_to_fetch_it() {
-    let d = temp_dir("nomodel");
+    let d = scratch_dir("semantic-nomodel");
     let yaml = format!(
         "endpoints: [http://127.0.0.1:1]\n{SEMANTIC}cache_embedding_model: {}\n",
         d.display()

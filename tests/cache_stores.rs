@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 
@@ -11,16 +11,6 @@ fn body(n: usize) -> String {
     format!(
         r#"{{"model":"llama3","messages":[{{"role":"user","content":"question {n}"}}],"stream":false}}"#
     )
-}
-
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "nomyo-cache-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn start(mock: &Mock, backend: &str, file: &Path) -> Router {
@@ -44,7 +34,7 @@ fn x_cache(router: &Router, b: &str) -> String {
 
 fn restart_keeps_entries(backend: &str) {
     let mock = Mock::start(&[]);
-    let d = dir(backend);
+    let d = scratch_dir(&format!("cache-{backend}"));
     let file = d.join(format!("cache.{backend}"));
     let router = start(&mock, backend, &file);
     for n in 0..5 {
@@ -90,7 +80,7 @@ fn sqlite_keeps_entries_across_a_restart() {
 #[test]
 fn a_damaged_mmap_log_reopens_with_its_good_records() {
     let mock = Mock::start(&[]);
-    let d = dir("damaged");
+    let d = scratch_dir("cache-damaged");
     let file = d.join("cache.mmap");
     let router = start(&mock, "mmap", &file);
     for n in 0..3 {
@@ -133,7 +123,7 @@ fn a_damaged_mmap_log_reopens_with_its_good_records() {
 #[test]
 fn an_unusable_store_path_leaves_the_router_serving_from_memory() {
     let mock = Mock::start(&[]);
-    let d = dir("unusable");
+    let d = scratch_dir("cache-unusable");
     // A directory where the file should be: the store cannot open it.
     let file = d.join("is-a-dir");
     std::fs::create_dir_all(&file).unwrap();

@@ -324,11 +324,7 @@ fn semantic_ready(r: &Reader, cache: &CacheConfig) -> Result<(), ConfigError> {
         ));
     }
     let dir = &cache.embedding_model;
-    if let Some(missing) = ["model.safetensors", "config.json", "tokenizer.json"]
-        .iter()
-        .map(|f| dir.join(f))
-        .find(|p| !p.is_file())
-    {
+    if let Some(missing) = missing_model_file(dir) {
         return Err(r.err(
             "cache_similarity",
             format!(

@@ -111,6 +111,17 @@ pub fn default_model_dir() -> std::path::PathBuf {
     base.join("nomyo-router").join("all-MiniLM-L6-v2")
 }
 
+/// The files the embedding model needs, as `scripts/fetch-embedding-model.sh` unpacks them.
+pub const MODEL_FILES: [&str; 3] = ["model.safetensors", "config.json", "tokenizer.json"];
+
+/// The first model file that `dir` lacks.
+pub fn missing_model_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    MODEL_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| !p.is_file())
+}
+
 /// Where threads run (`Config::cpu_plan`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuPlan {

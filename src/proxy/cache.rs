@@ -55,12 +55,11 @@ pub async fn lookup(s: &mut Session, inf: &InferenceRequest<'_>) -> Result<Looku
     let Some(cache) = shared.cache.as_ref() else {
         return Ok(Lookup::Upstream(None));
     };
-    let Some(key) = uses_cache(cache, inf)? else {
+    let Some((family, key)) = uses_cache(cache, inf)? else {
         s.cache = Some("bypass");
         Stats::add(&cache.stats.bypasses);
         return Ok(Lookup::Upstream(None));
     };
-    let family = family(inf.route).expect("a key is made only for cached routes");
     let indexable = match cache.lookup(&key, family, inf.body).await {
         Ok(hit) => {
             Stats::add(match hit.similarity {
@@ -108,13 +107,13 @@ pub async fn lookup(s: &mut Session, inf: &InferenceRequest<'_>) -> Result<Looku
     })))
 }
 
-/// The request's key, or `None` when it does not use the cache: a route that is never cached
+/// The request's family and key, or `None` when it does not use the cache: a route that is never cached
 /// (embeddings, rerank), a `moe-*` model, `Cache-Control: no-cache`/`no-store`, `"nomyo":
 /// {"cache": false}`, or — with `cache_opt_in` — no `"nomyo": {"cache": true}`.
 fn uses_cache(
     cache: &ResponseCache,
     inf: &InferenceRequest<'_>,
-) -> Result<Option<CacheKey>, ApiError> {
+) -> Result<Option<(Family, CacheKey)>, ApiError> {
     let Some(family) = family(inf.route) else {
         return Ok(None);
     };
@@ -133,7 +132,9 @@ fn uses_cache(
     // OpenAI-compatible server may be two (a miss, never a wrong hit).
     let query = crate::auth::query_without_key(inf.head.uri.query());
     let model = &inf.sniffed.model;
-    Ok(key::key(family, inf.body, model, query.as_deref(), None).ok())
+    Ok(key::key(family, inf.body, model, query.as_deref(), None)
+        .ok()
+        .map(|k| (family, k)))
 }
 
 fn family(route: Inference) -> Option<Family> {

@@ -94,6 +94,17 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
+/// A fresh directory under the system's temporary one, for a test's files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "nomyo-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 impl Router {
     /// SIGTERM, then waits for the exit (the drain flushes the cache's writes).
     pub fn stop(mut self) {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use futures_channel::oneshot;
 
-use super::embedder::{cosine, Embedder};
+use super::embedder::{unit, Embedder};
 use super::index::Index;
 use super::query::{self, Query};
 use super::vectors::{Arena, Quantized, SCRATCH};
@@ -578,9 +578,7 @@ fn mix(history: &[f32; DIMS], question: &[f32; DIMS], alpha: f32) -> [f32; DIMS]
     for ((o, h), q) in out.iter_mut().zip(history).zip(question) {
         *o = alpha * h + (1.0 - alpha) * q;
     }
-    let norm = cosine(&out, &out).sqrt().max(1e-12);
-    out.iter_mut().for_each(|x| *x /= norm);
-    out
+    unit(&out)
 }
 
 /// An entry as the log keeps it: slot, scope, the slot's checksum, the question.

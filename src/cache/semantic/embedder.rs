@@ -15,9 +15,6 @@ pub use super::DIMS;
 /// sentence-transformers' `max_seq_length` for this model.
 const MAX_TOKENS: usize = 256;
 
-/// The files the model needs, as `scripts/fetch-embedding-model.sh` unpacks them.
-pub const MODEL_FILES: [&str; 3] = ["model.safetensors", "config.json", "tokenizer.json"];
-
 pub struct Embedder {
     model: BertModel,
     tokenizer: Tokenizer,
@@ -33,17 +30,9 @@ pub enum EmbedError {
     Run(String),
 }
 
-/// The first model file that `dir` lacks.
-pub fn missing_file(dir: &Path) -> Option<PathBuf> {
-    MODEL_FILES
-        .iter()
-        .map(|f| dir.join(f))
-        .find(|p| !p.is_file())
-}
-
 impl Embedder {
     pub fn load(dir: &Path) -> Result<Embedder, EmbedError> {
-        if let Some(missing) = missing_file(dir) {
+        if let Some(missing) = crate::config::missing_model_file(dir) {
             return Err(EmbedError::Missing(missing));
         }
         let load_err = |reason: String| EmbedError::Load {
@@ -154,16 +143,11 @@ fn mean_pool(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// `v` scaled to length 1 (sentence-transformers' Normalize: divided by max(|v|, 1e-12)).
-fn unit(v: &[f32]) -> [f32; DIMS] {
+pub fn unit(v: &[f32]) -> [f32; DIMS] {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
     let mut out = [0f32; DIMS];
     for (o, x) in out.iter_mut().zip(v) {
         *o = x / norm;
     }
     out
-}
-
-/// The dot product of two unit vectors: their cosine similarity.
-pub fn cosine(a: &[f32; DIMS], b: &[f32; DIMS]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -171,14 +171,19 @@ impl Semantic {
 
     pub async fn invalidate(&self, model: Option<&str>) {
         let (done, rx) = futures_channel::oneshot::channel();
-        let job = super::core::Job::Invalidate(model.map(str::to_string), done);
-        // Management, not a request: worth a short wait for room.
-        if self
-            .jobs
-            .send_timeout(job, Duration::from_millis(100))
-            .is_ok()
-        {
-            let _ = monoio::time::timeout(Duration::from_secs(5), rx).await;
+        let mut job = super::core::Job::Invalidate(model.map(str::to_string), done);
+        // Management, not a request: worth a short wait for room, on this runtime's clock (a
+        // blocking send would stall every connection of the worker).
+        for _ in 0..100 {
+            match self.jobs.try_send(job) {
+                Ok(()) => {
+                    let _ = monoio::time::timeout(Duration::from_secs(5), rx).await;
+                    return;
+                }
+                Err(crossbeam_channel::TrySendError::Full(back)) => job = back,
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
+            }
+            monoio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 

@@ -154,11 +154,6 @@ impl Index {
         self.scopes.clear();
     }
 
-    /// Points in every graph (live and not yet rebuilt away).
-    pub fn points(&self) -> usize {
-        self.scopes.values().map(|s| s.graph.len()).sum()
-    }
-
     pub fn scopes(&self) -> usize {
         self.scopes.len()
     }
