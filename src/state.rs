@@ -6,10 +6,16 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::accounting::Accounting;
+use crate::api::usage::Feed;
 use crate::cache::response_cache::ResponseCache;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::routing::endpoint::EndpointState;
 use crate::routing::placement::Placement;
+
+/// How often counted tokens are written to the database.
+const ACCOUNTING_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Shared {
     pub config: Config,
@@ -21,6 +27,12 @@ pub struct Shared {
     pub active_requests: AtomicUsize,
     /// The response cache, when `cache_enabled`.
     pub cache: Option<ResponseCache>,
+    /// Token accounting, unless `token_accounting: false`.
+    pub accounting: Option<Accounting>,
+    /// The `/metrics` counters, unless `metrics: false`.
+    pub metrics: Option<Metrics>,
+    /// The `/api/usage-stream` snapshot.
+    pub feed: Feed,
 }
 
 impl Shared {
@@ -35,6 +47,16 @@ impl Shared {
             )?),
             false => None,
         };
+        let accounting = match config.token_accounting {
+            true => Some(
+                Accounting::start(config.db_path.clone().into(), ACCOUNTING_FLUSH)
+                    .map_err(|e| format!("cannot start the accounting thread: {e}"))?,
+            ),
+            false => None,
+        };
+        let metrics = config
+            .metrics
+            .then(|| Metrics::new(config.worker_count(), config.endpoints.len()));
         let endpoints = config
             .endpoints
             .iter()
@@ -49,6 +71,9 @@ impl Shared {
             stopping: AtomicBool::new(false),
             active_requests: AtomicUsize::new(0),
             cache,
+            accounting,
+            metrics,
+            feed: Feed::default(),
         }))
     }
 

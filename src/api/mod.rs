@@ -2,6 +2,7 @@
 //! answers the router makes itself (merged listings, management fan-out, its own routes). The
 //! request's life, inference included, is in `proxy`.
 
+pub mod accounting_routes;
 pub mod cache_routes;
 pub mod errors;
 pub mod listing;
@@ -10,4 +11,5 @@ pub mod own;
 pub mod routes;
 pub mod show;
 pub mod sniff;
+pub mod usage;
 pub mod util;

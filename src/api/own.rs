@@ -1,4 +1,4 @@
-//! The router's own routes (SPEC §2.3): `/`, `/health`, `/api/usage`, `/api/config`.
+//! The router's own routes (SPEC §2.3): `/`, `/health`, `/api/config` (`/api/usage` is in `usage.rs`).
 
 use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::{json, Value};
@@ -42,40 +42,6 @@ pub fn health(shared: &Shared) -> Response<RouterBody> {
     json_value(
         status,
         &json!({"status": if ok { "ok" } else { "error" }, "endpoints": endpoints}),
-    )
-}
-
-/// `GET /api/usage`: in-flight per endpoint×model and queue depth per model.
-pub fn usage(shared: &Shared) -> Response<RouterBody> {
-    let placement = shared.placement.load();
-    let mut usage: serde_json::Map<String, Value> = shared
-        .endpoints
-        .iter()
-        .map(|e| (e.cfg.url.clone(), json!({})))
-        .collect();
-    let mut queues = serde_json::Map::new();
-    let mut total_in_flight = 0u64;
-    let mut total_queued = 0u64;
-    for slot in &placement.slots {
-        let n = slot.in_flight();
-        total_in_flight += u64::from(n);
-        if let Some(Value::Object(m)) = usage.get_mut(&slot.endpoint.cfg.url) {
-            m.insert(
-                slot.model.to_string(),
-                json!({"in_flight": n, "limit": slot.limit}),
-            );
-        }
-        let depth = slot.queue.depth();
-        if depth > 0 || !queues.contains_key(&*slot.model) {
-            queues.insert(slot.model.to_string(), json!(depth));
-        }
-    }
-    for q in queues.values() {
-        total_queued += q.as_u64().unwrap_or(0);
-    }
-    json_value(
-        StatusCode::OK,
-        &json!({"usage_counts": usage, "queue_depth": queues, "total_in_flight": total_in_flight, "total_queued": total_queued}),
     )
 }
 

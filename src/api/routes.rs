@@ -107,6 +107,11 @@ pub enum Route {
     OaiModel(String),
     Health,
     Usage,
+    UsageStream,
+    TokenCounts,
+    Stats,
+    AggregateTimeSeriesDays,
+    Metrics,
     Config,
     CacheStats,
     CacheInvalidate,
@@ -145,6 +150,11 @@ impl Route {
             Route::OaiModels | Route::OaiModel(_) => "v1.models",
             Route::Health => "health",
             Route::Usage => "usage",
+            Route::UsageStream => "usage_stream",
+            Route::TokenCounts => "token_counts",
+            Route::Stats => "stats",
+            Route::AggregateTimeSeriesDays => "aggregate_time_series_days",
+            Route::Metrics => "metrics",
             Route::CacheStats => "cache_stats",
             Route::CacheInvalidate => "cache_invalidate",
             Route::Config => "config",
@@ -205,6 +215,29 @@ pub fn route(method: &Method, path: &str) -> Route {
         "/v1/models" => return if get { Route::OaiModels } else { wrong("GET") },
         "/health" => return if get { Route::Health } else { wrong("GET") },
         "/api/usage" => return if get { Route::Usage } else { wrong("GET") },
+        "/api/usage-stream" => {
+            return if get {
+                Route::UsageStream
+            } else {
+                wrong("GET")
+            }
+        }
+        "/api/token_counts" => {
+            return if get {
+                Route::TokenCounts
+            } else {
+                wrong("GET")
+            }
+        }
+        "/api/stats" => {
+            return if get || post {
+                Route::Stats
+            } else {
+                wrong("GET, POST")
+            }
+        }
+        "/api/aggregate_time_series_days" => Route::AggregateTimeSeriesDays,
+        "/metrics" => return if get { Route::Metrics } else { wrong("GET") },
         "/api/cache/stats" => return if get { Route::CacheStats } else { wrong("GET") },
         "/api/cache/invalidate" => Route::CacheInvalidate,
         "/api/config" => return if get { Route::Config } else { wrong("GET") },

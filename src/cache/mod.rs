@@ -20,5 +20,5 @@ pub mod sqlite_store;
 pub mod stats;
 pub mod store;
 #[cfg(test)]
-mod test_dir;
+pub(crate) mod test_dir;
 pub mod thread;

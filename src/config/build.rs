@@ -297,6 +297,8 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
             semantic_budget: r.duration("cache_semantic_budget", 0.02)?,
         },
         db_path: r.string("db_path", "token_counts.db")?,
+        token_accounting: r.boolean("token_accounting", true)?,
+        metrics: r.boolean("metrics", true)?,
         log_level,
         log_format,
         shutdown_grace: r.duration("shutdown_grace", 30.0)?,

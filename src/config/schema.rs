@@ -25,6 +25,8 @@ pub const TOP_KEYS: &[&str] = &[
     "cache_embedding_core",
     "cache_semantic_budget",
     "db_path",
+    "token_accounting",
+    "metrics",
     "host",
     "port",
     "workers",

@@ -209,7 +209,12 @@ pub struct Config {
     pub discovery: DiscoveryConfig,
     pub limits: Limits,
     pub cache: CacheConfig,
+    /// The token database (SQLite).
     pub db_path: String,
+    /// Count tokens per endpoint × model into `db_path` (`token_accounting`).
+    pub token_accounting: bool,
+    /// Serve `/metrics` and keep its counters (`metrics`).
+    pub metrics: bool,
     pub log_level: String,
     pub log_format: LogFormat,
     /// How long in-flight requests may run after SIGTERM.

@@ -30,8 +30,7 @@ pub async fn answer(
 ) -> Response<RouterBody> {
     let status = resp.status();
     let store = pending.and_then(|p| Store::new(p, status));
-    let epilogue =
-        Epilogue::new(s, &inf.sniffed.model, &guard.endpoint().cfg.url, status).with_store(store);
+    let epilogue = Epilogue::new(s, &inf.sniffed.model, guard.slot(), status).with_store(store);
     let cfg = &s.shared.config;
     match up.translate {
         Some(route) => {

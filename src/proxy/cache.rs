@@ -49,6 +49,31 @@ pub struct Pending {
     indexable: bool,
 }
 
+/// A hit: the stored answer replayed, its tokens counted as saved (accounting and the log line).
+fn served(
+    s: &mut Session,
+    inf: &InferenceRequest<'_>,
+    answer: &Arc<Answer>,
+    similarity: Option<f32>,
+) -> Lookup {
+    s.cache = Some("hit");
+    let tokens = crate::accounting::Tokens {
+        prompt: answer.prompt_tokens,
+        completion: answer.completion_tokens,
+    };
+    s.tokens = Some(tokens);
+    if let Some(acc) = &s.shared.accounting {
+        acc.record(crate::accounting::Record {
+            endpoint: std::sync::Arc::from("cache"),
+            model: std::sync::Arc::from(strip_latest(&inf.sniffed.model)),
+            tokens,
+            cached: true,
+            at: crate::accounting::unix_now(),
+        });
+    }
+    Lookup::Hit(replay(inf, answer, similarity))
+}
+
 /// The lookup phase; sets the session's `X-Cache` value when the cache is on.
 pub async fn lookup(s: &mut Session, inf: &InferenceRequest<'_>) -> Result<Lookup, ApiError> {
     let shared = s.shared.clone();
@@ -66,8 +91,7 @@ pub async fn lookup(s: &mut Session, inf: &InferenceRequest<'_>) -> Result<Looku
                 None => &cache.stats.exact_hits,
                 Some(_) => &cache.stats.semantic_hits,
             });
-            s.cache = Some("hit");
-            return Ok(Lookup::Hit(replay(inf, &hit.answer, hit.similarity)));
+            return Ok(served(s, inf, &hit.answer, hit.similarity));
         }
         Err(miss) => miss.indexable,
     };
@@ -82,8 +106,7 @@ pub async fn lookup(s: &mut Session, inf: &InferenceRequest<'_>) -> Result<Looku
             let wait = shared.config.timeouts.first_byte;
             if let Ok(Ok(Some(answer))) = monoio::time::timeout(wait, rx).await {
                 Stats::add(&cache.stats.coalesced);
-                s.cache = Some("hit");
-                return Ok(Lookup::Hit(replay(inf, &answer, None)));
+                return Ok(served(s, inf, &answer, None));
             }
             // The leader had no answer to share: this request goes upstream itself.
             None

@@ -1,6 +1,7 @@
-//! The last two phases, run once the answer's body has ended (or at once for a whole answer):
-//! cache store, then logging.
+//! The last phases, run once the answer's body has ended (or at once for a whole answer): cache
+//! store, accounting (tokens and metrics), then logging.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderValue, StatusCode};
@@ -8,6 +9,11 @@ use http::{HeaderValue, StatusCode};
 use super::cache::Store;
 use super::relay::Outcome;
 use super::session::Session;
+use crate::accounting::{unix_now, Record, Tap, Tokens};
+use crate::api::routes::Route;
+use crate::metrics::labels::Reason;
+use crate::routing::slots::Slot;
+use crate::state::Shared;
 
 /// What the last phases need, carried by the answer's body until it ends.
 pub struct Epilogue {
@@ -15,32 +21,51 @@ pub struct Epilogue {
     log: Option<RequestLog>,
     /// The cache store, when the request uses the cache and its answer may be stored.
     store: Option<Store>,
+    count: Count,
+}
+
+/// The accounting phase: the answer's tokens (read off its tail) and its metrics.
+struct Count {
+    shared: Arc<Shared>,
+    slot: Arc<Slot>,
+    route: Route,
+    started: Instant,
+    status: StatusCode,
+    /// Only for a successful answer, and only when tokens are counted.
+    tap: Option<Tap>,
 }
 
 struct RequestLog {
     request_id: HeaderValue,
-    started: Instant,
     route: &'static str,
     model: String,
-    endpoint: String,
-    status: StatusCode,
     cache: &'static str,
 }
 
 impl Epilogue {
-    /// Takes the logging phase over from `run`: the line is written when the body ends.
-    pub fn new(s: &mut Session, model: &str, endpoint: &str, status: StatusCode) -> Self {
+    /// Takes the last phases over from `run`: they run when the body ends. `model` is the name
+    /// the client asked for; `slot` the endpoint × model that answers.
+    pub fn new(s: &mut Session, model: &str, slot: &Arc<Slot>, status: StatusCode) -> Self {
         s.logs_at_end = true;
         let log = tracing::enabled!(tracing::Level::INFO).then(|| RequestLog {
             request_id: s.request_id.clone(),
-            started: s.started,
             route: s.route.name(),
             model: model.to_string(),
-            endpoint: endpoint.to_string(),
-            status,
             cache: s.cache.unwrap_or("off"),
         });
-        Epilogue { log, store: None }
+        let count = Count {
+            tap: (status.is_success() && s.shared.accounting.is_some()).then(Tap::default),
+            shared: s.shared.clone(),
+            slot: slot.clone(),
+            route: s.route.clone(),
+            started: s.started,
+            status,
+        };
+        Epilogue {
+            log,
+            store: None,
+            count,
+        }
     }
 
     /// Reads the answer on its way for the cache store (see `cache::Store`).
@@ -55,6 +80,9 @@ impl Epilogue {
         if let Some(store) = self.store.as_mut() {
             store.observe(bytes);
         }
+        if let Some(tap) = self.count.tap.as_mut() {
+            tap.observe(bytes);
+        }
     }
 
     pub fn run(self, outcome: Outcome) {
@@ -63,15 +91,44 @@ impl Epilogue {
             (Some(store), _) => store.abandon(),
             (None, _) => {}
         }
+        let tokens = self.count.run(&outcome);
         if let Some(log) = self.log {
-            log.write(&outcome);
+            log.write(&self.count, &outcome, tokens);
         }
     }
 }
 
+impl Count {
+    fn run(&self, outcome: &Outcome) -> Option<Tokens> {
+        let ep = &self.slot.endpoint;
+        if let Some(m) = &self.shared.metrics {
+            m.request(
+                &self.route,
+                self.status.as_u16(),
+                Some(ep.index),
+                self.started.elapsed(),
+            );
+            if matches!(outcome, Outcome::UpstreamFailed(_)) {
+                m.upstream_error(ep.index, Reason::MidBody);
+            }
+        }
+        let tokens = self.tap.as_ref().and_then(Tap::tokens)?;
+        if let Some(acc) = &self.shared.accounting {
+            acc.record(Record {
+                endpoint: ep.label.clone(),
+                model: self.slot.model.clone(),
+                tokens,
+                cached: false,
+                at: unix_now(),
+            });
+        }
+        Some(tokens)
+    }
+}
+
 impl RequestLog {
-    fn write(&self, outcome: &Outcome) {
-        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+    fn write(&self, count: &Count, outcome: &Outcome, tokens: Option<Tokens>) {
+        let latency_ms = count.started.elapsed().as_secs_f64() * 1000.0;
         let outcome = match outcome {
             Outcome::Complete => "complete".to_string(),
             Outcome::ClientGone => "client_gone".to_string(),
@@ -81,25 +138,34 @@ impl RequestLog {
             request_id = self.request_id.to_str().unwrap_or(""),
             route = self.route,
             model = self.model,
-            endpoint = self.endpoint,
-            status = self.status.as_u16(),
+            endpoint = &*count.slot.endpoint.label,
+            status = count.status.as_u16(),
             latency_ms = format_args!("{latency_ms:.2}"),
             cache = self.cache,
+            prompt_tokens = tokens.map(|t| t.prompt),
+            completion_tokens = tokens.map(|t| t.completion),
             outcome,
             "request"
         );
     }
 }
 
-/// The logging phase of an answer the router made itself (or an error before any upstream answer).
+/// The accounting and logging phases of an answer the router made itself (or an error before any
+/// upstream answer, or a cache hit).
 pub fn log_local_answer(s: &Session, method: &http::Method, status: StatusCode) {
+    let took = s.started.elapsed();
+    if let Some(m) = &s.shared.metrics {
+        m.request(&s.route, status.as_u16(), None, took);
+    }
     tracing::info!(
         request_id = s.request_id.to_str().unwrap_or(""),
         method = %method,
         route = s.route.name(),
         status = status.as_u16(),
         cache = s.cache.unwrap_or("-"),
-        latency_ms = format_args!("{:.2}", s.started.elapsed().as_secs_f64() * 1000.0),
+        prompt_tokens = s.tokens.map(|t| t.prompt),
+        completion_tokens = s.tokens.map(|t| t.completion),
+        latency_ms = format_args!("{:.2}", took.as_secs_f64() * 1000.0),
         "request"
     );
 }

@@ -7,7 +7,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::api::errors::ApiError;
 use crate::api::routes::Route;
-use crate::api::{cache_routes, listing, manage, own, show};
+use crate::api::{accounting_routes, cache_routes, listing, manage, own, show, usage};
 use crate::http::body::RouterBody;
 use crate::http::request_head::RequestHead;
 use crate::state::Shared;
@@ -22,7 +22,12 @@ pub async fn answer(
     match route {
         Route::Root => Ok(own::root()),
         Route::Health => Ok(own::health(&shared)),
-        Route::Usage => Ok(own::usage(&shared)),
+        Route::Usage => Ok(usage::usage(&shared)),
+        Route::UsageStream => Ok(usage::stream(shared.clone())),
+        Route::TokenCounts => accounting_routes::token_counts(&shared).await,
+        Route::Stats => accounting_routes::stats(&shared, req.uri.query(), body).await,
+        Route::AggregateTimeSeriesDays => accounting_routes::aggregate(&shared, body).await,
+        Route::Metrics => accounting_routes::metrics(&shared),
         Route::Config => Ok(own::config(&shared)),
         Route::CacheStats => Ok(cache_routes::stats(&shared).await),
         Route::CacheInvalidate => cache_routes::invalidate(&shared, req.uri.query(), body).await,

@@ -8,6 +8,8 @@ use http::Response;
 use super::policy::{self, Failure};
 use crate::api::errors::ApiError;
 use crate::http::client::{UpstreamBody, UpstreamError};
+use crate::metrics::labels::Reason;
+use crate::metrics::Metrics;
 use crate::routing::slots::SlotGuard;
 
 /// Why an attempt's answer does not go to the client.
@@ -18,12 +20,17 @@ pub enum Rejected {
     Final(ApiError),
 }
 
-/// The answer to relay, or why not. `threshold` is `limits.failures_before_down`.
+/// The answer to relay, or why not. `threshold` is `limits.failures_before_down`; a rejected
+/// attempt is counted in `metrics`.
 pub fn filter(
     guard: &SlotGuard,
     sent: Result<Response<UpstreamBody>, UpstreamError>,
     threshold: u32,
+    metrics: Option<&Metrics>,
 ) -> Result<Response<UpstreamBody>, Rejected> {
+    if let (Some(m), Some(reason)) = (metrics, rejection(&sent)) {
+        m.upstream_error(guard.endpoint().index, reason);
+    }
     match sent {
         Ok(resp) if policy::passes_through(resp.status()) => {
             guard.endpoint().record_success();
@@ -36,6 +43,20 @@ pub fn filter(
         Ok(resp) => Err(reject(guard, Failure::Answered(resp.status()), threshold)),
         Err(e) => Err(reject(guard, Failure::NoAnswer(&e), threshold)),
     }
+}
+
+/// Why the attempt is not relayed, for the metrics; `None` when it is.
+fn rejection(sent: &Result<Response<UpstreamBody>, UpstreamError>) -> Option<Reason> {
+    Some(match sent {
+        Ok(resp) if policy::passes_through(resp.status()) => return None,
+        Ok(_) => Reason::Status,
+        Err(UpstreamError::Connect(..)) => Reason::Connect,
+        Err(UpstreamError::ConnectTimeout(_)) => Reason::ConnectTimeout,
+        Err(UpstreamError::FirstByteTimeout(..)) => Reason::FirstByteTimeout,
+        Err(UpstreamError::NotSent(..)) => Reason::NotSent,
+        Err(UpstreamError::Closed(..)) => Reason::Closed,
+        Err(UpstreamError::Http(..)) => Reason::BadResponse,
+    })
 }
 
 fn reject(guard: &SlotGuard, failure: Failure, threshold: u32) -> Rejected {

@@ -66,6 +66,9 @@ pub async fn run(
         resp.headers_mut()
             .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
     }
+    if let Some(m) = &s.shared.metrics {
+        m.first_byte(&s.route, s.started.elapsed());
+    }
     if !s.logs_at_end {
         log_local_answer(&s, &req.method, resp.status());
     }
@@ -139,6 +142,9 @@ async fn proxy(
             break;
         };
         let ep = peer.guard.endpoint().clone();
+        if let Some(m) = &shared.metrics {
+            m.upstream_attempt(ep.index);
+        }
         let mut up = upstream::request(&ep, &inf, &peer.guard.slot().model)?;
         up.plain |= pending.is_some();
         super::fault::upstream(&head.headers);
@@ -146,15 +152,16 @@ async fn proxy(
         let sent =
             upstream::forward(&ep, &mut up, head, cfg.timeouts.connect, &deadlines, timer).await;
         let threshold = cfg.limits.failures_before_down;
-        let resp = match response_filter::filter(&peer.guard, sent, threshold) {
-            Ok(resp) => resp,
-            Err(Rejected::Resend(e)) => {
-                skip.push(ep.index);
-                last_error = Some(e);
-                continue;
-            }
-            Err(Rejected::Final(e)) => return Err(e),
-        };
+        let resp =
+            match response_filter::filter(&peer.guard, sent, threshold, shared.metrics.as_ref()) {
+                Ok(resp) => resp,
+                Err(Rejected::Resend(e)) => {
+                    skip.push(ep.index);
+                    last_error = Some(e);
+                    continue;
+                }
+                Err(Rejected::Final(e)) => return Err(e),
+            };
         s.endpoint = ep.name_header.clone();
         let store = pending.take();
         let answer = body_filter::answer(s, &inf, &up, peer.guard, resp, deadlines.hard, store);

@@ -28,6 +28,8 @@ pub struct Session {
     pub logs_at_end: bool,
     /// What the cache did (`X-Cache`): hit, miss or bypass; `None` when the cache is off.
     pub cache: Option<&'static str>,
+    /// The tokens of an answer the router gave itself (a cache hit), for its log line.
+    pub tokens: Option<crate::accounting::Tokens>,
 }
 
 impl Session {
@@ -41,6 +43,7 @@ impl Session {
             endpoint: None,
             logs_at_end: false,
             cache: None,
+            tokens: None,
         }
     }
 }

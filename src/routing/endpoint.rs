@@ -10,6 +10,8 @@ use crate::config::{EndpointConfig, EndpointKind};
 pub struct EndpointState {
     pub index: usize,
     pub cfg: EndpointConfig,
+    /// The configured URL, shared by the records and metrics that name the endpoint.
+    pub label: std::sync::Arc<str>,
     pub url: EndpointUrl,
     /// The `Host` header value, computed once.
     pub authority: String,
@@ -34,6 +36,7 @@ impl EndpointState {
             index,
             openai_base: openai_base(cfg.kind, &url.base_path),
             name_header: http::HeaderValue::from_str(&cfg.url).ok(),
+            label: cfg.url.as_str().into(),
             cfg,
             authority: url.authority(),
             url,

@@ -67,6 +67,10 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<()> {
     if let Some(cache) = &shared.cache {
         cache.flush(std::time::Duration::from_secs(5));
     }
+    // Every token counted, the drain's included, reaches the database before the exit.
+    if let Some(acc) = &shared.accounting {
+        acc.flush_and_stop(std::time::Duration::from_secs(5));
+    }
     tracing::info!("stopped");
     Ok(())
 }

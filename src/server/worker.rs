@@ -26,6 +26,7 @@ pub fn run(
             tracing::warn!(worker = id, error = %e, "cannot keep the worker off the embedding core");
         }
     }
+    crate::metrics::set_worker(id);
     crate::rt::block_on(driver, async move {
         let listener = match monoio::net::TcpListener::from_std(listener) {
             Ok(l) => l,

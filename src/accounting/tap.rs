@@ -1,0 +1,218 @@
+//! Token counts read off an answer as it passes: the relay hands every chunk the client gets to a
+//! `Tap`, which keeps only the last few KiB. When the answer ends, the counts are found in that
+//! tail: every API puts them last (Ollama's final line or object, OpenAI's `usage` chunk or
+//! object, llama-server's `timings`). Nothing is parsed per chunk.
+
+use crate::translate::usage;
+use crate::translate::wire_ollama::Metrics;
+
+/// How much of the answer's end is kept. Every format's counts sit in its last record, and a last
+/// record's count fields are within its final few hundred bytes.
+const WINDOW: usize = 4096;
+
+/// Prompt and completion tokens of one answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub prompt: u64,
+    pub completion: u64,
+}
+
+/// The tail of an answer's bytes.
+#[derive(Default)]
+pub struct Tap {
+    tail: Vec<u8>,
+}
+
+impl Tap {
+    /// The next bytes the client is sent.
+    #[inline]
+    pub fn observe(&mut self, bytes: &[u8]) {
+        if bytes.len() >= WINDOW {
+            self.tail.clear();
+            self.tail.extend_from_slice(&bytes[bytes.len() - WINDOW..]);
+            return;
+        }
+        if self.tail.len() + bytes.len() > 2 * WINDOW {
+            let keep = WINDOW - bytes.len();
+            let from = self.tail.len() - keep;
+            self.tail.copy_within(from.., 0);
+            self.tail.truncate(keep);
+        }
+        self.tail.extend_from_slice(bytes);
+    }
+
+    /// The counts the answer reported, if it reported any.
+    pub fn tokens(&self) -> Option<Tokens> {
+        find_tokens(&self.tail)
+    }
+}
+
+/// The counts in the end of an answer, in any of the APIs' forms; the last value of a field wins
+/// (servers that send running usage update it on every chunk).
+pub fn find_tokens(tail: &[u8]) -> Option<Tokens> {
+    let ollama_prompt = last_number(tail, b"\"prompt_eval_count\"");
+    let ollama_completion = last_number(tail, b"\"eval_count\"");
+    if ollama_prompt.is_some() || ollama_completion.is_some() {
+        return Some(Tokens {
+            prompt: ollama_prompt.unwrap_or(0),
+            completion: ollama_completion.unwrap_or(0),
+        });
+    }
+    let prompt = last_number(tail, b"\"prompt_tokens\"");
+    let completion = last_number(tail, b"\"completion_tokens\"");
+    let from_usage = (prompt.is_some() || completion.is_some())
+        .then(|| (prompt.unwrap_or(0), completion.unwrap_or(0)));
+    let prompt_n = last_number(tail, b"\"prompt_n\"");
+    let predicted_n = last_number(tail, b"\"predicted_n\"");
+    let from_timings = (prompt_n.is_some() || predicted_n.is_some()).then(|| Metrics {
+        prompt_tokens: prompt_n
+            .unwrap_or(0)
+            .saturating_add(last_number(tail, b"\"cache_n\"").unwrap_or(0)),
+        completion_tokens: predicted_n.unwrap_or(0),
+        ..Metrics::default()
+    });
+    if from_usage.is_none() && from_timings.is_none() {
+        return None;
+    }
+    let m = usage::metrics(from_usage, from_timings);
+    Some(Tokens {
+        prompt: m.prompt_tokens,
+        completion: m.completion_tokens,
+    })
+}
+
+/// The number after the last `"name":` that is a JSON key (not text inside a string, where its
+/// quotes would be escaped). `None` when absent or not a plain unsigned integer.
+fn last_number(hay: &[u8], name: &[u8]) -> Option<u64> {
+    let mut end = hay.len();
+    while let Some(at) = rfind(&hay[..end], name) {
+        end = at;
+        if at > 0 && hay[at - 1] == b'\\' {
+            continue;
+        }
+        let rest = skip_space(&hay[at + name.len()..]);
+        let Some(rest) = rest.strip_prefix(b":") else {
+            continue;
+        };
+        return number(skip_space(rest));
+    }
+    None
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() > hay.len() {
+        return None;
+    }
+    (0..=hay.len() - needle.len())
+        .rev()
+        .find(|&i| &hay[i..i + needle.len()] == needle)
+}
+
+fn skip_space(b: &[u8]) -> &[u8] {
+    let n = b
+        .iter()
+        .take_while(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+        .count();
+    &b[n..]
+}
+
+fn number(b: &[u8]) -> Option<u64> {
+    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    // A float or exponent is not a count.
+    if matches!(b.get(digits), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    std::str::from_utf8(&b[..digits]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(s: &str) -> Option<(u64, u64)> {
+        find_tokens(s.as_bytes()).map(|t| (t.prompt, t.completion))
+    }
+
+    #[test]
+    fn every_api_form() {
+        // Ollama's final line (generate keeps its context before the counts).
+        assert_eq!(
+            tokens(
+                "{\"response\":\"a\",\"done\":false}\n{\"done\":true,\"context\":[1,2],\"prompt_eval_count\":12,\"prompt_eval_duration\":5,\"eval_count\":34}\n"
+            ),
+            Some((12, 34))
+        );
+        // Ollama embed: a prompt count only.
+        assert_eq!(
+            tokens("{\"embeddings\":[[0.1]],\"prompt_eval_count\":7}"),
+            Some((7, 0))
+        );
+        // OpenAI stream with a usage chunk.
+        assert_eq!(
+            tokens("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":9,\"total_tokens\":14,\"completion_tokens_details\":{\"reasoning_tokens\":0}}}\n\ndata: [DONE]\n\n"),
+            Some((5, 9))
+        );
+        // Running usage: the last one counts.
+        assert_eq!(
+            tokens("data: {\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\ndata: {\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}}\n\n"),
+            Some((5, 3))
+        );
+        // llama-server: timings (prompt = prompt_n + cache_n) when usage has no completion yet.
+        assert_eq!(
+            tokens("data: {\"timings\":{\"cache_n\":2,\"prompt_n\":4,\"predicted_n\":8}}\n\n"),
+            Some((6, 8))
+        );
+        assert_eq!(
+            tokens("{\"usage\":{\"prompt_tokens\":6,\"completion_tokens\":8},\"timings\":{\"prompt_n\":1,\"predicted_n\":8}}"),
+            Some((6, 8))
+        );
+        // Embeddings usage without completion tokens.
+        assert_eq!(
+            tokens("{\"data\":[],\"usage\":{\"prompt_tokens\":3,\"total_tokens\":3}}"),
+            Some((3, 0))
+        );
+    }
+
+    #[test]
+    fn text_and_junk_are_not_counts() {
+        assert_eq!(
+            tokens("{\"response\":\"say \\\"eval_count\\\": 99\",\"done\":false}\n"),
+            None
+        );
+        assert_eq!(tokens("{\"eval_count\":null}"), None);
+        assert_eq!(tokens("{\"eval_count\":1.5}"), None);
+        assert_eq!(tokens("{\"eval_count\":-3}"), None);
+        assert_eq!(tokens("{\"eval_count\":99999999999999999999999}"), None);
+        assert_eq!(tokens(""), None);
+        assert_eq!(tokens("\"eval_count\""), None);
+    }
+
+    #[test]
+    fn the_tail_survives_any_split() {
+        let mut body = Vec::new();
+        for i in 0..500 {
+            body.extend_from_slice(
+                format!("{{\"response\":\"token {i}\",\"done\":false}}\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(b"{\"done\":true,\"prompt_eval_count\":3,\"eval_count\":500}\n");
+        for size in [1, 7, 100, 4095, 4096, 5000, body.len()] {
+            let mut tap = Tap::default();
+            for chunk in body.chunks(size) {
+                tap.observe(chunk);
+            }
+            assert!(tap.tail.len() <= 2 * WINDOW);
+            assert_eq!(
+                tap.tokens(),
+                Some(Tokens {
+                    prompt: 3,
+                    completion: 500
+                }),
+                "chunks of {size}"
+            );
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The accounting thread: takes the workers' records, keeps the totals, writes a batch to the
+//! database every `flush_every`, and answers the routes' queries (after writing what it holds, so
+//! an answer includes every request that ended before it was asked).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use serde_json::Value;
+
+use super::db::{add2, Batch, Db};
+use super::{Health, Msg, Query, Record, Totals};
+
+/// How often the totals others read are republished while records arrive.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// How often a database that cannot be opened is tried again.
+const REOPEN_EVERY: Duration = Duration::from_secs(5);
+
+pub struct Writer {
+    path: PathBuf,
+    flush_every: Duration,
+    published: Arc<ArcSwap<Totals>>,
+    health: Arc<Health>,
+    db: Option<Db>,
+    next_open: Instant,
+    pending: Batch,
+    pending_records: u64,
+    totals: Totals,
+    dirty: bool,
+    /// The current failure streak was logged.
+    failing: bool,
+}
+
+impl Writer {
+    pub fn new(
+        path: PathBuf,
+        flush_every: Duration,
+        published: Arc<ArcSwap<Totals>>,
+        health: Arc<Health>,
+    ) -> Self {
+        Writer {
+            path,
+            flush_every,
+            published,
+            health,
+            db: None,
+            next_open: Instant::now(),
+            pending: Batch::default(),
+            pending_records: 0,
+            totals: Totals::default(),
+            dirty: false,
+            failing: false,
+        }
+    }
+
+    pub fn run(mut self, rx: Receiver<Msg>) {
+        self.open();
+        if let Some(db) = &self.db {
+            match db.totals() {
+                Ok(t) => self.totals.all_time = t.into_iter().collect(),
+                Err(e) => self.failed("read the totals", &e.to_string()),
+            }
+        }
+        self.publish();
+        let mut next_flush = Instant::now() + self.flush_every;
+        let mut last_publish = Instant::now();
+        loop {
+            let wake = if self.dirty {
+                next_flush.min(last_publish + PUBLISH_EVERY)
+            } else {
+                next_flush
+            };
+            match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(Msg::Record(r)) => {
+                    self.add(r);
+                    // Take what else is waiting before publishing once.
+                    for _ in 0..4096 {
+                        match rx.try_recv() {
+                            Ok(Msg::Record(r)) => self.add(r),
+                            Ok(other) => {
+                                if !self.handle(other) {
+                                    return;
+                                }
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Ok(other) => {
+                    if !self.handle(other) {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush();
+                    return;
+                }
+            }
+            let now = Instant::now();
+            if self.dirty && now >= last_publish + PUBLISH_EVERY {
+                self.publish();
+                last_publish = now;
+            }
+            if now >= next_flush {
+                self.flush();
+                next_flush = now + self.flush_every;
+            }
+        }
+    }
+
+    /// A query or the stop; `false` when the thread ends.
+    fn handle(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Record(r) => self.add(r),
+            Msg::Query(q, reply) => {
+                self.flush();
+                let _ = reply.send(self.answer(q));
+            }
+            Msg::Stop(done) => {
+                for attempt in 0..3 {
+                    self.flush();
+                    if self.pending.is_empty() {
+                        break;
+                    }
+                    if attempt < 2 {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+                if !self.pending.is_empty() {
+                    tracing::error!(
+                        records = self.pending_records,
+                        path = %self.path.display(),
+                        "token counts could not be written before the exit and are lost"
+                    );
+                }
+                self.publish();
+                let _ = done.send(());
+                return false;
+            }
+        }
+        true
+    }
+
+    fn add(&mut self, r: Record) {
+        let pair = (r.endpoint, r.model);
+        let t = (r.tokens.prompt, r.tokens.completion);
+        if r.cached {
+            let c = self.pending.cache.entry(pair.1).or_default();
+            *c = (c.0 + 1, c.1.saturating_add(t.0), c.2.saturating_add(t.1));
+            let s = &mut self.totals.cache_saved;
+            *s = (s.0 + 1, s.1.saturating_add(t.0), s.2.saturating_add(t.1));
+        } else {
+            let minute = r.at - r.at.rem_euclid(60);
+            add2(
+                self.pending
+                    .series
+                    .entry((pair.0.clone(), pair.1.clone(), minute))
+                    .or_default(),
+                t,
+            );
+            add2(self.pending.counts.entry(pair.clone()).or_default(), t);
+            add2(self.totals.all_time.entry(pair.clone()).or_default(), t);
+            add2(self.totals.since_start.entry(pair).or_default(), t);
+        }
+        self.pending_records += 1;
+        self.health
+            .pending
+            .store(self.pending_records, Ordering::Relaxed);
+        self.dirty = true;
+    }
+
+    fn publish(&mut self) {
+        self.totals.version += 1;
+        self.published.store(Arc::new(self.totals.clone()));
+        self.dirty = false;
+    }
+
+    fn open(&mut self) {
+        if self.db.is_some() || Instant::now() < self.next_open {
+            return;
+        }
+        match Db::open(&self.path) {
+            Ok(db) => {
+                self.db = Some(db);
+                self.health.db_ok.store(true, Ordering::Relaxed);
+                tracing::info!(path = %self.path.display(), "token database open");
+            }
+            Err(e) => {
+                self.next_open = Instant::now() + REOPEN_EVERY;
+                self.failed("open", &e.to_string());
+            }
+        }
+    }
+
+    /// Writes the pending batch; on failure keeps it for the next try.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.open();
+        let Some(db) = self.db.as_mut() else { return };
+        let batch = std::mem::take(&mut self.pending);
+        match db.write(&batch) {
+            Ok(()) => {
+                self.pending_records = 0;
+                self.health.pending.store(0, Ordering::Relaxed);
+                self.health.db_ok.store(true, Ordering::Relaxed);
+                if self.failing {
+                    self.failing = false;
+                    tracing::info!(path = %self.path.display(), "token database writable again; held counts written");
+                }
+            }
+            Err(e) => {
+                self.pending.merge(batch);
+                self.failed("write", &e.to_string());
+            }
+        }
+    }
+
+    fn failed(&mut self, what: &str, error: &str) {
+        self.health.db_ok.store(false, Ordering::Relaxed);
+        self.health.db_errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.health.last_error.lock() {
+            *last = Some(format!("{what}: {error}"));
+        }
+        if !self.failing {
+            self.failing = true;
+            tracing::error!(
+                path = %self.path.display(),
+                error,
+                pending = self.pending_records,
+                "token database: cannot {what}; counts are kept in memory and written when it works again"
+            );
+        }
+    }
+
+    fn answer(&mut self, q: Query) -> Result<Option<Value>, String> {
+        let Some(db) = self.db.as_mut() else {
+            return Err(self.unavailable());
+        };
+        let r = match q {
+            Query::TokenCounts => db.token_counts().map(Some),
+            Query::Stats(model) => db.stats(&model),
+            Query::Aggregate { days, trim } => db
+                .aggregate(days, trim, super::unix_now())
+                .map(|groups| Some(Value::from(groups as u64))),
+        };
+        r.map_err(|e| {
+            let msg = format!("token database: {e}");
+            self.failed("read", &e.to_string());
+            msg
+        })
+    }
+
+    fn unavailable(&self) -> String {
+        let last = self.health.last_error.lock().ok().and_then(|l| l.clone());
+        format!(
+            "token database unavailable: {}",
+            last.unwrap_or_else(|| "not open".into())
+        )
+    }
+}

@@ -1,0 +1,217 @@
+//! `/api/usage` and its live form `/api/usage-stream` (SSE): slots in use and tokens counted, per
+//! endpoint × model, in the reference's shape (`usage_counts`, `token_usage_counts`, keys sorted)
+//! plus the slot limits and queues.
+//!
+//! The stream costs the workers nothing per proxied request: one snapshot is built at most every
+//! `TICK` (by whichever watcher finds it stale) and every watcher compares its version on its own
+//! timer; a change reaches them within two ticks, unchanged state sends a comment line every
+//! `HEARTBEAT`, and SIGTERM ends the streams.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body::{Frame, SizeHint};
+use serde_json::{json, Map, Value};
+
+use super::util::json_value;
+use crate::http::body::{BoxError, RouterBody, Streamed};
+use crate::http::lazy_timer::LazyTimer;
+use crate::state::Shared;
+
+const TICK: Duration = Duration::from_millis(250);
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// `GET /api/usage`.
+pub fn usage(shared: &Shared) -> Response<RouterBody> {
+    json_value(StatusCode::OK, &usage_value(shared))
+}
+
+fn usage_value(shared: &Shared) -> Value {
+    let placement = shared.placement.load();
+    let per_endpoint = || -> Map<String, Value> {
+        shared
+            .endpoints
+            .iter()
+            .map(|e| (e.cfg.url.clone(), json!({})))
+            .collect()
+    };
+    let (mut usage, mut limits, mut tokens) = (per_endpoint(), per_endpoint(), per_endpoint());
+    let mut queues = Map::new();
+    let (mut total_in_flight, mut total_queued) = (0u64, 0u64);
+    let put = |map: &mut Map<String, Value>, ep: &str, model: &str, v: Value| {
+        if let Some(Value::Object(m)) = map.get_mut(ep) {
+            m.insert(model.to_string(), v);
+        }
+    };
+    for slot in &placement.slots {
+        let n = slot.in_flight();
+        total_in_flight += u64::from(n);
+        let (ep, model) = (&slot.endpoint.cfg.url, &*slot.model);
+        put(&mut usage, ep, model, json!(n));
+        put(&mut limits, ep, model, json!(slot.limit));
+        let depth = slot.queue.depth();
+        if depth > 0 || !queues.contains_key(model) {
+            queues.insert(model.to_string(), json!(depth));
+        }
+    }
+    total_queued += queues.values().filter_map(Value::as_u64).sum::<u64>();
+    if let Some(acc) = &shared.accounting {
+        for ((ep, model), (i, o)) in &acc.totals.load().all_time {
+            put(&mut tokens, ep, model, json!(i + o));
+        }
+    }
+    json!({
+        "usage_counts": usage,
+        "slot_limits": limits,
+        "token_usage_counts": tokens,
+        "queue_depth": queues,
+        "total_in_flight": total_in_flight,
+        "total_queued": total_queued,
+    })
+}
+
+/// The snapshot every watcher sends.
+struct Snapshot {
+    version: u64,
+    built: Instant,
+    event: Bytes,
+}
+
+/// The watchers' shared snapshot.
+pub struct Feed {
+    current: ArcSwap<Snapshot>,
+    building: AtomicBool,
+    watchers: AtomicUsize,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed {
+            current: ArcSwap::from_pointee(Snapshot {
+                version: 0,
+                built: Instant::now() - 2 * TICK,
+                event: Bytes::new(),
+            }),
+            building: AtomicBool::new(false),
+            watchers: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Feed {
+    pub fn watchers(&self) -> usize {
+        self.watchers.load(Ordering::Relaxed)
+    }
+
+    /// The current snapshot, rebuilt first when older than a tick (by one caller at a time).
+    fn snapshot(&self, shared: &Shared) -> Arc<Snapshot> {
+        let cur = self.current.load_full();
+        if cur.built.elapsed() < TICK || self.building.swap(true, Ordering::Acquire) {
+            return cur;
+        }
+        let mut event = Vec::with_capacity(cur.event.len() + 16);
+        event.extend_from_slice(b"data: ");
+        // A `Value` always serialises.
+        let _ = serde_json::to_writer(&mut event, &usage_value(shared));
+        event.extend_from_slice(b"\n\n");
+        let changed = event != cur.event;
+        let next = Arc::new(Snapshot {
+            version: cur.version + u64::from(changed),
+            built: Instant::now(),
+            event: if changed {
+                Bytes::from(event)
+            } else {
+                cur.event.clone()
+            },
+        });
+        self.current.store(next.clone());
+        self.building.store(false, Ordering::Release);
+        next
+    }
+}
+
+/// `GET /api/usage-stream`.
+pub fn stream(shared: Arc<Shared>) -> Response<RouterBody> {
+    shared.feed.watchers.fetch_add(1, Ordering::Relaxed);
+    let body = Watcher {
+        shared,
+        sent: None,
+        timer: LazyTimer::new(Instant::now()),
+        heartbeat: Instant::now() + HEARTBEAT,
+        done: false,
+    };
+    let mut resp = Response::new(RouterBody::Streamed(Box::new(body)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+struct Watcher {
+    shared: Arc<Shared>,
+    /// The version last sent; `None` before the first.
+    sent: Option<u64>,
+    timer: LazyTimer,
+    heartbeat: Instant,
+    done: bool,
+}
+
+impl Streamed for Watcher {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            if self.done || self.shared.stopping.load(Ordering::Relaxed) {
+                self.done = true;
+                return Poll::Ready(None);
+            }
+            if !self.timer.poll_expired(cx) {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            self.timer.set(now + TICK);
+            let snap = self.shared.feed.snapshot(&self.shared);
+            if self.sent != Some(snap.version) {
+                let first = self.sent.is_none();
+                self.sent = Some(snap.version);
+                self.heartbeat = now + HEARTBEAT;
+                let event = if first {
+                    // Tell EventSource clients how soon to reconnect.
+                    [&b"retry: 2000\n"[..], &snap.event].concat().into()
+                } else {
+                    snap.event.clone()
+                };
+                return Poll::Ready(Some(Ok(Frame::data(event))));
+            }
+            if now >= self.heartbeat {
+                self.heartbeat = now + HEARTBEAT;
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b": ping\n\n")))));
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+
+    fn take_header_lines(&mut self) -> Bytes {
+        Bytes::new()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.shared.feed.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
