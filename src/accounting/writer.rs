@@ -244,8 +244,15 @@ impl Writer {
             return Err(self.unavailable());
         };
         let r = match q {
-            Query::TokenCounts => db.token_counts().map(Some),
-            Query::Stats(model) => db.stats(&model),
+            Query::TokenCounts => db.token_counts().map(|mut v| {
+                with_pending(&mut v, &self.pending);
+                Some(v)
+            }),
+            // Counts are kept under the endpoint's name; `llama3` finds `llama3:latest`.
+            Query::Stats(model) => match db.stats(&model) {
+                Ok(None) if !model.contains(':') => db.stats(&format!("{model}:latest")),
+                other => other,
+            },
             Query::Aggregate { days, trim } => db
                 .aggregate(days, trim, super::unix_now())
                 .map(|groups| Some(Value::from(groups as u64))),
@@ -263,5 +270,41 @@ impl Writer {
             "token database unavailable: {}",
             last.unwrap_or_else(|| "not open".into())
         )
+    }
+}
+
+/// Adds the counts not written yet (the database refused them) to a `/api/token_counts` answer,
+/// so that it still includes every request that ended.
+fn with_pending(v: &mut Value, pending: &Batch) {
+    if pending.is_empty() {
+        return;
+    }
+    let num = |v: &Value| v.as_u64().unwrap_or(0);
+    if let Some(rows) = v["breakdown"].as_array_mut() {
+        for ((ep, model), (i, o)) in &pending.counts {
+            let at = rows
+                .iter()
+                .position(|r| r["endpoint"] == **ep && r["model"] == **model);
+            let row = match at {
+                Some(at) => &mut rows[at],
+                None => {
+                    rows.push(serde_json::json!({"endpoint": &**ep, "model": &**model,
+                        "input_tokens": 0, "output_tokens": 0, "total_tokens": 0}));
+                    rows.last_mut().expect("pushed")
+                }
+            };
+            row["input_tokens"] = (num(&row["input_tokens"]) + i).into();
+            row["output_tokens"] = (num(&row["output_tokens"]) + o).into();
+            row["total_tokens"] = (num(&row["total_tokens"]) + i + o).into();
+        }
+        let total: u64 = rows.iter().map(|r| num(&r["total_tokens"])).sum();
+        v["total_tokens"] = total.into();
+    }
+    let saved = &mut v["cache_saved"];
+    for (h, i, o) in pending.cache.values() {
+        saved["hits"] = (num(&saved["hits"]) + h).into();
+        saved["input_tokens"] = (num(&saved["input_tokens"]) + i).into();
+        saved["output_tokens"] = (num(&saved["output_tokens"]) + o).into();
+        saved["total_tokens"] = (num(&saved["total_tokens"]) + i + o).into();
     }
 }

@@ -91,6 +91,7 @@ struct Raw {
     input: Option<Kind>,
     options: Option<Kind>,
     nomyo: Option<Kind>,
+    stream_options: Option<serde_json::Value>,
 }
 
 impl<'de> Deserialize<'de> for Raw {
@@ -112,6 +113,7 @@ impl<'de> Deserialize<'de> for Raw {
                         Field::Input => raw.input = Some(map.next_value()?),
                         Field::Options => raw.options = Some(map.next_value()?),
                         Field::Nomyo => raw.nomyo = Some(map.next_value()?),
+                        Field::StreamOptions => raw.stream_options = Some(map.next_value()?),
                         Field::Other => {
                             map.next_value::<Kind>()?;
                         }
@@ -133,6 +135,7 @@ enum Field {
     Input,
     Options,
     Nomyo,
+    StreamOptions,
     Other,
 }
 
@@ -153,6 +156,7 @@ impl<'de> Deserialize<'de> for Field {
                     "input" => Field::Input,
                     "options" => Field::Options,
                     "nomyo" => Field::Nomyo,
+                    "stream_options" => Field::StreamOptions,
                     other => {
                         if let Some(name) = folds_to_a_field(other) {
                             return Err(E::custom(format!(
@@ -199,6 +203,8 @@ pub struct Sniffed {
     pub stream: bool,
     /// The body has a router-only `nomyo` field that must not go upstream.
     pub has_nomyo: bool,
+    /// An OpenAI stream's client asked for the usage chunk (`stream_options.include_usage`).
+    pub usage_asked: bool,
 }
 
 /// Parses and checks a body for an inference route.
@@ -263,6 +269,12 @@ pub fn sniff(body: &[u8], route: Inference) -> Result<Sniffed, ApiError> {
         model,
         stream: stream && route.can_stream(),
         has_nomyo: raw.nomyo.is_some(),
+        usage_asked: raw
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.get("include_usage"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
@@ -301,12 +313,21 @@ fn data_error(e: &serde_json::Error) -> String {
 
 /// Removes the router-only `nomyo` field and, when given, replaces `model`. Only used when needed:
 /// the common case forwards the client's bytes untouched.
-pub fn rewrite(body: &[u8], model: Option<&str>) -> Result<Vec<u8>, ApiError> {
+pub fn rewrite(body: &[u8], model: Option<&str>, ask_usage: bool) -> Result<Vec<u8>, ApiError> {
     let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     v.remove("nomyo");
     if let Some(m) = model {
         v.insert("model".into(), serde_json::Value::String(m.to_string()));
+    }
+    if ask_usage {
+        let options = v
+            .entry("stream_options")
+            .or_insert_with(|| serde_json::json!({}));
+        if !options.is_object() {
+            *options = serde_json::json!({});
+        }
+        options["include_usage"] = serde_json::Value::Bool(true);
     }
     serde_json::to_vec(&v).map_err(|e| ApiError::bad_request(e.to_string()))
 }
@@ -395,7 +416,12 @@ mod tests {
 
     #[test]
     fn rewrite_drops_nomyo_and_sets_model() {
-        let out = rewrite(br#"{"model":"a","nomyo":{"cache":true},"x":1}"#, Some("b")).unwrap();
+        let out = rewrite(
+            br#"{"model":"a","nomyo":{"cache":true},"x":1}"#,
+            Some("b"),
+            false,
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v, serde_json::json!({"model":"b","x":1}));
     }

@@ -299,6 +299,7 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
         db_path: r.string("db_path", "token_counts.db")?,
         token_accounting: r.boolean("token_accounting", true)?,
         metrics: r.boolean("metrics", true)?,
+        stream_usage: r.boolean("stream_usage", true)?,
         log_level,
         log_format,
         shutdown_grace: r.duration("shutdown_grace", 30.0)?,

@@ -27,6 +27,7 @@ pub const TOP_KEYS: &[&str] = &[
     "db_path",
     "token_accounting",
     "metrics",
+    "stream_usage",
     "host",
     "port",
     "workers",

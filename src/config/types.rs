@@ -215,6 +215,9 @@ pub struct Config {
     pub token_accounting: bool,
     /// Serve `/metrics` and keep its counters (`metrics`).
     pub metrics: bool,
+    /// Ask OpenAI-API streams for their usage chunk and hide it from clients that did not ask
+    /// (`stream_usage`), so that every stream is counted.
+    pub stream_usage: bool,
     pub log_level: String,
     pub log_format: LogFormat,
     /// How long in-flight requests may run after SIGTERM.

@@ -45,7 +45,7 @@ pub async fn answer(
             // Boxed: only translated requests need this future's room.
             Box::pin(t.respond(resp, guard, epilogue)).await
         }
-        None => same_api(resp, guard, inf, cfg.timeouts.idle, epilogue, hard),
+        None => same_api(resp, guard, inf, up, cfg.timeouts.idle, epilogue, hard),
     }
 }
 
@@ -54,12 +54,15 @@ fn same_api(
     resp: Response<UpstreamBody>,
     guard: SlotGuard,
     inf: &InferenceRequest<'_>,
+    up: &UpstreamRequest,
     idle: Duration,
     epilogue: Epilogue,
     hard: Option<Instant>,
 ) -> Response<RouterBody> {
     let status: StatusCode = resp.status();
     let upstream_body = resp.into_body();
+    let hide_usage = up.hide_usage && status.is_success();
+    let chunked = !upstream_body.has_length();
     let errors = match (
         inf.sniffed.stream && !upstream_body.has_length(),
         inf.route.format(),
@@ -74,7 +77,21 @@ fn same_api(
     if let Some(t) = super::fault::body(&inf.head.headers) {
         relay = relay.with_transform(t);
     }
+    let mut out_headers = None;
+    if hide_usage {
+        let filter = Box::new(super::hidden_usage::HideUsage::default());
+        relay = if chunked {
+            relay.with_filter(filter)
+        } else {
+            // The upstream's length would be wrong: its headers go, the type stays.
+            out_headers = Some(http::HeaderValue::from_static("text/event-stream"));
+            relay.with_transform(filter)
+        };
+    }
     let mut out = Response::new(RouterBody::Streamed(Box::new(relay)));
     *out.status_mut() = status;
+    if let Some(ct) = out_headers {
+        out.headers_mut().insert(http::header::CONTENT_TYPE, ct);
+    }
     out
 }

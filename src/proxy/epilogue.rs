@@ -85,6 +85,13 @@ impl Epilogue {
         }
     }
 
+    /// Bytes of the answer the client is not sent, read for their token counts only.
+    pub fn count_hidden(&mut self, bytes: &[u8]) {
+        if let Some(tap) = self.count.tap.as_mut() {
+            tap.observe(bytes);
+        }
+    }
+
     pub fn run(self, outcome: Outcome) {
         match (self.store, &outcome) {
             (Some(store), Outcome::Complete) => store.complete(),

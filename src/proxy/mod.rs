@@ -6,6 +6,7 @@ pub mod body_filter;
 pub mod cache;
 pub mod epilogue;
 pub mod fault;
+pub mod hidden_usage;
 pub mod local;
 pub mod peer;
 pub mod policy;

@@ -62,6 +62,10 @@ pub trait Transform {
     fn has_failed(&self) -> bool {
         false
     }
+    /// Input the client is not sent but the accounting reads (see `hidden_usage`).
+    fn take_hidden(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Relays an upstream body. Owns the slot and (through the body) the connection; releases both when
@@ -116,6 +120,13 @@ impl Relay {
     fn next_deadline(&self) -> Instant {
         let idle = Instant::now() + self.idle;
         self.hard_deadline.map_or(idle, |h| h.min(idle))
+    }
+
+    /// Passes every chunk through `t`, keeping the upstream's header lines: only for an upstream
+    /// body without a length (whose headers name none).
+    pub fn with_filter(mut self, t: Box<dyn Transform>) -> Self {
+        self.transform = Some(t);
+        self
     }
 
     /// Passes every chunk through `t` (the size of the body is then unknown). The upstream's headers
@@ -178,6 +189,9 @@ impl Relay {
                             "the upstream's stream could not be translated".into(),
                         ));
                         return Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))));
+                    }
+                    if let (Some(hidden), Some(e)) = (t.take_hidden(), self.epilogue.as_mut()) {
+                        e.count_hidden(&hidden);
                     }
                     Bytes::from(buf)
                 }

@@ -145,7 +145,7 @@ async fn proxy(
         if let Some(m) = &shared.metrics {
             m.upstream_attempt(ep.index);
         }
-        let mut up = upstream::request(&ep, &inf, &peer.guard.slot().model)?;
+        let mut up = upstream::request(&ep, &inf, &peer.guard.slot().model, cfg.stream_usage)?;
         up.plain |= pending.is_some();
         super::fault::upstream(&head.headers);
         let deadlines = Deadlines::new(cfg, s.started, peer.loaded);

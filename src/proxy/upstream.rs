@@ -29,14 +29,18 @@ pub struct UpstreamRequest {
     pub translate: Option<OllamaRoute>,
     /// The answer is read on its way (for the cache): ask for it uncompressed.
     pub plain: bool,
+    /// The upstream was asked for a usage chunk the client did not ask for (`hidden_usage`).
+    pub hide_usage: bool,
 }
 
 /// Builds the upstream request: the client's bytes (minus `nomyo`, with the model renamed when an
-/// alias was resolved), or their translation for an OpenAI-compatible endpoint.
+/// alias was resolved, asking for usage when `stream_usage` and the client did not), or their
+/// translation for an OpenAI-compatible endpoint.
 pub fn request(
     ep: &EndpointState,
     inf: &InferenceRequest<'_>,
     upstream_model: &str,
+    stream_usage: bool,
 ) -> Result<UpstreamRequest, ApiError> {
     let (route, body, sniffed) = (inf.route, inf.body, &inf.sniffed);
     if let Some(oroute) = translation(route, ep.kind()) {
@@ -54,13 +58,18 @@ pub fn request(
             stream: t.stream,
             translate: Some(oroute),
             plain: true,
+            hide_usage: false,
         });
     }
     let rename = upstream_model != sniffed.model
         && !(ep.kind() == EndpointKind::Ollama
             && ollama_equivalent(&sniffed.model, upstream_model));
-    let out_body = if sniffed.has_nomyo || rename {
-        Bytes::from(rewrite(body, rename.then_some(upstream_model))?)
+    let hide_usage = stream_usage
+        && sniffed.stream
+        && !sniffed.usage_asked
+        && matches!(route, Inference::OaiChat | Inference::OaiCompletions);
+    let out_body = if sniffed.has_nomyo || rename || hide_usage {
+        Bytes::from(rewrite(body, rename.then_some(upstream_model), hide_usage)?)
     } else {
         body.clone()
     };
@@ -81,6 +90,7 @@ pub fn request(
         stream: sniffed.stream,
         translate: None,
         plain: false,
+        hide_usage,
     })
 }
 

@@ -140,6 +140,8 @@ impl Router {
             &port.to_string(),
         ])
         .args(args)
+        // Relative paths (the token database's default) land in the test's own directory.
+        .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(log);
         for (k, v) in env {
