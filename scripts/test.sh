@@ -4,16 +4,21 @@
 # llama-server, and the 60 s chaos soak. Needs: cargo, python3 (the pip packages of
 # tests/python/requirements.txt are installed here), gcc/g++ (the first run builds
 # llama-server from PyPI's llama-cpp-python sdist into ~/.cache, about 4-7 minutes; later runs reuse it),
-# and redis-server (installed here from Debian when missing: the Redis cache tests start their own).
+# redis-server and promtool (installed here from Debian when missing).
 # The semantic cache's embedding model (91 MB, from PyPI) is fetched into ~/.cache once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null; then
-    echo "== installing redis-server (the Redis cache tests start their own) =="
+# Debian packages the tests use: redis-server (the Redis cache tests start their own) and
+# prometheus for its promtool (the /metrics tests check the exposition with it).
+MISSING=""
+command -v redis-server >/dev/null || MISSING="$MISSING redis-server"
+command -v promtool >/dev/null || MISSING="$MISSING prometheus"
+if [ -n "$MISSING" ]; then
+    echo "== installing$MISSING =="
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $MISSING >/dev/null
 fi
 
 echo "== embedding model (fetched once from PyPI) =="

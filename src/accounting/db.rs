@@ -19,13 +19,15 @@ const STATS_SERIES_LIMIT: i64 = 50_000;
 
 /// Totals per endpoint × model: (input, output).
 pub type PairTotals = HashMap<(Arc<str>, Arc<str>), (u64, u64)>;
+/// Endpoint, model and minute (unix seconds, floored).
+pub type MinuteKey = (Arc<str>, Arc<str>, i64);
 
 /// One flush: everything counted since the last one.
 #[derive(Default)]
 pub struct Batch {
     pub counts: PairTotals,
-    /// Per endpoint × model × minute (unix seconds, floored).
-    pub series: HashMap<(Arc<str>, Arc<str>, i64), (u64, u64)>,
+    /// Per endpoint × model × minute.
+    pub series: HashMap<MinuteKey, (u64, u64)>,
     /// Cache hits per model: (hits, input, output) tokens saved.
     pub cache: HashMap<Arc<str>, (u64, u64, u64)>,
 }

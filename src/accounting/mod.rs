@@ -112,7 +112,12 @@ impl Accounting {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             self.tx.try_send(Msg::Record(r))
         {
-            if self.health.dropped.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+            if self
+                .health
+                .dropped
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(10_000)
+            {
                 tracing::error!("token accounting is not keeping up: records dropped");
             }
         }

@@ -348,11 +348,20 @@ mod tests {
             Sniffed {
                 model: "m".into(),
                 stream: true,
-                has_nomyo: false
+                has_nomyo: false,
+                usage_asked: false,
             }
         );
         let s = sniff(br#"{"model":"m","messages":[]}"#, Inference::OaiChat).unwrap();
         assert!(!s.stream);
+        let asked =
+            br#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#;
+        assert!(sniff(asked, Inference::OaiChat).unwrap().usage_asked);
+        let out = rewrite(br#"{"model":"m","stream_options":{"x":1}}"#, None, true).unwrap();
+        assert_eq!(
+            out,
+            br#"{"model":"m","stream_options":{"include_usage":true,"x":1}}"#
+        );
         let s = sniff(
             br#"{"model":"m","prompt":"","stream":false,"nomyo":{"cache":false}}"#,
             Inference::Generate,

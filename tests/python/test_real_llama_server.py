@@ -164,3 +164,27 @@ def test_alias_with_latest_answers(client):
     assert r.done is True and r.done_reason == "length"
     assert r.eval_count == 4
     assert r.message.content
+
+
+def token_total(stack) -> int:
+    r = httpx.get(f"{stack.base_url}/api/token_counts", timeout=10, trust_env=False)
+    assert r.status_code == 200, r.text
+    rows = r.json()["breakdown"]
+    return sum(row["total_tokens"] for row in rows)
+
+
+def test_tokens_are_counted_from_the_server_numbers(real_llama_stack, client, oai):
+    before = token_total(real_llama_stack)
+    r = client.chat(model=ALIAS, messages=MESSAGES, options={"num_predict": 8}, stream=False)
+    assert token_total(real_llama_stack) - before == r.prompt_eval_count + 8
+    # An OpenAI stream without usage: llama-server is asked for it (it reports usage on its last
+    # chunk either way), and no usage-only chunk reaches the client.
+    before = token_total(real_llama_stack)
+    chunks = list(oai.chat.completions.create(model=ALIAS, messages=MESSAGES, max_tokens=5, stream=True))
+    assert chunks and all(c.choices for c in chunks), chunks[-1]
+    counted = token_total(real_llama_stack) - before
+    asked = list(oai.chat.completions.create(
+        model=ALIAS, messages=MESSAGES, max_tokens=5, stream=True, stream_options={"include_usage": True}))
+    usage = asked[-1].usage
+    assert usage is not None and usage.completion_tokens == 5
+    assert counted == usage.prompt_tokens + 5
