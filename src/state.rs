@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::accounting::feed::Feed;
 use crate::accounting::Accounting;
-use crate::api::usage::Feed;
 use crate::cache::response_cache::ResponseCache;
 use crate::config::Config;
 use crate::metrics::Metrics;

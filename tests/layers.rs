@@ -16,6 +16,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("http", 1),
     ("routing", 2),
     ("cache", 2),
+    ("accounting", 2),
+    ("metrics", 2),
     ("state", 3),
     ("discovery", 4),
     ("api", 5),

@@ -8,6 +8,7 @@
 //! the thread is stuck, counts the records it drops. SIGTERM flushes what is left.
 
 pub mod db;
+pub mod feed;
 pub mod tap;
 mod writer;
 

@@ -120,10 +120,10 @@ pub fn metrics(shared: &Shared) -> Result<Response<RouterBody>, ApiError> {
             "metrics are off (metrics: false)",
         ));
     }
-    let mut resp = Response::new(RouterBody::full(crate::metrics::scrape::render(shared)));
+    let mut resp = Response::new(RouterBody::full(super::metrics_text::render(shared)));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::metrics::scrape::CONTENT_TYPE),
+        HeaderValue::from_static(super::metrics_text::CONTENT_TYPE),
     );
     Ok(resp)
 }

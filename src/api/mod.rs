@@ -7,6 +7,7 @@ pub mod cache_routes;
 pub mod errors;
 pub mod listing;
 pub mod manage;
+pub mod metrics_text;
 pub mod own;
 pub mod routes;
 pub mod show;

@@ -137,33 +137,91 @@ impl Route {
         matches!(self, Route::Root | Route::Health)
     }
 
+    /// The route's name in logs and metrics.
     pub fn name(&self) -> &'static str {
+        ROUTE_NAMES[self.index()]
+    }
+
+    /// The route's place in `ROUTE_NAMES` (its metrics are counted there).
+    pub fn index(&self) -> usize {
         match self {
-            Route::Root => "root",
-            Route::Inference(i) => i.name(),
-            Route::Manage(m) => m.path(),
-            Route::Blob(_) => "blobs",
-            Route::Show => "show",
-            Route::Tags => "tags",
-            Route::Ps => "ps",
-            Route::Version => "version",
-            Route::OaiModels | Route::OaiModel(_) => "v1.models",
-            Route::Health => "health",
-            Route::Usage => "usage",
-            Route::UsageStream => "usage_stream",
-            Route::TokenCounts => "token_counts",
-            Route::Stats => "stats",
-            Route::AggregateTimeSeriesDays => "aggregate_time_series_days",
-            Route::Metrics => "metrics",
-            Route::CacheStats => "cache_stats",
-            Route::CacheInvalidate => "cache_invalidate",
-            Route::Config => "config",
-            Route::PsDetails => "ps_details",
-            Route::NotFound(_) => "not_found",
-            Route::MethodNotAllowed(..) => "method_not_allowed",
+            Route::Root => 0,
+            Route::Inference(i) => match i {
+                Inference::Chat => 1,
+                Inference::Generate => 2,
+                Inference::Embed => 3,
+                Inference::Embeddings => 4,
+                Inference::OaiChat => 5,
+                Inference::OaiCompletions => 6,
+                Inference::OaiEmbeddings => 7,
+                Inference::Rerank => 8,
+            },
+            Route::Manage(m) => match m {
+                Manage::Pull => 9,
+                Manage::Push => 10,
+                Manage::Create => 11,
+                Manage::Copy => 12,
+                Manage::Delete => 13,
+            },
+            Route::Blob(_) => 14,
+            Route::Show => 15,
+            Route::Tags => 16,
+            Route::Ps => 17,
+            Route::Version => 18,
+            Route::OaiModels | Route::OaiModel(_) => 19,
+            Route::Health => 20,
+            Route::Usage => 21,
+            Route::UsageStream => 22,
+            Route::TokenCounts => 23,
+            Route::Stats => 24,
+            Route::AggregateTimeSeriesDays => 25,
+            Route::Metrics => 26,
+            Route::CacheStats => 27,
+            Route::CacheInvalidate => 28,
+            Route::Config => 29,
+            Route::PsDetails => 30,
+            Route::NotFound(_) => 31,
+            Route::MethodNotAllowed(..) => 32,
         }
     }
 }
+
+/// Every route's name, by `Route::index`.
+pub const ROUTE_NAMES: [&str; crate::metrics::ROUTES] = [
+    "root",
+    "chat",
+    "generate",
+    "embed",
+    "embeddings",
+    "v1.chat",
+    "v1.completions",
+    "v1.embeddings",
+    "rerank",
+    "/api/pull",
+    "/api/push",
+    "/api/create",
+    "/api/copy",
+    "/api/delete",
+    "blobs",
+    "show",
+    "tags",
+    "ps",
+    "version",
+    "v1.models",
+    "health",
+    "usage",
+    "usage_stream",
+    "token_counts",
+    "stats",
+    "aggregate_time_series_days",
+    "metrics",
+    "cache_stats",
+    "cache_invalidate",
+    "config",
+    "ps_details",
+    "not_found",
+    "method_not_allowed",
+];
 
 /// Matches a request to its route. Unknown paths give `NotFound`, known paths with the wrong method
 /// `MethodNotAllowed` with the allowed methods.
@@ -318,5 +376,57 @@ mod tests {
             Route::NotFound(ApiFormat::Ollama)
         );
         assert_eq!(route(&Method::GET, "/api/tags/"), Route::Tags);
+    }
+
+    #[test]
+    fn every_route_has_its_own_name() {
+        use std::collections::BTreeSet;
+        let f = ApiFormat::Ollama;
+        let inference = [
+            Inference::Chat,
+            Inference::Generate,
+            Inference::Embed,
+            Inference::Embeddings,
+            Inference::OaiChat,
+            Inference::OaiCompletions,
+            Inference::OaiEmbeddings,
+            Inference::Rerank,
+        ];
+        let manage = [
+            Manage::Pull,
+            Manage::Push,
+            Manage::Create,
+            Manage::Copy,
+            Manage::Delete,
+        ];
+        let mut routes: Vec<Route> = inference.into_iter().map(Route::Inference).collect();
+        routes.extend(manage.into_iter().map(Route::Manage));
+        routes.extend([
+            Route::Root,
+            Route::Blob("b".into()),
+            Route::Show,
+            Route::Tags,
+            Route::Ps,
+            Route::Version,
+            Route::OaiModels,
+            Route::Health,
+            Route::Usage,
+            Route::UsageStream,
+            Route::TokenCounts,
+            Route::Stats,
+            Route::AggregateTimeSeriesDays,
+            Route::Metrics,
+            Route::CacheStats,
+            Route::CacheInvalidate,
+            Route::Config,
+            Route::PsDetails,
+            Route::NotFound(f),
+            Route::MethodNotAllowed("GET", f),
+        ]);
+        let indexes: BTreeSet<usize> = routes.iter().map(Route::index).collect();
+        assert_eq!(indexes, (0..ROUTE_NAMES.len()).collect());
+        assert_eq!(Route::OaiModel("m".into()).name(), "v1.models");
+        assert_eq!(Route::Manage(Manage::Pull).name(), "/api/pull");
+        assert_eq!(Route::Inference(Inference::OaiChat).name(), "v1.chat");
     }
 }

@@ -3,28 +3,25 @@
 //! plus the slot limits and queues.
 //!
 //! The stream costs the workers nothing per proxied request: one snapshot is built at most every
-//! `TICK` (by whichever watcher finds it stale) and every watcher compares its version on its own
-//! timer; a change reaches them within two ticks, unchanged state sends a comment line every
-//! `HEARTBEAT`, and SIGTERM ends the streams.
+//! tick (`accounting::feed`, by whichever watcher finds it stale) and every watcher compares its
+//! version on its own timer; a change reaches them within two ticks, unchanged state sends a comment
+//! line every `HEARTBEAT`, and SIGTERM ends the streams.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body::{Frame, SizeHint};
 use serde_json::{json, Map, Value};
 
 use super::util::json_value;
+use crate::accounting::feed::HEARTBEAT;
 use crate::http::body::{BoxError, RouterBody, Streamed};
 use crate::http::lazy_timer::LazyTimer;
 use crate::state::Shared;
-
-const TICK: Duration = Duration::from_millis(250);
-const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// `GET /api/usage`.
 pub fn usage(shared: &Shared) -> Response<RouterBody> {
@@ -75,69 +72,19 @@ fn usage_value(shared: &Shared) -> Value {
     })
 }
 
-/// The snapshot every watcher sends.
-struct Snapshot {
-    version: u64,
-    built: Instant,
-    event: Bytes,
-}
-
-/// The watchers' shared snapshot.
-pub struct Feed {
-    current: ArcSwap<Snapshot>,
-    building: AtomicBool,
-    watchers: AtomicUsize,
-}
-
-impl Default for Feed {
-    fn default() -> Self {
-        Feed {
-            current: ArcSwap::from_pointee(Snapshot {
-                version: 0,
-                built: Instant::now() - 2 * TICK,
-                event: Bytes::new(),
-            }),
-            building: AtomicBool::new(false),
-            watchers: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl Feed {
-    pub fn watchers(&self) -> usize {
-        self.watchers.load(Ordering::Relaxed)
-    }
-
-    /// The current snapshot, rebuilt first when older than a tick (by one caller at a time).
-    fn snapshot(&self, shared: &Shared) -> Arc<Snapshot> {
-        let cur = self.current.load_full();
-        if cur.built.elapsed() < TICK || self.building.swap(true, Ordering::Acquire) {
-            return cur;
-        }
-        let mut event = Vec::with_capacity(cur.event.len() + 16);
-        event.extend_from_slice(b"data: ");
-        // A `Value` always serialises.
-        let _ = serde_json::to_writer(&mut event, &usage_value(shared));
-        event.extend_from_slice(b"\n\n");
-        let changed = event != cur.event;
-        let next = Arc::new(Snapshot {
-            version: cur.version + u64::from(changed),
-            built: Instant::now(),
-            event: if changed {
-                Bytes::from(event)
-            } else {
-                cur.event.clone()
-            },
-        });
-        self.current.store(next.clone());
-        self.building.store(false, Ordering::Release);
-        next
-    }
+/// The SSE event of the current state.
+fn event(shared: &Shared) -> Vec<u8> {
+    let mut event = Vec::with_capacity(1024);
+    event.extend_from_slice(b"data: ");
+    // A `Value` always serialises.
+    let _ = serde_json::to_writer(&mut event, &usage_value(shared));
+    event.extend_from_slice(b"\n\n");
+    event
 }
 
 /// `GET /api/usage-stream`.
 pub fn stream(shared: Arc<Shared>) -> Response<RouterBody> {
-    shared.feed.watchers.fetch_add(1, Ordering::Relaxed);
+    shared.feed.watch();
     let body = Watcher {
         shared,
         sent: None,
@@ -176,8 +123,8 @@ impl Streamed for Watcher {
                 return Poll::Pending;
             }
             let now = Instant::now();
-            self.timer.set(now + TICK);
-            let snap = self.shared.feed.snapshot(&self.shared);
+            self.timer.set(now + crate::accounting::feed::TICK);
+            let snap = self.shared.feed.snapshot(|| event(&self.shared));
             if self.sent != Some(snap.version) {
                 let first = self.sent.is_none();
                 self.sent = Some(snap.version);
@@ -212,6 +159,6 @@ impl Streamed for Watcher {
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.shared.feed.watchers.fetch_sub(1, Ordering::Relaxed);
+        self.shared.feed.unwatch();
     }
 }

@@ -1,17 +1,19 @@
 //! Prometheus metrics (SPEC §8.3). Counters live in one shard per worker thread (plus one for any
 //! other thread): a worker adds to its own cache lines only, and a scrape sums the shards
-//! (`scrape.rs`). Gauges (slots, queues, health, loaded models) are read at scrape time from the
-//! state the router keeps anyway.
+//! (`api::metrics_text`). Gauges (slots, queues, health, loaded models) are read at scrape time from
+//! the state the router keeps anyway. Routes are counted by their index in
+//! `api::routes::ROUTE_NAMES`.
 
 pub mod labels;
-pub mod scrape;
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::api::routes::Route;
-use labels::{route_index, status_index, Reason, REASONS, ROUTES, STATUSES};
+use labels::{status_index, Reason, REASONS, STATUSES};
+
+/// How many routes are counted (`api::routes::ROUTE_NAMES`; checked at compile time there).
+pub const ROUTES: usize = 33;
 
 /// Upper bounds of the latency buckets, seconds (`+Inf` follows).
 pub const BUCKETS: &[f64] = &[
@@ -48,9 +50,9 @@ struct Layout {
 impl Layout {
     fn new(endpoints: usize) -> Layout {
         let requests = PAD;
-        let latency = requests + ROUTES.len() * (STATUSES.len() + 1) * (endpoints + 1);
-        let first_byte = latency + ROUTES.len() * HIST;
-        let attempts = first_byte + ROUTES.len() * HIST;
+        let latency = requests + ROUTES * (STATUSES.len() + 1) * (endpoints + 1);
+        let first_byte = latency + ROUTES * HIST;
+        let attempts = first_byte + ROUTES * HIST;
         let errors = attempts + endpoints;
         let len = errors + endpoints * REASONS.len() + PAD;
         Layout {
@@ -91,9 +93,10 @@ impl Metrics {
             .unwrap_or_else(|| &self.shards[self.shards.len() - 1])
     }
 
-    /// A request answered (to its last byte): by route, status and the endpoint that answered.
-    pub fn request(&self, route: &Route, status: u16, endpoint: Option<usize>, took: Duration) {
-        let r = route_index(route);
+    /// A request answered (to its last byte): by route (`Route::index`), status and the endpoint
+    /// that answered.
+    pub fn request(&self, route: usize, status: u16, endpoint: Option<usize>, took: Duration) {
+        let r = route.min(ROUTES - 1);
         let s = self.shard();
         let at = self.layout.request(
             r,
@@ -105,8 +108,8 @@ impl Metrics {
     }
 
     /// The answer's head was ready for the client.
-    pub fn first_byte(&self, route: &Route, took: Duration) {
-        let r = route_index(route);
+    pub fn first_byte(&self, route: usize, took: Duration) {
+        let r = route.min(ROUTES - 1);
         observe(
             &self.shard()[self.layout.first_byte + r * HIST..][..HIST],
             took,
@@ -125,6 +128,35 @@ impl Metrics {
             let at = self.layout.errors + endpoint * REASONS.len() + reason.index();
             self.shard()[at].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Endpoints counted (the configured ones, by index).
+    pub fn endpoints(&self) -> usize {
+        self.layout.endpoints
+    }
+
+    /// Requests of a route (index) with a status (index in `STATUSES`, or its length for the
+    /// others) answered by `endpoint` (`None`: the router itself), summed over the workers.
+    pub fn requests(&self, route: usize, status: usize, endpoint: Option<usize>) -> u64 {
+        self.sum(self.layout.request(route, status, endpoint))
+    }
+
+    /// A route's latency histogram: per-bucket counts (`+Inf` last) and the sum in seconds.
+    pub fn latency(&self, route: usize) -> (Vec<u64>, f64) {
+        self.histogram(self.layout.latency + route * HIST)
+    }
+
+    /// A route's time-to-first-byte histogram, as `latency`.
+    pub fn time_to_first_byte(&self, route: usize) -> (Vec<u64>, f64) {
+        self.histogram(self.layout.first_byte + route * HIST)
+    }
+
+    pub fn upstream_attempts(&self, endpoint: usize) -> u64 {
+        self.sum(self.layout.attempts + endpoint)
+    }
+
+    pub fn upstream_errors(&self, endpoint: usize, reason: usize) -> u64 {
+        self.sum(self.layout.errors + endpoint * REASONS.len() + reason)
     }
 
     /// The sum over the shards of the counter at `at`.
@@ -153,38 +185,34 @@ fn observe(hist: &[AtomicU64], took: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::routes::Inference;
 
     #[test]
     fn shards_sum_at_scrape() {
         let m = Metrics::new(2, 3);
-        let chat = Route::Inference(Inference::Chat);
-        let t = std::thread::scope(|s| {
+        let chat = 1;
+        std::thread::scope(|s| {
             for w in 0..2 {
                 let m = &m;
-                let chat = chat.clone();
                 s.spawn(move || {
                     set_worker(w);
                     for _ in 0..10 {
-                        m.request(&chat, 200, Some(1), Duration::from_millis(3));
+                        m.request(chat, 200, Some(1), Duration::from_millis(3));
                     }
                 });
             }
-            m.request(&chat, 200, Some(1), Duration::from_secs(1000));
-            m.request(&chat, 200, Some(99), Duration::ZERO);
-            m.layout
-                .request(route_index(&chat), status_index(200), Some(1))
         });
-        assert_eq!(m.sum(t), 21);
-        let (counts, sum) = m.histogram(m.layout.latency + route_index(&chat) * HIST);
+        m.request(chat, 200, Some(1), Duration::from_secs(1000));
+        m.request(chat, 200, Some(99), Duration::ZERO);
+        assert_eq!(m.requests(chat, status_index(200), Some(1)), 21);
+        let (counts, sum) = m.latency(chat);
         assert_eq!(counts.iter().sum::<u64>(), 22);
         assert_eq!(counts[BUCKETS.partition_point(|&b| b < 0.003)], 20);
         assert_eq!(counts[BUCKETS.len()], 1);
         assert!((sum - 1000.06).abs() < 1e-6, "{sum}");
         // The unknown endpoint went to the no-endpoint series.
-        let none = m
-            .layout
-            .request(route_index(&chat), status_index(200), None);
-        assert_eq!(m.sum(none), 1);
+        assert_eq!(m.requests(chat, status_index(200), None), 1);
+        m.upstream_error(2, Reason::Closed);
+        m.upstream_error(7, Reason::Closed);
+        assert_eq!(m.upstream_errors(2, Reason::Closed.index()), 1);
     }
 }

@@ -10,7 +10,6 @@ use super::cache::Store;
 use super::relay::Outcome;
 use super::session::Session;
 use crate::accounting::{unix_now, Record, Tap, Tokens};
-use crate::api::routes::Route;
 use crate::metrics::labels::Reason;
 use crate::routing::slots::Slot;
 use crate::state::Shared;
@@ -28,7 +27,8 @@ pub struct Epilogue {
 struct Count {
     shared: Arc<Shared>,
     slot: Arc<Slot>,
-    route: Route,
+    /// `Route::index`.
+    route: usize,
     started: Instant,
     status: StatusCode,
     /// Only for a successful answer, and only when tokens are counted.
@@ -57,7 +57,7 @@ impl Epilogue {
             tap: (status.is_success() && s.shared.accounting.is_some()).then(Tap::default),
             shared: s.shared.clone(),
             slot: slot.clone(),
-            route: s.route.clone(),
+            route: s.route.index(),
             started: s.started,
             status,
         };
@@ -110,7 +110,7 @@ impl Count {
         let ep = &self.slot.endpoint;
         if let Some(m) = &self.shared.metrics {
             m.request(
-                &self.route,
+                self.route,
                 self.status.as_u16(),
                 Some(ep.index),
                 self.started.elapsed(),
@@ -162,7 +162,7 @@ impl RequestLog {
 pub fn log_local_answer(s: &Session, method: &http::Method, status: StatusCode) {
     let took = s.started.elapsed();
     if let Some(m) = &s.shared.metrics {
-        m.request(&s.route, status.as_u16(), None, took);
+        m.request(s.route.index(), status.as_u16(), None, took);
     }
     tracing::info!(
         request_id = s.request_id.to_str().unwrap_or(""),

@@ -67,7 +67,7 @@ pub async fn run(
             .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
     }
     if let Some(m) = &s.shared.metrics {
-        m.first_byte(&s.route, s.started.elapsed());
+        m.first_byte(s.route.index(), s.started.elapsed());
     }
     if !s.logs_at_end {
         log_local_answer(&s, &req.method, resp.status());

@@ -10,8 +10,9 @@ use prometheus::proto::{
 };
 use prometheus::{Encoder, TextEncoder};
 
-use super::labels::{status_label, REASONS, ROUTES, STATUSES};
-use super::{Metrics, BUCKETS, HIST};
+use super::routes::ROUTE_NAMES;
+use crate::metrics::labels::{status_label, REASONS, STATUSES};
+use crate::metrics::{Metrics, BUCKETS};
 use crate::state::Shared;
 
 /// The content type of the answer.
@@ -124,12 +125,11 @@ pub fn render(shared: &Shared) -> String {
 
 /// Requests, latencies and upstream attempts, from the shards.
 fn traffic(f: &mut Families, m: &Metrics, urls: &[String]) {
-    let l = m.layout;
     let mut requests = Vec::new();
-    for (r, route) in ROUTES.iter().enumerate() {
+    for (r, route) in ROUTE_NAMES.iter().enumerate() {
         for s in 0..=STATUSES.len() {
-            for ep in 0..=l.endpoints {
-                let n = m.sum(l.request(r, s, ep.checked_sub(1)));
+            for ep in 0..=m.endpoints() {
+                let n = m.requests(r, s, ep.checked_sub(1));
                 if n > 0 {
                     let endpoint = ep
                         .checked_sub(1)
@@ -151,33 +151,35 @@ fn traffic(f: &mut Families, m: &Metrics, urls: &[String]) {
         "Requests answered, by route, status and the endpoint that answered (empty: the router).",
         requests,
     );
-    for (name, help, start) in [
+    type Read = fn(&Metrics, usize) -> (Vec<u64>, f64);
+    let histograms: [(&str, &str, Read); 2] = [
         (
             "request_duration_seconds",
             "Time from the request's head to its answer's last byte.",
-            l.latency,
+            Metrics::latency,
         ),
         (
             "time_to_first_byte_seconds",
             "Time from the request's head to its answer's head.",
-            l.first_byte,
+            Metrics::time_to_first_byte,
         ),
-    ] {
-        let series: Vec<Metric> = ROUTES
+    ];
+    for (name, help, read) in histograms {
+        let series: Vec<Metric> = ROUTE_NAMES
             .iter()
             .enumerate()
             .filter_map(|(r, route)| {
-                let (counts, sum) = m.histogram(start + r * HIST);
+                let (counts, sum) = read(m, r);
                 (counts.iter().any(|&c| c > 0)).then(|| histogram(route, &counts, sum))
             })
             .collect();
         f.family(name, help, MetricType::HISTOGRAM, series);
     }
-    let attempts = (0..l.endpoints)
+    let attempts = (0..m.endpoints())
         .map(|e| {
             (
                 vec![("endpoint", urls[e].clone())],
-                m.sum(l.attempts + e) as f64,
+                m.upstream_attempts(e) as f64,
             )
         })
         .collect();
@@ -189,7 +191,7 @@ fn traffic(f: &mut Families, m: &Metrics, urls: &[String]) {
     let mut errors = Vec::new();
     for (e, url) in urls.iter().enumerate() {
         for (i, reason) in REASONS.iter().enumerate() {
-            let n = m.sum(l.errors + e * REASONS.len() + i);
+            let n = m.upstream_errors(e, i);
             if n > 0 {
                 errors.push((
                     vec![("endpoint", url.clone()), ("reason", reason.to_string())],
