@@ -275,6 +275,7 @@ max_concurrent_connections: $SLOTS
 host: 127.0.0.1
 port: $ROUTER_PORT
 log_level: $LOG_LEVEL
+db_path: $RUN/tokens.db
 timeouts: {connect: 2s, first_byte: 6s, first_byte_cold: 6s, idle: 6s, total: 0}
 queue: {mode: queue, max_queue: 200, queue_timeout: 10s}
 discovery: {loaded_interval: 1s, models_interval: 5s, poll_timeout: 1s}

@@ -77,6 +77,7 @@ endpoints: [http://127.0.0.1:$MOCK_PORT]
 max_concurrent_connections: 100000
 queue: {mode: queue, max_queue: 100000}
 log_level: warn
+db_path: $RUN/tokens.db
 YAML
 mkdir -p "$RUN/nginx"
 # shellcheck source=lib/nginx_conf.sh

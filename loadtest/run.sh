@@ -315,6 +315,7 @@ queue: {mode: queue, max_queue: $SLOTS}
 host: 127.0.0.1
 port: $ROUTER_PORT
 log_level: $LOG_LEVEL
+db_path: $RUN/tokens-$PHASE.db
 EOF
     ROUTER_CMD="SSL_CERT_FILE=tests/fixtures/tls/ca.pem nomyo-router --config router.yaml --workers $ROUTER_WORKERS --io-driver $IO_DRIVER --log-level $LOG_LEVEL"
     # SSL_CERT_FILE: the HTTPS mock's certificate comes from the test CA (tests/fixtures/tls).
@@ -323,7 +324,7 @@ EOF
     # A second router with the response cache on (its defaults: mmap store), for the cache-hit
     # scenarios; the first has it off, so every other scenario measures proxying.
     sed -e "s/^port: .*/port: $ROUTER_CACHE_PORT/" "$RUN/router.yaml" >"$RUN/router-cache.yaml"
-    printf 'cache_enabled: true\ncache_mmap_path: %s\n' "$RUN/cache-$PHASE.mmap" >>"$RUN/router-cache.yaml"
+    printf 'cache_enabled: true\ncache_mmap_path: %s\ndb_path: %s\n' "$RUN/cache-$PHASE.mmap" "$RUN/tokens-cache-$PHASE.db" >>"$RUN/router-cache.yaml"
     start router_cache env SSL_CERT_FILE="$TLS_DIR/ca.pem" "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router-cache.yaml" \
         --workers "$ROUTER_WORKERS" --io-driver "$IO_DRIVER" --log-level "$LOG_LEVEL"
     if [ "$COMPARE_DRIVERS" = 1 ]; then

@@ -30,6 +30,7 @@ cat > "$RUN/off.yaml" <<YAML
 endpoints: [http://127.0.0.1:$MOCK]
 workers: 1
 max_concurrent_connections: 1024
+db_path: $RUN/off-tokens.db
 YAML
 cat > "$RUN/exact.yaml" <<YAML
 endpoints: [http://127.0.0.1:$MOCK]
@@ -37,6 +38,7 @@ workers: 1
 max_concurrent_connections: 1024
 cache_enabled: true
 cache_backend: memory
+db_path: $RUN/exact-tokens.db
 YAML
 cat > "$RUN/sem.yaml" <<YAML
 endpoints: [http://127.0.0.1:$MOCK]
@@ -46,6 +48,7 @@ cache_backend: memory
 cache_similarity: 0.88
 workers: 1
 cache_embedding_core: $LAST
+db_path: $RUN/sem-tokens.db
 YAML
 $P0 "$BIN/nomyo-router" --config "$RUN/off.yaml" --host 127.0.0.1 --port $OFF 2>"$RUN/off.log" & PIDS+=($!)
 $P0 "$BIN/nomyo-router" --config "$RUN/exact.yaml" --host 127.0.0.1 --port $EXACT 2>"$RUN/exact.log" & PIDS+=($!)

@@ -56,7 +56,9 @@ impl RedisServer {
             if let Ok(Some(_)) = server.child.try_wait() {
                 return None;
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // A PONG, not just an open port: another process may hold the port this server
+            // could not bind (it then exits), and a connect can even meet itself.
+            if answers_ping(port) {
                 return Some(server);
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -86,6 +88,16 @@ impl RedisServer {
             0
         );
     }
+}
+
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
 impl Drop for RedisServer {
