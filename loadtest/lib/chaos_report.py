@@ -68,7 +68,7 @@ def main() -> int:
 
     if usage:
         eps = usage.get("usage_counts", {})
-        held = {f"{e} {m}": v.get("in_flight") for e, ms in eps.items() for m, v in ms.items() if v.get("in_flight")}
+        held = {f"{e} {m}": n for e, ms in eps.items() for m, n in ms.items() if n}
         queued = {m: d for m, d in usage.get("queue_depth", {}).items() if d}
         check("slots in use after", usage.get("total_in_flight") == 0 and not held,
               usage.get("total_in_flight") if not held else held, "0")
