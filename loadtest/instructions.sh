@@ -2,9 +2,10 @@
 # User-space instructions per proxied request, counted by callgrind: the router and nginx, on the same
 # small non-streaming /api/chat through the same mock.
 #
-# Usage: bash loadtest/instructions.sh [--stream] [--top N] [--router PATH]
+# Usage: bash loadtest/instructions.sh [--stream] [--top N] [--router PATH] [--router-yaml LINES]
 #   --stream   streamed /api/chat instead: the mock sends 100 tokens 1 ms apart, so every token is its
 #              own chunk on the wire, and the count is also given per chunk relayed
+#   --router-yaml LINES  extra lines for the router's config (\n between lines), e.g. "metrics: false"
 #
 # Why: on a shared VM, wall-clock CPU per request moves by ±20 % between rounds; an instruction count
 # does not (repeat runs agree to within about 1 %). It measures user-space work only: the kernel's share
@@ -23,11 +24,13 @@ BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 ROUTER="$BIN/nomyo-router"
 TOP=0
 STREAM=0
+EXTRA_YAML=''
 while [ $# -gt 0 ]; do
     case "$1" in
         --stream) STREAM=1; shift ;;
         --top) TOP="$2"; shift 2 ;;
         --router) ROUTER="$2"; shift 2 ;;
+        --router-yaml) EXTRA_YAML="$2"; shift 2 ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -79,6 +82,7 @@ queue: {mode: queue, max_queue: 100000}
 log_level: warn
 db_path: $RUN/tokens.db
 YAML
+[ -n "$EXTRA_YAML" ] && printf '%b\n' "$EXTRA_YAML" >>"$RUN/router.yaml"
 mkdir -p "$RUN/nginx"
 # shellcheck source=lib/nginx_conf.sh
 . "$ROOT/loadtest/lib/nginx_conf.sh"

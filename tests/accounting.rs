@@ -266,6 +266,81 @@ fn cache_hits_are_counted_apart_as_tokens_saved() {
 }
 
 #[test]
+fn a_cached_stream_keeps_the_usage_its_client_did_not_see() {
+    let fleet = Fleet::start();
+    let dir = scratch_dir("accounting-cache-sse");
+    let config = fleet.config(&format!(
+        "db_path: {}\ncache_enabled: true\ncache_backend: memory\n",
+        dir.join("t.db").display()
+    ));
+    let router = Router::start(&config, &["--log-level", "warn"]);
+    let miss = call(&router, "/v1/chat/completions", &chat("alpha", true));
+    assert!(!miss.contains("\"choices\":[]"), "{miss}");
+    let asked = format!(
+        r#"{{"model":"alpha","messages":{MSG},"stream":true,"stream_options":{{"include_usage":true}}}}"#
+    );
+    let hit = post(&router.url("/v1/chat/completions"), &asked);
+    assert_eq!(hit.header("x-cache"), Some("hit"));
+    assert!(
+        hit.body.contains("\"prompt_tokens\":3") && hit.body.contains("\"completion_tokens\":5"),
+        "{}",
+        hit.body
+    );
+    assert_eq!(counts(&router)["cache_saved"]["total_tokens"], 8);
+}
+
+#[test]
+fn answers_cut_short_count_nothing() {
+    let fleet = Fleet::start();
+    let dir = scratch_dir("accounting-cut");
+    let config = fleet.config(&format!("db_path: {}\n", dir.join("t.db").display()));
+    let router = Router::start(&config, &["--log-level", "warn"]);
+    // llama-server's first chunk carries a running usage; the stream then dies.
+    let r = post_with(
+        &router.url("/v1/chat/completions"),
+        &chat("gamma", true),
+        &[("x-mock-fault", "die")],
+    );
+    assert!(r.body.contains("failed mid-response"), "{}", r.body);
+    let (_, lines) = stream_lines(
+        &router.url("/api/chat"),
+        &chat("alpha", true),
+        &[("x-mock-fault", "die")],
+    );
+    assert!(lines.last().unwrap().contains("error"), "{lines:?}");
+    assert_eq!(counts(&router)["total_tokens"], 0);
+}
+
+#[test]
+fn a_deleted_database_file_is_made_again() {
+    let fleet = Fleet::start();
+    let dir = scratch_dir("accounting-deleted");
+    let db = dir.join("sub/t.db");
+    let config = fleet.config(&format!("db_path: {}\n", db.display()));
+    let router = Router::start(&config, &["--log-level", "info"]);
+    call(&router, "/api/chat", &chat("alpha", false));
+    assert_eq!(counts(&router)["total_tokens"], 8);
+    std::fs::remove_dir_all(dir.join("sub")).unwrap();
+    call(&router, "/api/chat", &chat("alpha", false));
+    // The next write finds the file gone, says so, and makes a new one with what it holds.
+    assert_eq!(counts(&router)["total_tokens"], 8);
+    assert!(db.exists());
+    assert!(
+        router.log().contains("deleted or replaced"),
+        "{}",
+        router.log()
+    );
+    router.stop();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let total: i64 = conn
+        .query_row("SELECT SUM(total_tokens) FROM token_counts", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(total, 8);
+}
+
+#[test]
 fn a_locked_database_costs_no_request_and_loses_no_count() {
     let fleet = Fleet::start();
     let dir = scratch_dir("accounting-locked");

@@ -19,14 +19,15 @@ const STATS_SERIES_LIMIT: i64 = 50_000;
 
 /// Totals per endpoint × model: (input, output).
 pub type PairTotals = HashMap<(Arc<str>, Arc<str>), (u64, u64)>;
+/// Endpoint and model.
+pub type Pair = (Arc<str>, Arc<str>);
 /// Endpoint, model and minute (unix seconds, floored).
 pub type MinuteKey = (Arc<str>, Arc<str>, i64);
 
 /// One flush: everything counted since the last one.
 #[derive(Default)]
 pub struct Batch {
-    pub counts: PairTotals,
-    /// Per endpoint × model × minute.
+    /// Per endpoint × model × minute (the totals are their sums).
     pub series: HashMap<MinuteKey, (u64, u64)>,
     /// Cache hits per model: (hits, input, output) tokens saved.
     pub cache: HashMap<Arc<str>, (u64, u64, u64)>,
@@ -34,14 +35,20 @@ pub struct Batch {
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty() && self.series.is_empty() && self.cache.is_empty()
+        self.series.is_empty() && self.cache.is_empty()
+    }
+
+    /// The batch's totals per endpoint × model.
+    pub fn counts(&self) -> PairTotals {
+        let mut counts = PairTotals::new();
+        for ((ep, model, _), v) in &self.series {
+            add2(counts.entry((ep.clone(), model.clone())).or_default(), *v);
+        }
+        counts
     }
 
     /// Adds `other` (a batch that could not be written) back in.
     pub fn merge(&mut self, other: Batch) {
-        for (k, v) in other.counts {
-            add2(self.counts.entry(k).or_default(), v);
-        }
         for (k, v) in other.series {
             add2(self.series.entry(k).or_default(), v);
         }
@@ -135,7 +142,7 @@ impl Db {
                    output_tokens = output_tokens + excluded.output_tokens,
                    total_tokens = total_tokens + excluded.total_tokens",
             )?;
-            for ((ep, model), (i, o)) in &b.counts {
+            for ((ep, model), (i, o)) in &b.counts() {
                 up.execute(params![&**ep, &**model, *i as i64, *o as i64])?;
             }
             let mut series = tx.prepare_cached(
@@ -300,7 +307,6 @@ mod tests {
 
     fn batch(ep: &str, model: &str, minute: i64, i: u64, o: u64) -> Batch {
         let mut b = Batch::default();
-        b.counts.insert((ep.into(), model.into()), (i, o));
         b.series.insert((ep.into(), model.into(), minute), (i, o));
         b
     }

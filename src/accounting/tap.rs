@@ -10,6 +10,10 @@ use crate::translate::wire_ollama::Metrics;
 /// record's count fields are within its final few hundred bytes.
 const WINDOW: usize = 4096;
 
+/// No answer has a trillion tokens: a larger count is a backend's bug (or a hostile one), and is
+/// not counted (it would overflow the database's 64-bit sums).
+const MAX_COUNT: u64 = 1 << 40;
+
 /// Prompt and completion tokens of one answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tokens {
@@ -85,7 +89,7 @@ pub fn find_tokens(tail: &[u8]) -> Option<Tokens> {
 /// quotes would be escaped). `None` when absent or not a plain unsigned integer.
 fn last_number(hay: &[u8], name: &[u8]) -> Option<u64> {
     let mut end = hay.len();
-    while let Some(at) = rfind(&hay[..end], name) {
+    while let Some(at) = memchr::memmem::rfind(&hay[..end], name) {
         end = at;
         if at > 0 && hay[at - 1] == b'\\' {
             continue;
@@ -99,15 +103,6 @@ fn last_number(hay: &[u8], name: &[u8]) -> Option<u64> {
     None
 }
 
-fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.len() > hay.len() {
-        return None;
-    }
-    (0..=hay.len() - needle.len())
-        .rev()
-        .find(|&i| &hay[i..i + needle.len()] == needle)
-}
-
 fn skip_space(b: &[u8]) -> &[u8] {
     let n = b
         .iter()
@@ -118,14 +113,15 @@ fn skip_space(b: &[u8]) -> &[u8] {
 
 fn number(b: &[u8]) -> Option<u64> {
     let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
-    if digits == 0 || digits > 19 {
+    if digits == 0 || digits > 13 {
         return None;
     }
     // A float or exponent is not a count.
     if matches!(b.get(digits), Some(b'.' | b'e' | b'E')) {
         return None;
     }
-    std::str::from_utf8(&b[..digits]).ok()?.parse().ok()
+    let n: u64 = std::str::from_utf8(&b[..digits]).ok()?.parse().ok()?;
+    (n <= MAX_COUNT).then_some(n)
 }
 
 #[cfg(test)]
@@ -186,6 +182,9 @@ mod tests {
         assert_eq!(tokens("{\"eval_count\":1.5}"), None);
         assert_eq!(tokens("{\"eval_count\":-3}"), None);
         assert_eq!(tokens("{\"eval_count\":99999999999999999999999}"), None);
+        assert_eq!(tokens("{\"eval_count\":9223372036854775807}"), None);
+        assert_eq!(tokens("{\"eval_count\":1099511627777}"), None);
+        assert_eq!(tokens("{\"eval_count\":1099511627776}"), Some((0, 1 << 40)));
         assert_eq!(tokens(""), None);
         assert_eq!(tokens("\"eval_count\""), None);
     }

@@ -1,19 +1,26 @@
 //! The accounting thread: takes the workers' records, keeps the totals, writes a batch to the
 //! database every `flush_every`, and answers the routes' queries (after writing what it holds, so
 //! an answer includes every request that ended before it was asked).
+//!
+//! It never blocks on the channel: it wakes every `TICK` and takes everything waiting. A receiver
+//! blocked on the channel would have every worker's send wake it, one futex call and one context
+//! switch per request (on a busy box, on the workers' own cores).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use serde_json::Value;
 
-use super::db::{add2, Batch, Db};
+use super::db::{add2, Batch, Db, Pair};
 use super::{Health, Msg, Query, Record, Totals};
 
+/// How often the thread looks at the channel: the most a query or the stop waits.
+const TICK: Duration = Duration::from_millis(20);
 /// How often the totals others read are republished while records arrive.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// How often a database that cannot be opened is tried again.
@@ -25,10 +32,17 @@ pub struct Writer {
     published: Arc<ArcSwap<Totals>>,
     health: Arc<Health>,
     db: Option<Db>,
+    /// The open file's (device, inode): a file deleted or replaced under the router would take
+    /// every later write with it, unseen.
+    identity: Option<(u64, u64)>,
     next_open: Instant,
     pending: Batch,
     pending_records: u64,
-    totals: Totals,
+    /// Per endpoint × model: (all time, since start), each (input, output).
+    pairs: HashMap<Pair, [(u64, u64); 2]>,
+    /// Cache hits since start: (hits, input, output).
+    cache_saved: (u64, u64, u64),
+    version: u64,
     dirty: bool,
     /// The current failure streak was logged.
     failing: bool,
@@ -47,10 +61,13 @@ impl Writer {
             published,
             health,
             db: None,
+            identity: None,
             next_open: Instant::now(),
             pending: Batch::default(),
             pending_records: 0,
-            totals: Totals::default(),
+            pairs: HashMap::new(),
+            cache_saved: (0, 0, 0),
+            version: 0,
             dirty: false,
             failing: false,
         }
@@ -60,7 +77,7 @@ impl Writer {
         self.open();
         if let Some(db) = &self.db {
             match db.totals() {
-                Ok(t) => self.totals.all_time = t.into_iter().collect(),
+                Ok(t) => self.pairs = t.into_iter().map(|(k, v)| (k, [v, (0, 0)])).collect(),
                 Err(e) => self.failed("read the totals", &e.to_string()),
             }
         }
@@ -68,37 +85,19 @@ impl Writer {
         let mut next_flush = Instant::now() + self.flush_every;
         let mut last_publish = Instant::now();
         loop {
-            let wake = if self.dirty {
-                next_flush.min(last_publish + PUBLISH_EVERY)
-            } else {
-                next_flush
-            };
-            match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-                Ok(Msg::Record(r)) => {
-                    self.add(r);
-                    // Take what else is waiting before publishing once.
-                    for _ in 0..4096 {
-                        match rx.try_recv() {
-                            Ok(Msg::Record(r)) => self.add(r),
-                            Ok(other) => {
-                                if !self.handle(other) {
-                                    return;
-                                }
-                                break;
-                            }
-                            Err(_) => break,
+            std::thread::sleep(TICK);
+            loop {
+                match rx.try_recv() {
+                    Ok(msg) => {
+                        if !self.handle(msg) {
+                            return;
                         }
                     }
-                }
-                Ok(other) => {
-                    if !self.handle(other) {
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.flush();
                         return;
                     }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.flush();
-                    return;
                 }
             }
             let now = Instant::now();
@@ -152,7 +151,7 @@ impl Writer {
         if r.cached {
             let c = self.pending.cache.entry(pair.1).or_default();
             *c = (c.0 + 1, c.1.saturating_add(t.0), c.2.saturating_add(t.1));
-            let s = &mut self.totals.cache_saved;
+            let s = &mut self.cache_saved;
             *s = (s.0 + 1, s.1.saturating_add(t.0), s.2.saturating_add(t.1));
         } else {
             let minute = r.at - r.at.rem_euclid(60);
@@ -163,9 +162,9 @@ impl Writer {
                     .or_default(),
                 t,
             );
-            add2(self.pending.counts.entry(pair.clone()).or_default(), t);
-            add2(self.totals.all_time.entry(pair.clone()).or_default(), t);
-            add2(self.totals.since_start.entry(pair).or_default(), t);
+            let [all, start] = self.pairs.entry(pair).or_default();
+            add2(all, t);
+            add2(start, t);
         }
         self.pending_records += 1;
         self.health
@@ -175,8 +174,19 @@ impl Writer {
     }
 
     fn publish(&mut self) {
-        self.totals.version += 1;
-        self.published.store(Arc::new(self.totals.clone()));
+        self.version += 1;
+        let mut totals = Totals {
+            cache_saved: self.cache_saved,
+            version: self.version,
+            ..Totals::default()
+        };
+        for (pair, [all, start]) in &self.pairs {
+            totals.all_time.insert(pair.clone(), *all);
+            if *start != (0, 0) {
+                totals.since_start.insert(pair.clone(), *start);
+            }
+        }
+        self.published.store(Arc::new(totals));
         self.dirty = false;
     }
 
@@ -187,6 +197,7 @@ impl Writer {
         match Db::open(&self.path) {
             Ok(db) => {
                 self.db = Some(db);
+                self.identity = file_identity(&self.path);
                 self.health.db_ok.store(true, Ordering::Relaxed);
                 tracing::info!(path = %self.path.display(), "token database open");
             }
@@ -201,6 +212,13 @@ impl Writer {
     fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
+        }
+        if self.db.is_some() && file_identity(&self.path) != self.identity {
+            self.db = None;
+            self.failed(
+                "keep writing",
+                "the file was deleted or replaced; a new one is made (the old file's totals are not in it)",
+            );
         }
         self.open();
         let Some(db) = self.db.as_mut() else { return };
@@ -273,6 +291,11 @@ impl Writer {
     }
 }
 
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// Adds the counts not written yet (the database refused them) to a `/api/token_counts` answer,
 /// so that it still includes every request that ended.
 fn with_pending(v: &mut Value, pending: &Batch) {
@@ -281,7 +304,7 @@ fn with_pending(v: &mut Value, pending: &Batch) {
     }
     let num = |v: &Value| v.as_u64().unwrap_or(0);
     if let Some(rows) = v["breakdown"].as_array_mut() {
-        for ((ep, model), (i, o)) in &pending.counts {
+        for ((ep, model), (i, o)) in &pending.counts() {
             let at = rows
                 .iter()
                 .position(|r| r["endpoint"] == **ep && r["model"] == **model);

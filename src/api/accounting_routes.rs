@@ -93,10 +93,9 @@ pub async fn aggregate(
     }
     let days = match v.get("days") {
         None | Some(Value::Null) => 30,
-        Some(d) => d
-            .as_u64()
-            .filter(|&d| d <= 100_000)
-            .ok_or_else(|| ApiError::bad_request("'days' must be a whole number of days ≥ 0"))?,
+        Some(d) => d.as_u64().filter(|&d| d <= 100_000).ok_or_else(|| {
+            ApiError::bad_request("'days' must be a whole number of days from 0 to 100000")
+        })?,
     };
     let trim = match v.get("trim_old") {
         None | Some(Value::Null) => false,

@@ -308,6 +308,16 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
     if config.cache.semantic() {
         semantic_ready(&r, &config.cache)?;
     }
+    // SQLite reads "" and ":memory:" as a private in-memory database: every count would be lost at
+    // the exit, quietly.
+    let db = config.db_path.trim();
+    if config.token_accounting && (db.is_empty() || db == ":memory:" || db.starts_with("file:")) {
+        return Err(r.err(
+            "db_path",
+            "must name a file (token counts kept in memory would be lost at the exit); \
+             token_accounting: false turns accounting off",
+        ));
+    }
     if config.limits.max_buffered_body_bytes < config.limits.max_body_bytes {
         return Err(r.err(
             "limits.max_buffered_body_bytes",
@@ -551,6 +561,14 @@ mod tests {
         assert!(e.contains("duplicate endpoint"), "{e}");
         let e = cfg("queue:\n  mode: sometimes\n").unwrap_err().to_string();
         assert!(e.starts_with("c.yaml:2: key 'queue.mode'"), "{e}");
+        for db in ["\"\"", "\":memory:\""] {
+            let e = cfg(&format!("db_path: {db}\n")).unwrap_err().to_string();
+            assert!(
+                e.contains("key 'db_path'") && e.contains("must name a file"),
+                "{e}"
+            );
+            assert!(cfg(&format!("db_path: {db}\ntoken_accounting: false\n")).is_ok());
+        }
     }
 
     #[test]

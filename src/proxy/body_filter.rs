@@ -61,8 +61,9 @@ fn same_api(
 ) -> Response<RouterBody> {
     let status: StatusCode = resp.status();
     let upstream_body = resp.into_body();
-    let hide_usage = up.hide_usage && status.is_success();
-    let chunked = !upstream_body.has_length();
+    // A stream of known length (rare) is left as it is: its length would be wrong without the
+    // usage chunk, and its headers would have to go.
+    let hide_usage = up.hide_usage && status.is_success() && !upstream_body.has_length();
     let errors = match (
         inf.sniffed.stream && !upstream_body.has_length(),
         inf.route.format(),
@@ -77,21 +78,10 @@ fn same_api(
     if let Some(t) = super::fault::body(&inf.head.headers) {
         relay = relay.with_transform(t);
     }
-    let mut out_headers = None;
     if hide_usage {
-        let filter = Box::new(super::hidden_usage::HideUsage::default());
-        relay = if chunked {
-            relay.with_filter(filter)
-        } else {
-            // The upstream's length would be wrong: its headers go, the type stays.
-            out_headers = Some(http::HeaderValue::from_static("text/event-stream"));
-            relay.with_transform(filter)
-        };
+        relay = relay.with_filter(Box::new(super::hidden_usage::HideUsage::default()));
     }
     let mut out = Response::new(RouterBody::Streamed(Box::new(relay)));
     *out.status_mut() = status;
-    if let Some(ct) = out_headers {
-        out.headers_mut().insert(http::header::CONTENT_TYPE, ct);
-    }
     out
 }

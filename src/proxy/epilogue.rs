@@ -85,13 +85,6 @@ impl Epilogue {
         }
     }
 
-    /// Bytes of the answer the client is not sent, read for their token counts only.
-    pub fn count_hidden(&mut self, bytes: &[u8]) {
-        if let Some(tap) = self.count.tap.as_mut() {
-            tap.observe(bytes);
-        }
-    }
-
     pub fn run(self, outcome: Outcome) {
         match (self.store, &outcome) {
             (Some(store), Outcome::Complete) => store.complete(),
@@ -118,6 +111,10 @@ impl Count {
             if matches!(outcome, Outcome::UpstreamFailed(_)) {
                 m.upstream_error(ep.index, Reason::MidBody);
             }
+        }
+        // Only a complete answer has its totals: a stream cut short may hold running counts.
+        if *outcome != Outcome::Complete {
+            return None;
         }
         let tokens = self.tap.as_ref().and_then(Tap::tokens)?;
         if let Some(acc) = &self.shared.accounting {

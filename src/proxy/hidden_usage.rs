@@ -1,21 +1,20 @@
 //! Counting OpenAI-API streams whose client did not ask for usage. Such a stream carries no token
 //! counts (Ollama, vLLM and OpenAI send them only with `stream_options.include_usage`), so the
 //! router asks the upstream for them and takes the usage-only chunk (`"choices": []`, a `usage`
-//! object) out of what the client gets: the client sees the stream it asked for, the accounting
-//! sees the counts. `stream_usage: false` turns this off (the stream then passes untouched, and is
+//! object) out of what the client gets: the client sees the stream it asked for, while the
+//! epilogue reads the upstream's whole stream (the accounting finds the counts there, and a cached
+//! answer keeps them). `stream_usage: false` turns this off (the stream then passes untouched, and is
 //! counted only when the backend reports usage on its own, as llama-server's `timings` do).
 
 use super::relay::Transform;
 
-/// A stream passes through event by event; only the usage-only event is held back.
+/// A stream passes through event by event; only the usage-only event is left out.
 #[derive(Default)]
 pub struct HideUsage {
     /// An event not complete yet.
     partial: Vec<u8>,
     /// How far `partial` is known to hold no event end.
     scanned: usize,
-    /// The events held back, for the accounting.
-    hidden: Vec<u8>,
 }
 
 /// A usage chunk is a few hundred bytes: an event longer than this goes out as it is, unscanned
@@ -30,9 +29,7 @@ impl Transform for HideUsage {
         while let Some(len) = event_len(&self.partial[start..], from) {
             from = 0;
             let event = &self.partial[start..start + len];
-            if is_usage_only(event) {
-                self.hidden.extend_from_slice(event);
-            } else {
+            if !is_usage_only(event) {
                 out.extend_from_slice(event);
             }
             start += len;
@@ -46,12 +43,10 @@ impl Transform for HideUsage {
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) {
-        // An unterminated last event goes out as it came.
-        out.append(&mut self.partial);
-    }
-
-    fn take_hidden(&mut self) -> Option<Vec<u8>> {
-        (!self.hidden.is_empty()).then(|| std::mem::take(&mut self.hidden))
+        // An unterminated last event goes out as it came, unless it is the usage chunk.
+        if !is_usage_only(&self.partial) {
+            out.append(&mut self.partial);
+        }
     }
 }
 
@@ -59,7 +54,7 @@ impl Transform for HideUsage {
 /// is known to hold no event end.
 fn event_len(b: &[u8], from: usize) -> Option<usize> {
     let mut i = from.min(b.len());
-    while let Some(at) = b[i..].iter().position(|&c| c == b'\n') {
+    while let Some(at) = memchr::memchr(b'\n', &b[i..]) {
         let nl = i + at;
         let next = &b[nl + 1..];
         if next.first() == Some(&b'\n') {
@@ -76,7 +71,7 @@ fn event_len(b: &[u8], from: usize) -> Option<usize> {
 /// A `data:` event whose JSON has an empty `choices` and a `usage` object. Only events with a
 /// `"usage"` key followed by an object are parsed.
 fn is_usage_only(event: &[u8]) -> bool {
-    let Some(at) = find(event, b"\"usage\"") else {
+    let Some(at) = memchr::memmem::find(event, b"\"usage\"") else {
         return false;
     };
     let rest = event[at + 7..].trim_ascii_start();
@@ -86,13 +81,14 @@ fn is_usage_only(event: &[u8]) -> bool {
     if rest.trim_ascii_start().first() != Some(&b'{') {
         return false;
     }
-    let Some(data) = event
-        .trim_ascii()
-        .strip_prefix(b"data:")
-        .map(<[u8]>::trim_ascii)
-    else {
+    // The event's one `data:` line (`event:`, `id:` and comment lines may come with it).
+    let mut data_lines = event
+        .split(|&b| b == b'\n')
+        .filter_map(|l| l.trim_ascii().strip_prefix(b"data:"));
+    let (Some(data), None) = (data_lines.next(), data_lines.next()) else {
         return false;
     };
+    let data = data.trim_ascii();
     #[derive(serde::Deserialize)]
     struct Chunk {
         choices: Option<Vec<serde::de::IgnoredAny>>,
@@ -102,10 +98,6 @@ fn is_usage_only(event: &[u8]) -> bool {
         serde_json::from_slice::<Chunk>(data),
         Ok(Chunk { choices: Some(c), usage: Some(_) }) if c.is_empty()
     )
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -122,18 +114,14 @@ mod tests {
         for size in [1, 2, 5, 17, STREAM.len()] {
             let mut t = HideUsage::default();
             let mut out = Vec::new();
-            let mut hidden = Vec::new();
             for chunk in STREAM.as_bytes().chunks(size) {
                 t.feed(chunk, &mut out);
-                hidden.extend(t.take_hidden().unwrap_or_default());
             }
             t.finish(&mut out);
             let out = String::from_utf8(out).unwrap();
             assert!(!out.contains("prompt_tokens"), "{size}: {out}");
             assert!(out.ends_with("data: [DONE]\n\n"));
             assert_eq!(out.matches("data:").count(), 3);
-            let tokens = crate::accounting::tap::find_tokens(&hidden).unwrap();
-            assert_eq!((tokens.prompt, tokens.completion), (3, 2));
         }
     }
 
@@ -149,6 +137,25 @@ mod tests {
             String::from_utf8(out).unwrap(),
             format!("{keep}data: {{\"partial")
         );
-        assert!(t.take_hidden().is_none());
+    }
+
+    #[test]
+    fn named_commented_and_unterminated_usage_events_are_left_out() {
+        let usage = "{\"choices\":[],\"usage\":{\"prompt_tokens\":1}}";
+        for stream in [
+            format!("event: message\ndata: {usage}\n\n"),
+            format!(": note\nid: 7\ndata: {usage}\n\n"),
+            format!("data: {usage}"),
+        ] {
+            let mut t = HideUsage::default();
+            let mut out = Vec::new();
+            t.feed(stream.as_bytes(), &mut out);
+            t.finish(&mut out);
+            assert!(
+                out.is_empty(),
+                "{stream}: {}",
+                String::from_utf8_lossy(&out)
+            );
+        }
     }
 }

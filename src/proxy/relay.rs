@@ -62,10 +62,6 @@ pub trait Transform {
     fn has_failed(&self) -> bool {
         false
     }
-    /// Input the client is not sent but the accounting reads (see `hidden_usage`).
-    fn take_hidden(&mut self) -> Option<Vec<u8>> {
-        None
-    }
 }
 
 /// Relays an upstream body. Owns the slot and (through the body) the connection; releases both when
@@ -81,6 +77,9 @@ pub struct Relay {
     hard_deadline: Option<Instant>,
     epilogue: Option<Epilogue>,
     transform: Option<Box<dyn Transform>>,
+    /// The epilogue reads the upstream's bytes rather than the transform's (a filter that only
+    /// takes out what the client did not ask for: the cache and the accounting want all of it).
+    epilogue_reads_input: bool,
     /// The upstream's header lines, for the client's answer head; taken when the head is written
     /// (they are a slice of the connection's read buffer, which they would pin for the whole body).
     upstream_headers: Bytes,
@@ -105,6 +104,7 @@ impl Relay {
             hard_deadline: None,
             epilogue: Some(epilogue),
             transform: None,
+            epilogue_reads_input: false,
             done: false,
         }
     }
@@ -122,10 +122,11 @@ impl Relay {
         self.hard_deadline.map_or(idle, |h| h.min(idle))
     }
 
-    /// Passes every chunk through `t`, keeping the upstream's header lines: only for an upstream
-    /// body without a length (whose headers name none).
+    /// Passes every chunk through `t`, keeping the upstream's header lines (only for an upstream
+    /// body without a length, whose headers name none); the epilogue reads the unfiltered bytes.
     pub fn with_filter(mut self, t: Box<dyn Transform>) -> Self {
         self.transform = Some(t);
+        self.epilogue_reads_input = true;
         self
     }
 
@@ -179,7 +180,12 @@ impl Relay {
                 }
             };
             let mut out = match self.transform.as_mut() {
-                None => data,
+                None => {
+                    if let Some(e) = self.epilogue.as_mut() {
+                        e.observe(&data);
+                    }
+                    data
+                }
                 Some(t) => {
                     let mut buf = Vec::new();
                     t.feed(&data, &mut buf);
@@ -190,15 +196,16 @@ impl Relay {
                         ));
                         return Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))));
                     }
-                    if let (Some(hidden), Some(e)) = (t.take_hidden(), self.epilogue.as_mut()) {
-                        e.count_hidden(&hidden);
+                    if let Some(e) = self.epilogue.as_mut() {
+                        e.observe(if self.epilogue_reads_input {
+                            &data
+                        } else {
+                            &buf
+                        });
                     }
                     Bytes::from(buf)
                 }
             };
-            if let Some(e) = self.epilogue.as_mut() {
-                e.observe(&out);
-            }
             // A body of known length ends with its last byte: report the end with it.
             if self.upstream.is_end_stream() {
                 if let Some(tail) = self.finish_transform() {
@@ -217,7 +224,7 @@ impl Relay {
         let t = self.transform.as_mut()?;
         let mut buf = Vec::new();
         t.finish(&mut buf);
-        if let Some(e) = self.epilogue.as_mut() {
+        if let (Some(e), false) = (self.epilogue.as_mut(), self.epilogue_reads_input) {
             e.observe(&buf);
         }
         (!buf.is_empty()).then(|| Bytes::from(buf))
