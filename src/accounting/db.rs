@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
 
 /// The schema this build writes (`PRAGMA user_version`). A file of the reference router has
@@ -28,9 +29,9 @@ pub type MinuteKey = (Arc<str>, Arc<str>, i64);
 #[derive(Default)]
 pub struct Batch {
     /// Per endpoint × model × minute (the totals are their sums).
-    pub series: HashMap<MinuteKey, (u64, u64)>,
+    pub series: FxHashMap<MinuteKey, (u64, u64)>,
     /// Cache hits per model: (hits, input, output) tokens saved.
-    pub cache: HashMap<Arc<str>, (u64, u64, u64)>,
+    pub cache: FxHashMap<Arc<str>, (u64, u64, u64)>,
 }
 
 impl Batch {

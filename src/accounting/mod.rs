@@ -38,8 +38,6 @@ pub struct Record {
     pub tokens: Tokens,
     /// Answered from the cache: tokens saved, counted apart.
     pub cached: bool,
-    /// Unix seconds.
-    pub at: i64,
 }
 
 /// A question for the database, answered on the accounting thread.

@@ -51,27 +51,93 @@ impl Tap {
     }
 }
 
+/// The count fields every API uses, by where `Fields` keeps them.
+const KEYS: [&[u8]; 7] = [
+    b"prompt_eval_count",
+    b"eval_count",
+    b"prompt_tokens",
+    b"completion_tokens",
+    b"prompt_n",
+    b"predicted_n",
+    b"cache_n",
+];
+
+/// The last value of each of `KEYS` in a tail.
+#[derive(Default)]
+struct Fields([Option<u64>; 7]);
+
+impl Fields {
+    /// One pass from the end: every `"` that closes one of `KEYS` (and opens no string of text: its
+    /// opening quote is not escaped) followed by `:` and an integer. The pass stops at the start of
+    /// the record (a line that begins with `{` or `data:`) holding the last count found: every
+    /// API reports all of an answer's counts in one record, its last.
+    fn scan(tail: &[u8]) -> Fields {
+        let mut f = Fields::default();
+        let mut stop = 0;
+        let mut end = tail.len();
+        while let Some(q) = memchr::memrchr(b'"', &tail[..end]) {
+            end = q;
+            if q < stop {
+                break;
+            }
+            // Every key ends in `t`, `s` or `n`: most quotes are passed over here.
+            if q == 0 || !matches!(tail[q - 1], b't' | b's' | b'n') {
+                continue;
+            }
+            for (i, key) in KEYS.iter().enumerate() {
+                let Some(open) = q.checked_sub(key.len() + 1) else {
+                    continue;
+                };
+                if f.0[i].is_some()
+                    || &tail[open + 1..q] != *key
+                    || tail[open] != b'"'
+                    || (open > 0 && tail[open - 1] == b'\\')
+                {
+                    continue;
+                }
+                let rest = skip_space(&tail[q + 1..]);
+                if let Some(n) = rest.strip_prefix(b":").and_then(|r| number(skip_space(r))) {
+                    f.0[i] = Some(n);
+                    if stop == 0 {
+                        stop = record_start(&tail[..open]);
+                    }
+                }
+                break;
+            }
+        }
+        f
+    }
+}
+
+/// Where the record that holds `before`'s end begins: just after the last newline followed by `{`
+/// or `data:` (a pretty-printed JSON object's inner lines begin with spaces).
+fn record_start(before: &[u8]) -> usize {
+    let mut end = before.len();
+    while let Some(nl) = memchr::memrchr(b'\n', &before[..end]) {
+        let next = &before[nl + 1..];
+        if next.starts_with(b"{") || next.starts_with(b"data:") {
+            return nl + 1;
+        }
+        end = nl;
+    }
+    0
+}
+
 /// The counts in the end of an answer, in any of the APIs' forms; the last value of a field wins
 /// (servers that send running usage update it on every chunk).
 pub fn find_tokens(tail: &[u8]) -> Option<Tokens> {
-    let ollama_prompt = last_number(tail, b"\"prompt_eval_count\"");
-    let ollama_completion = last_number(tail, b"\"eval_count\"");
+    let [ollama_prompt, ollama_completion, prompt, completion, prompt_n, predicted_n, cache_n] =
+        Fields::scan(tail).0;
     if ollama_prompt.is_some() || ollama_completion.is_some() {
         return Some(Tokens {
             prompt: ollama_prompt.unwrap_or(0),
             completion: ollama_completion.unwrap_or(0),
         });
     }
-    let prompt = last_number(tail, b"\"prompt_tokens\"");
-    let completion = last_number(tail, b"\"completion_tokens\"");
     let from_usage = (prompt.is_some() || completion.is_some())
         .then(|| (prompt.unwrap_or(0), completion.unwrap_or(0)));
-    let prompt_n = last_number(tail, b"\"prompt_n\"");
-    let predicted_n = last_number(tail, b"\"predicted_n\"");
     let from_timings = (prompt_n.is_some() || predicted_n.is_some()).then(|| Metrics {
-        prompt_tokens: prompt_n
-            .unwrap_or(0)
-            .saturating_add(last_number(tail, b"\"cache_n\"").unwrap_or(0)),
+        prompt_tokens: prompt_n.unwrap_or(0).saturating_add(cache_n.unwrap_or(0)),
         completion_tokens: predicted_n.unwrap_or(0),
         ..Metrics::default()
     });
@@ -83,24 +149,6 @@ pub fn find_tokens(tail: &[u8]) -> Option<Tokens> {
         prompt: m.prompt_tokens,
         completion: m.completion_tokens,
     })
-}
-
-/// The number after the last `"name":` that is a JSON key (not text inside a string, where its
-/// quotes would be escaped). `None` when absent or not a plain unsigned integer.
-fn last_number(hay: &[u8], name: &[u8]) -> Option<u64> {
-    let mut end = hay.len();
-    while let Some(at) = memchr::memmem::rfind(&hay[..end], name) {
-        end = at;
-        if at > 0 && hay[at - 1] == b'\\' {
-            continue;
-        }
-        let rest = skip_space(&hay[at + name.len()..]);
-        let Some(rest) = rest.strip_prefix(b":") else {
-            continue;
-        };
-        return number(skip_space(rest));
-    }
-    None
 }
 
 fn skip_space(b: &[u8]) -> &[u8] {
@@ -187,6 +235,27 @@ mod tests {
         assert_eq!(tokens("{\"eval_count\":1099511627776}"), Some((0, 1 << 40)));
         assert_eq!(tokens(""), None);
         assert_eq!(tokens("\"eval_count\""), None);
+    }
+
+    #[test]
+    fn only_the_last_record_counts() {
+        // Running usage on every chunk: the last record's.
+        assert_eq!(
+            tokens("data: {\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\ndata: {\"x\":1,\"usage\":{\"completion_tokens\":3,\"prompt_tokens\":5}}\n\ndata: [DONE]\n\n"),
+            Some((5, 3))
+        );
+        // An earlier record's field is not mixed into the last one's.
+        assert_eq!(
+            tokens("data: {\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\ndata: {\"usage\":{\"completion_tokens\":3}}\n\n"),
+            Some((0, 3))
+        );
+        // A pretty-printed whole answer is one record.
+        assert_eq!(
+            tokens("{\n  \"usage\": {\n    \"prompt_tokens\": 7,\n    \"completion_tokens\": 2\n  }\n}\n"),
+            Some((7, 2))
+        );
+        // A key whose opening quote is escaped is text.
+        assert_eq!(tokens("{\"content\":\"x\\\"eval_count\\\": 4\"}"), None);
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! blocked on the channel would have every worker's send wake it, one futex call and one context
 //! switch per request (on a busy box, on the workers' own cores).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, TryRecvError};
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use super::db::{add2, Batch, Db, Pair};
@@ -39,7 +39,7 @@ pub struct Writer {
     pending: Batch,
     pending_records: u64,
     /// Per endpoint × model: (all time, since start), each (input, output).
-    pairs: HashMap<Pair, [(u64, u64); 2]>,
+    pairs: FxHashMap<Pair, [(u64, u64); 2]>,
     /// Cache hits since start: (hits, input, output).
     cache_saved: (u64, u64, u64),
     version: u64,
@@ -65,7 +65,7 @@ impl Writer {
             next_open: Instant::now(),
             pending: Batch::default(),
             pending_records: 0,
-            pairs: HashMap::new(),
+            pairs: FxHashMap::default(),
             cache_saved: (0, 0, 0),
             version: 0,
             dirty: false,
@@ -86,10 +86,13 @@ impl Writer {
         let mut last_publish = Instant::now();
         loop {
             std::thread::sleep(TICK);
+            // Records are stamped as they are taken, at most a tick after their answer ended.
+            let now_unix = super::unix_now();
+            let minute = now_unix - now_unix.rem_euclid(60);
             loop {
                 match rx.try_recv() {
                     Ok(msg) => {
-                        if !self.handle(msg) {
+                        if !self.handle(msg, minute) {
                             return;
                         }
                     }
@@ -113,9 +116,9 @@ impl Writer {
     }
 
     /// A query or the stop; `false` when the thread ends.
-    fn handle(&mut self, msg: Msg) -> bool {
+    fn handle(&mut self, msg: Msg, minute: i64) -> bool {
         match msg {
-            Msg::Record(r) => self.add(r),
+            Msg::Record(r) => self.add(r, minute),
             Msg::Query(q, reply) => {
                 self.flush();
                 let _ = reply.send(self.answer(q));
@@ -145,7 +148,8 @@ impl Writer {
         true
     }
 
-    fn add(&mut self, r: Record) {
+    /// Counts one answer in the series of `minute` (unix seconds, floored).
+    fn add(&mut self, r: Record, minute: i64) {
         let pair = (r.endpoint, r.model);
         let t = (r.tokens.prompt, r.tokens.completion);
         if r.cached {
@@ -154,7 +158,6 @@ impl Writer {
             let s = &mut self.cache_saved;
             *s = (s.0 + 1, s.1.saturating_add(t.0), s.2.saturating_add(t.1));
         } else {
-            let minute = r.at - r.at.rem_euclid(60);
             add2(
                 self.pending
                     .series

@@ -68,7 +68,6 @@ fn served(
             model: std::sync::Arc::from(strip_latest(&inf.sniffed.model)),
             tokens,
             cached: true,
-            at: crate::accounting::unix_now(),
         });
     }
     Lookup::Hit(replay(inf, answer, similarity))

@@ -9,7 +9,7 @@ use http::{HeaderValue, StatusCode};
 use super::cache::Store;
 use super::relay::Outcome;
 use super::session::Session;
-use crate::accounting::{unix_now, Record, Tap, Tokens};
+use crate::accounting::{Record, Tap, Tokens};
 use crate::metrics::labels::Reason;
 use crate::routing::slots::Slot;
 use crate::state::Shared;
@@ -123,7 +123,6 @@ impl Count {
                 model: self.slot.model.clone(),
                 tokens,
                 cached: false,
-                at: unix_now(),
             });
         }
         Some(tokens)
