@@ -67,40 +67,41 @@ const KEYS: [&[u8]; 7] = [
 struct Fields([Option<u64>; 7]);
 
 impl Fields {
-    /// One pass from the end: every `"` that closes one of `KEYS` (and opens no string of text: its
-    /// opening quote is not escaped) followed by `:` and an integer. The pass stops at the start of
-    /// the record (a line that begins with `{` or `data:`) holding the last count found: every
-    /// API reports all of an answer's counts in one record, its last.
+    /// The counts of the tail's last record (from the last line that begins with `{` or
+    /// `data: {`; a whole answer, pretty-printed or not, is one record): every API reports all of
+    /// an answer's counts in one record, its last. One pass over its quotes from the end: a quote
+    /// that closes one of `KEYS` (whose opening quote is not escaped, as in text) followed by `:`
+    /// and an integer. It stops once a pair is whole: Ollama's two counts, or `usage`'s (which
+    /// llama-server writes before its `timings`).
     fn scan(tail: &[u8]) -> Fields {
+        let record = &tail[last_record(tail)..];
         let mut f = Fields::default();
-        let mut stop = 0;
-        let mut end = tail.len();
-        while let Some(q) = memchr::memrchr(b'"', &tail[..end]) {
-            end = q;
-            if q < stop {
+        for q in memchr::memrchr_iter(b'"', record) {
+            let whole = |a: usize, b: usize| f.0[a].is_some() && f.0[b].is_some();
+            if whole(0, 1) || whole(2, 3) {
                 break;
             }
-            // Every key ends in `t`, `s` or `n`: most quotes are passed over here.
-            if q == 0 || !matches!(tail[q - 1], b't' | b's' | b'n') {
-                continue;
-            }
-            for (i, key) in KEYS.iter().enumerate() {
+            // The keys a quote can close, by the letter before it.
+            let candidates: &[usize] = match q.checked_sub(1).map(|i| record[i]) {
+                Some(b't') => &[1, 0],
+                Some(b's') => &[2, 3],
+                Some(b'n') => &[4, 5, 6],
+                _ => continue,
+            };
+            for &i in candidates {
+                let key = KEYS[i];
                 let Some(open) = q.checked_sub(key.len() + 1) else {
                     continue;
                 };
-                if f.0[i].is_some()
-                    || &tail[open + 1..q] != *key
-                    || tail[open] != b'"'
-                    || (open > 0 && tail[open - 1] == b'\\')
+                if record[open] != b'"'
+                    || &record[open + 1..q] != key
+                    || (open > 0 && record[open - 1] == b'\\')
                 {
                     continue;
                 }
-                let rest = skip_space(&tail[q + 1..]);
-                if let Some(n) = rest.strip_prefix(b":").and_then(|r| number(skip_space(r))) {
-                    f.0[i] = Some(n);
-                    if stop == 0 {
-                        stop = record_start(&tail[..open]);
-                    }
+                if f.0[i].is_none() {
+                    let rest = skip_space(&record[q + 1..]);
+                    f.0[i] = rest.strip_prefix(b":").and_then(|r| number(skip_space(r)));
                 }
                 break;
             }
@@ -109,16 +110,14 @@ impl Fields {
     }
 }
 
-/// Where the record that holds `before`'s end begins: just after the last newline followed by `{`
-/// or `data:` (a pretty-printed JSON object's inner lines begin with spaces).
-fn record_start(before: &[u8]) -> usize {
-    let mut end = before.len();
-    while let Some(nl) = memchr::memrchr(b'\n', &before[..end]) {
-        let next = &before[nl + 1..];
-        if next.starts_with(b"{") || next.starts_with(b"data:") {
+/// Where the tail's last record that can hold counts begins: just after the last newline followed by
+/// `{` or `data: {` (SSE's closing `data: [DONE]` is not one), else the tail's start.
+fn last_record(tail: &[u8]) -> usize {
+    for nl in memchr::memrchr_iter(b'\n', tail) {
+        let next = &tail[nl + 1..];
+        if next.starts_with(b"{") || next.starts_with(b"data: {") || next.starts_with(b"data:{") {
             return nl + 1;
         }
-        end = nl;
     }
     0
 }
