@@ -51,15 +51,15 @@ impl Tap {
     }
 }
 
-/// The count fields every API uses, by where `Fields` keeps them.
+/// The count fields every API uses, quoted, by where `Fields` keeps them.
 const KEYS: [&[u8]; 7] = [
-    b"prompt_eval_count",
-    b"eval_count",
-    b"prompt_tokens",
-    b"completion_tokens",
-    b"prompt_n",
-    b"predicted_n",
-    b"cache_n",
+    b"\"prompt_eval_count\"",
+    b"\"eval_count\"",
+    b"\"prompt_tokens\"",
+    b"\"completion_tokens\"",
+    b"\"prompt_n\"",
+    b"\"predicted_n\"",
+    b"\"cache_n\"",
 ];
 
 /// The last value of each of `KEYS` in a tail.
@@ -69,41 +69,27 @@ struct Fields([Option<u64>; 7]);
 impl Fields {
     /// The counts of the tail's last record (from the last line that begins with `{` or
     /// `data: {`; a whole answer, pretty-printed or not, is one record): every API reports all of
-    /// an answer's counts in one record, its last. One pass over its quotes from the end: a quote
-    /// that closes one of `KEYS` (whose opening quote is not escaped, as in text) followed by `:`
-    /// and an integer. It stops once a pair is whole: Ollama's two counts, or `usage`'s (which
-    /// llama-server writes before its `timings`).
+    /// an answer's counts in one record, its last. Each field is its last `"name":` that is a key
+    /// (its opening quote not escaped, as it would be in text) followed by an integer. Ollama's
+    /// fields found, the others are not looked for. The searchers (SIMD, forward) are built once.
     fn scan(tail: &[u8]) -> Fields {
+        static FINDERS: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 7]> =
+            std::sync::OnceLock::new();
+        let finders = FINDERS.get_or_init(|| KEYS.map(memchr::memmem::Finder::new));
         let record = &tail[last_record(tail)..];
         let mut f = Fields::default();
-        for q in memchr::memrchr_iter(b'"', record) {
-            let whole = |a: usize, b: usize| f.0[a].is_some() && f.0[b].is_some();
-            if whole(0, 1) || whole(2, 3) {
+        for (i, finder) in finders.iter().enumerate() {
+            if i == 2 && (f.0[0].is_some() || f.0[1].is_some()) {
                 break;
             }
-            // The keys a quote can close, by the letter before it.
-            let candidates: &[usize] = match q.checked_sub(1).map(|i| record[i]) {
-                Some(b't') => &[1, 0],
-                Some(b's') => &[2, 3],
-                Some(b'n') => &[4, 5, 6],
-                _ => continue,
-            };
-            for &i in candidates {
-                let key = KEYS[i];
-                let Some(open) = q.checked_sub(key.len() + 1) else {
-                    continue;
-                };
-                if record[open] != b'"'
-                    || &record[open + 1..q] != key
-                    || (open > 0 && record[open - 1] == b'\\')
-                {
+            for at in finder.find_iter(record) {
+                if at > 0 && record[at - 1] == b'\\' {
                     continue;
                 }
-                if f.0[i].is_none() {
-                    let rest = skip_space(&record[q + 1..]);
-                    f.0[i] = rest.strip_prefix(b":").and_then(|r| number(skip_space(r)));
+                let rest = skip_space(&record[at + KEYS[i].len()..]);
+                if let Some(n) = rest.strip_prefix(b":").and_then(|r| number(skip_space(r))) {
+                    f.0[i] = Some(n);
                 }
-                break;
             }
         }
         f
