@@ -224,3 +224,25 @@ fn help_documents_every_flag_and_the_environment() {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
 }
+
+#[test]
+fn a_second_router_on_a_taken_port_refuses_to_start() {
+    let m = Mock::start(&[]);
+    let first = Router::start(&config_for(&[m.url()], ""), &["--log-level", "warn"]);
+    let cfg = write(
+        "second.yaml",
+        &config_for(&[m.url()], "token_accounting: false\n"),
+    );
+    let out = router_cmd()
+        .args(["--config", &cfg, "--host", "127.0.0.1"])
+        .args(["--port", &first.port.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another router"), "{err}");
+    // The first still answers every request (none went to a second listener).
+    for _ in 0..20 {
+        assert_eq!(get(&first.url("/health")).status, 200);
+    }
+}

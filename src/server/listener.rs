@@ -4,6 +4,20 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+/// Fails when another process listens on `addr`. SO_REUSEPORT would let a second router (same
+/// user) share the port and quietly take half the connections; a socket bound without it cannot
+/// share, so its bind fails exactly then.
+fn nobody_listens(addr: SocketAddr) -> std::io::Result<()> {
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into()).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e} (is another router running on this port?)"),
+        )
+    })
+}
+
 fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -23,6 +37,9 @@ pub fn bind_all(host: &str, port: u16, count: usize) -> std::io::Result<Vec<TcpL
             format!("cannot resolve listen host '{host}'"),
         )
     })?;
+    if addr.port() != 0 {
+        nobody_listens(addr)?;
+    }
     let first = bind_one(addr)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let actual = first.local_addr()?;
