@@ -16,14 +16,18 @@ use clap::Parser;
 
 fn main() {
     let opts = options::Options::parse();
-    let listeners =
-        match nomyo_router::server::listener::bind_all(&opts.host, opts.port, opts.threads) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("mock-backend: {e}");
-                std::process::exit(1);
-            }
-        };
+    let listeners = match nomyo_router::server::listener::bind_all(
+        &opts.host,
+        opts.port,
+        opts.threads,
+        false,
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mock-backend: {e}");
+            std::process::exit(1);
+        }
+    };
     let port = listeners[0].local_addr().map(|a| a.port()).unwrap_or(0);
     println!(
         "mock-backend listening on {}:{port} kind={} models={:?} loaded={:?} tls={}",

@@ -30,14 +30,21 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Binds `count` listeners on `host:port` (port 0: the first picks a port, the others share it).
-pub fn bind_all(host: &str, port: u16, count: usize) -> std::io::Result<Vec<TcpListener>> {
+/// `exclusive`: fail when another process listens there (the router; a test backend restarted on
+/// its port while the killed one is still going away may share it).
+pub fn bind_all(
+    host: &str,
+    port: u16,
+    count: usize,
+    exclusive: bool,
+) -> std::io::Result<Vec<TcpListener>> {
     let addr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("cannot resolve listen host '{host}'"),
         )
     })?;
-    if addr.port() != 0 {
+    if exclusive && addr.port() != 0 {
         nobody_listens(addr)?;
     }
     let first = bind_one(addr)

@@ -17,7 +17,7 @@ use crate::state::Shared;
 pub fn run(shared: Arc<Shared>) -> std::io::Result<()> {
     let cfg = &shared.config;
     let workers = cfg.worker_count();
-    let listeners = listener::bind_all(&cfg.host, cfg.port, workers)?;
+    let listeners = listener::bind_all(&cfg.host, cfg.port, workers, true)?;
     let port = listeners[0].local_addr()?.port();
     let driver = crate::rt::describe(cfg.io_driver);
     tracing::info!(host = %cfg.host, port, workers, driver, config = %cfg.source, endpoints = cfg.endpoints.len(), "nomyo-router starting");
