@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::body::MockBody;
 use crate::replies::*;
-use crate::serve::{header_str, json_resp, known, model_of, MockState, Resp};
+use crate::serve::{header_str, json_resp, json_text_resp, known, model_of, MockState, Resp};
 use crate::stats::InFlight;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -163,7 +163,7 @@ impl Plan {
     fn stream(&self, route: Route, model: &str, include_usage: bool) -> Vec<(bool, Bytes)> {
         let id = "chatcmpl-mock";
         let sse = |v: Value| Bytes::from(format!("data: {v}\n\n"));
-        let line = |v: Value| Bytes::from(format!("{v}\n"));
+        let line = |v: Value| Bytes::from(format!("{}\n", ollama_json(&v)));
         let n = self.completion_tokens();
         let mut out = Vec::new();
         match route {
@@ -363,7 +363,11 @@ pub async fn inference(
             .await;
         }
         flight.done = true;
-        return Ok(json_resp(StatusCode::OK, &plan.whole(route, &model)));
+        let whole = plan.whole(route, &model);
+        return Ok(match route {
+            Route::Chat | Route::Generate => json_text_resp(StatusCode::OK, ollama_json(&whole)),
+            _ => json_resp(StatusCode::OK, &whole),
+        });
     }
     let include_usage = body
         .pointer("/stream_options/include_usage")

@@ -142,3 +142,29 @@ pub fn openai_model(id: &str, loaded: Option<bool>) -> Value {
     }
     v
 }
+
+/// Ollama's metrics, in the order Ollama writes them: after everything else.
+const OLLAMA_METRICS: [&str; 6] = [
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+];
+
+/// An Ollama object as Ollama writes it: its metrics last (a `Value` alone would sort them in).
+pub fn ollama_json(v: &Value) -> String {
+    let Some(o) = v.as_object() else {
+        return v.to_string();
+    };
+    let rest = o
+        .iter()
+        .filter(|(k, _)| !OLLAMA_METRICS.contains(&k.as_str()));
+    let metrics = OLLAMA_METRICS.iter().filter_map(|k| o.get_key_value(*k));
+    let fields: Vec<String> = rest
+        .chain(metrics)
+        .map(|(k, val)| format!("{}:{val}", Value::String(k.clone())))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}

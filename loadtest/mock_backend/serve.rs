@@ -80,7 +80,12 @@ where
 pub type Resp = Response<MockBody>;
 
 pub fn json_resp(status: StatusCode, v: &Value) -> Resp {
-    let mut r = Response::new(MockBody::Full(Some(Bytes::from(v.to_string()))));
+    json_text_resp(status, v.to_string())
+}
+
+/// A JSON answer already written out.
+pub fn json_text_resp(status: StatusCode, text: String) -> Resp {
+    let mut r = Response::new(MockBody::Full(Some(Bytes::from(text))));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -62,6 +62,9 @@ const KEYS: [&[u8]; 7] = [
     b"\"cache_n\"",
 ];
 
+/// How much of a record's end is searched first.
+const NEAR: usize = 256;
+
 /// The last value of each of `KEYS` in a tail.
 #[derive(Default)]
 struct Fields([Option<u64>; 7]);
@@ -73,10 +76,25 @@ impl Fields {
     /// (its opening quote not escaped, as it would be in text) followed by an integer. Ollama's
     /// fields found, the others are not looked for. The searchers (SIMD, forward) are built once.
     fn scan(tail: &[u8]) -> Fields {
+        let record = &tail[last_record(tail)..];
+        // Answers end with their counts: the record's last bytes first.
+        let near = Fields::scan_in(&record[record.len().saturating_sub(NEAR)..]);
+        if near.has_a_pair() {
+            return near;
+        }
+        Fields::scan_in(record)
+    }
+
+    /// Ollama's two counts, or `usage`'s two.
+    fn has_a_pair(&self) -> bool {
+        let f = &self.0;
+        (f[0].is_some() && f[1].is_some()) || (f[2].is_some() && f[3].is_some())
+    }
+
+    fn scan_in(record: &[u8]) -> Fields {
         static FINDERS: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 7]> =
             std::sync::OnceLock::new();
         let finders = FINDERS.get_or_init(|| KEYS.map(memchr::memmem::Finder::new));
-        let record = &tail[last_record(tail)..];
         let mut f = Fields::default();
         for (i, finder) in finders.iter().enumerate() {
             if i == 2 && (f.0[0].is_some() || f.0[1].is_some()) {
