@@ -1,5 +1,6 @@
 //! A request body sniffed for every inference route; an accepted body is rewritten (`nomyo` dropped,
-//! `model` replaced) and must still be accepted, with the new model and the same `stream`.
+//! `model` replaced, usage asked for) and must still be accepted, with the new model, the same
+//! `stream`, and usage asked.
 #![no_main]
 
 use http::StatusCode;
@@ -23,14 +24,16 @@ fuzz_target!(|data: &[u8]| {
         match sniff(data, route) {
             Ok(s) => {
                 assert!(!s.model.trim().is_empty());
-                let body = rewrite(data, Some("fuzz-model")).expect("an accepted body rewrites");
+                let body =
+                    rewrite(data, Some("fuzz-model"), true).expect("an accepted body rewrites");
                 let again = sniff(&body, route).expect("a rewritten body is accepted");
                 assert_eq!(again.model, "fuzz-model");
                 assert_eq!(again.stream, s.stream);
                 assert!(!again.has_nomyo);
+                assert!(again.usage_asked);
             }
             Err(e) => assert_eq!(e.status, StatusCode::BAD_REQUEST),
         }
     }
-    let _ = rewrite(data, None);
+    let _ = rewrite(data, None, false);
 });
