@@ -323,8 +323,9 @@ EOF
         --io-driver "$IO_DRIVER" --log-level "$LOG_LEVEL"
     # A second router with the response cache on (its defaults: mmap store), for the cache-hit
     # scenarios; the first has it off, so every other scenario measures proxying.
-    sed -e "s/^port: .*/port: $ROUTER_CACHE_PORT/" "$RUN/router.yaml" >"$RUN/router-cache.yaml"
-    printf 'cache_enabled: true\ncache_mmap_path: %s\ndb_path: %s\n' "$RUN/cache-$PHASE.mmap" "$RUN/tokens-cache-$PHASE.db" >>"$RUN/router-cache.yaml"
+    sed -e "s/^port: .*/port: $ROUTER_CACHE_PORT/" -e "s|^db_path: .*|db_path: $RUN/tokens-cache-$PHASE.db|" \
+        "$RUN/router.yaml" >"$RUN/router-cache.yaml"
+    printf 'cache_enabled: true\ncache_mmap_path: %s\n' "$RUN/cache-$PHASE.mmap" >>"$RUN/router-cache.yaml"
     start router_cache env SSL_CERT_FILE="$TLS_DIR/ca.pem" "${SRV[@]}" "$BIN/nomyo-router" --config "$RUN/router-cache.yaml" \
         --workers "$ROUTER_WORKERS" --io-driver "$IO_DRIVER" --log-level "$LOG_LEVEL"
     if [ "$COMPARE_DRIVERS" = 1 ]; then

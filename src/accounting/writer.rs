@@ -38,7 +38,8 @@ pub struct Writer {
     next_open: Instant,
     pending: Batch,
     pending_records: u64,
-    /// Per endpoint × model: (all time, since start), each (input, output).
+    /// Per endpoint × model, of what is written: (all time, since start), each (input, output).
+    /// What is pending is added when the totals are published: an answer costs one map update.
     pairs: FxHashMap<Pair, [(u64, u64); 2]>,
     /// Cache hits since start: (hits, input, output).
     cache_saved: (u64, u64, u64),
@@ -161,13 +162,10 @@ impl Writer {
             add2(
                 self.pending
                     .series
-                    .entry((pair.0.clone(), pair.1.clone(), minute))
+                    .entry((pair.0, pair.1, minute))
                     .or_default(),
                 t,
             );
-            let [all, start] = self.pairs.entry(pair).or_default();
-            add2(all, t);
-            add2(start, t);
         }
         self.pending_records += 1;
         self.health
@@ -188,6 +186,10 @@ impl Writer {
             if *start != (0, 0) {
                 totals.since_start.insert(pair.clone(), *start);
             }
+        }
+        for (pair, v) in self.pending.counts() {
+            add2(totals.all_time.entry(pair.clone()).or_default(), v);
+            add2(totals.since_start.entry(pair).or_default(), v);
         }
         self.published.store(Arc::new(totals));
         self.dirty = false;
@@ -228,6 +230,11 @@ impl Writer {
         let batch = std::mem::take(&mut self.pending);
         match db.write(&batch) {
             Ok(()) => {
+                for (pair, v) in batch.counts() {
+                    let [all, start] = self.pairs.entry(pair).or_default();
+                    add2(all, v);
+                    add2(start, v);
+                }
                 self.pending_records = 0;
                 self.health.pending.store(0, Ordering::Relaxed);
                 self.health.db_ok.store(true, Ordering::Relaxed);
