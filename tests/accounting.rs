@@ -331,13 +331,7 @@ fn a_deleted_database_file_is_made_again() {
         router.log()
     );
     router.stop();
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let total: i64 = conn
-        .query_row("SELECT SUM(total_tokens) FROM token_counts", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(total, 8);
+    assert_eq!(written_total(&db), 8);
 }
 
 #[test]
@@ -372,13 +366,7 @@ fn a_locked_database_costs_no_request_and_loses_no_count() {
     wait_for_metric(&router, "nomyo_router_accounting_db_up 1");
     assert_eq!(counts(&router)["total_tokens"], 32);
     router.stop();
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let total: i64 = conn
-        .query_row("SELECT SUM(total_tokens) FROM token_counts", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(total, 32);
+    assert_eq!(written_total(&db), 32);
 }
 
 #[test]
@@ -433,6 +421,16 @@ fn eventually(f: impl Fn() -> Value, want: Value) {
         assert!(Instant::now() < deadline, "{got} is not {want}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The total tokens in the database file itself (the router stopped).
+fn written_total(db: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT SUM(total_tokens) FROM token_counts", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
 }
 
 fn metric_value(text: &str, name: &str) -> f64 {

@@ -28,9 +28,6 @@ pub fn filter(
     threshold: u32,
     metrics: Option<&Metrics>,
 ) -> Result<Response<UpstreamBody>, Rejected> {
-    if let (Some(m), Some(reason)) = (metrics, rejection(&sent)) {
-        m.upstream_error(guard.endpoint().index, reason);
-    }
     match sent {
         Ok(resp) if policy::passes_through(resp.status()) => {
             guard.endpoint().record_success();
@@ -40,27 +37,39 @@ pub fn filter(
             }
             Ok(resp)
         }
-        Ok(resp) => Err(reject(guard, Failure::Answered(resp.status()), threshold)),
-        Err(e) => Err(reject(guard, Failure::NoAnswer(&e), threshold)),
+        Ok(resp) => Err(reject(
+            guard,
+            Failure::Answered(resp.status()),
+            threshold,
+            metrics,
+        )),
+        Err(e) => Err(reject(guard, Failure::NoAnswer(&e), threshold, metrics)),
     }
 }
 
-/// Why the attempt is not relayed, for the metrics; `None` when it is.
-fn rejection(sent: &Result<Response<UpstreamBody>, UpstreamError>) -> Option<Reason> {
-    Some(match sent {
-        Ok(resp) if policy::passes_through(resp.status()) => return None,
-        Ok(_) => Reason::Status,
-        Err(UpstreamError::Connect(..)) => Reason::Connect,
-        Err(UpstreamError::ConnectTimeout(_)) => Reason::ConnectTimeout,
-        Err(UpstreamError::FirstByteTimeout(..)) => Reason::FirstByteTimeout,
-        Err(UpstreamError::NotSent(..)) => Reason::NotSent,
-        Err(UpstreamError::Closed(..)) => Reason::Closed,
-        Err(UpstreamError::Http(..)) => Reason::BadResponse,
-    })
+/// The failure's reason in the metrics.
+fn reason(failure: &Failure) -> Reason {
+    match failure {
+        Failure::Answered(_) => Reason::Status,
+        Failure::NoAnswer(UpstreamError::Connect(..)) => Reason::Connect,
+        Failure::NoAnswer(UpstreamError::ConnectTimeout(_)) => Reason::ConnectTimeout,
+        Failure::NoAnswer(UpstreamError::FirstByteTimeout(..)) => Reason::FirstByteTimeout,
+        Failure::NoAnswer(UpstreamError::NotSent(..)) => Reason::NotSent,
+        Failure::NoAnswer(UpstreamError::Closed(..)) => Reason::Closed,
+        Failure::NoAnswer(UpstreamError::Http(..)) => Reason::BadResponse,
+    }
 }
 
-fn reject(guard: &SlotGuard, failure: Failure, threshold: u32) -> Rejected {
+fn reject(
+    guard: &SlotGuard,
+    failure: Failure,
+    threshold: u32,
+    metrics: Option<&Metrics>,
+) -> Rejected {
     let ep = guard.endpoint();
+    if let Some(m) = metrics {
+        m.upstream_error(ep.index, reason(&failure));
+    }
     let error = policy::client_error(&failure, &ep.cfg.url);
     if policy::counts_against_endpoint(&failure) {
         ep.record_failure(&error.message, threshold);

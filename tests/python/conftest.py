@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -244,3 +245,16 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
+
+
+def openai_client(base_url: str) -> openai.OpenAI:
+    """The official OpenAI SDK pointed at the router's /v1."""
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=10)
+
+
+@pytest.fixture(params=["ollama", "openai"])
+def stack_and_model(request, router_stack, openai_stack):
+    """The router in front of Ollama mocks or of OpenAI-compatible ones, with a model of each."""
+    if request.param == "ollama":
+        return router_stack.base_url, "llama3"
+    return openai_stack.base_url, "gpt-4o-mini"

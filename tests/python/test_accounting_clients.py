@@ -4,8 +4,7 @@ the numbers the backend reported, an OpenAI stream included when its client did 
 
 import httpx
 import ollama
-import openai
-import pytest
+from conftest import openai_client as oai
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 
@@ -14,17 +13,6 @@ def total(base_url: str) -> int:
     r = httpx.get(f"{base_url}/api/token_counts", timeout=10, trust_env=False)
     assert r.status_code == 200, r.text
     return r.json()["total_tokens"]
-
-
-def oai(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=10)
-
-
-@pytest.fixture(params=["ollama", "openai"])
-def stack_and_model(request, router_stack, openai_stack):
-    if request.param == "ollama":
-        return router_stack.base_url, "llama3"
-    return openai_stack.base_url, "gpt-4o-mini"
 
 
 def test_ollama_client_streamed_and_whole(stack_and_model):

@@ -3,18 +3,7 @@ unchanged) and OpenAI-compatible backends (byte-transparent)."""
 
 import openai
 import pytest
-from conftest import WEATHER_TOOL
-
-
-def client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=10)
-
-
-@pytest.fixture(params=["ollama", "openai"])
-def stack_and_model(request, router_stack, openai_stack):
-    if request.param == "ollama":
-        return router_stack.base_url, "llama3"
-    return openai_stack.base_url, "gpt-4o-mini"
+from conftest import WEATHER_TOOL, openai_client as client
 
 
 def test_chat(stack_and_model):
