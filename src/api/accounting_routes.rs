@@ -55,10 +55,13 @@ pub async fn stats(
                 serde_json::from_slice(&body)
                     .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?
             };
-            v.get("model")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| ApiError::bad_request("missing 'model' (query or body)"))?
+            match v.get("model") {
+                Some(Value::String(m)) => m.clone(),
+                None | Some(Value::Null) => {
+                    return Err(ApiError::bad_request("missing 'model' (query or body)"))
+                }
+                Some(_) => return Err(ApiError::bad_request("'model' must be a string")),
+            }
         }
     };
     if model.is_empty() {
