@@ -170,7 +170,7 @@ fn endpoint(index: usize, limit: u32) -> Arc<EndpointState> {
         api_key: None,
         weight: 1,
     };
-    Arc::new(EndpointState::new(index, cfg))
+    Arc::new(EndpointState::new(index, index, cfg))
 }
 
 /// Three Ollama endpoints advertising the same three models, each with a different one loaded (as in

@@ -2,7 +2,6 @@
 //! for advertised models (every `models_interval`) and loaded models (every `loaded_interval`),
 //! marks endpoints up or down, and publishes a new placement snapshot.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,17 +14,15 @@ use serde_json::Value;
 use crate::config::EndpointKind;
 use crate::routing::endpoint::EndpointState;
 use crate::routing::fetch::get_json;
-use crate::routing::names::{llama_short, strip_latest};
-use crate::routing::placement::{EndpointModels, Placement};
-use crate::routing::queue::WaitQueue;
-use crate::routing::slots::Slot;
 use crate::state::Shared;
+
+/// Polls the current configuration's endpoints; their reports are kept in routing's registry
+/// (by endpoint id), so a reload keeps what is known of the endpoints it keeps.
+/// How soon a reload's new endpoints are polled.
+const RELOAD_CHECK: Duration = Duration::from_millis(100);
 
 pub struct Discovery {
     shared: Arc<Shared>,
-    slots: HashMap<(usize, String), Arc<Slot>>,
-    queues: HashMap<String, Arc<WaitQueue>>,
-    reports: Vec<EndpointModels>,
 }
 
 /// What one poll of one endpoint found: `None` fields were not asked this time.
@@ -101,17 +98,12 @@ async fn poll(
 
 impl Discovery {
     pub fn new(shared: Arc<Shared>) -> Self {
-        let n = shared.endpoints.len();
-        Discovery {
-            shared,
-            slots: HashMap::new(),
-            queues: HashMap::new(),
-            reports: vec![EndpointModels::default(); n],
-        }
+        Discovery { shared }
     }
 
     /// Polls every endpoint once and publishes the result. `full` also asks for advertised models.
     pub async fn poll_once(&mut self, full: bool) {
+        self.shared = self.shared.current();
         let timeout = self.shared.config.discovery.poll_timeout;
         let endpoints = self.shared.endpoints.clone();
         // Name lookups block: this thread does them for the workers (`http::resolve`), which only
@@ -125,8 +117,13 @@ impl Discovery {
             let skip = ep.kind() == EndpointKind::OpenAi && !full && ep.is_healthy();
             // An endpoint that was down, or never listed its models, lists them now: a backend that
             // comes up is usable at the next loaded poll, not the next full one.
-            let want_models =
-                full || !ep.is_healthy() || self.reports[ep.index].advertised.is_empty();
+            let want_models = full
+                || !ep.is_healthy()
+                || self
+                    .shared
+                    .routing()
+                    .report(ep.id)
+                    .is_none_or(|r| r.advertised.is_empty());
             async move {
                 if skip {
                     None
@@ -141,62 +138,43 @@ impl Discovery {
                 None => {}
                 Some(Ok(r)) => {
                     ep.mark_up();
-                    let report = &mut self.reports[ep.index];
+                    let mut routing = self.shared.routing();
+                    let report = routing.report_mut(ep.id);
                     if let Some(a) = r.advertised {
                         report.advertised = a;
                     }
                     if let Some(l) = r.loaded {
                         report.loaded = l;
-                        self.forget_answered(ep.index);
+                        routing.forget_answered(ep.id);
                     }
                 }
                 Some(Err(e)) => ep.mark_down(&e),
             }
         }
-        self.publish();
-    }
-
-    /// A fresh load report replaces what answers implied since the last one.
-    fn forget_answered(&self, endpoint: usize) {
-        for ((ep, _), slot) in &self.slots {
-            if *ep == endpoint {
-                slot.answered.store(false, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn publish(&mut self) {
-        let kinds: Vec<EndpointKind> = self.shared.endpoints.iter().map(|e| e.kind()).collect();
-        let shared = self.shared.clone();
-        let (slots, queues) = (&mut self.slots, &mut self.queues);
-        let mut slot_for = |ep: usize, name: &str| {
-            slots
-                .entry((ep, name.to_string()))
-                .or_insert_with(|| {
-                    let key = if kinds[ep] == EndpointKind::LlamaServer {
-                        llama_short(name)
-                    } else {
-                        strip_latest(name)
-                    };
-                    let queue = queues.entry(key.to_string()).or_default().clone();
-                    Arc::new(Slot::new(shared.endpoints[ep].clone(), name.into(), queue))
-                })
-                .clone()
-        };
-        let placement = Placement::build(self.reports.clone(), &kinds, &mut slot_for);
-        self.shared.placement.store(Arc::new(placement));
+        // A reload during the poll published its own placement; the next round serves it.
+        self.shared.publish_placement();
     }
 
     /// Polls forever on the configured intervals until the router stops.
     pub async fn run(mut self) {
         let d = self.shared.config.discovery.clone();
         let mut next_full = Instant::now() + d.models_interval;
+        let mut next_poll = Instant::now() + d.loaded_interval;
         while !self.shared.stopping.load(Ordering::Relaxed) {
-            monoio::time::sleep(d.loaded_interval).await;
-            let full = Instant::now() >= next_full;
-            if full {
-                next_full = Instant::now() + d.models_interval;
+            let now = Instant::now();
+            monoio::time::sleep(RELOAD_CHECK.min(next_poll.saturating_duration_since(now))).await;
+            // A reload is polled at once, in full: the endpoints it adds become usable now.
+            let reloaded = !self.shared.is_current();
+            let now = Instant::now();
+            if !reloaded && now < next_poll {
+                continue;
             }
+            let d = self.shared.current().config.discovery.clone();
+            let full = reloaded || now >= next_full;
+            if full {
+                next_full = now + d.models_interval;
+            }
+            next_poll = now + d.loaded_interval;
             self.poll_contained(full).await;
         }
     }

@@ -76,6 +76,10 @@ fn main() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
         std::env::set_var("TOKENIZERS_PARALLELISM", "false");
     }
+    nomyo_router::reload::remember_source(nomyo_router::reload::ConfigSource {
+        file: cli.config.clone(),
+        flags: cli.overrides(),
+    });
     let shared = match Shared::new(config) {
         Ok(s) => s,
         Err(e) => {

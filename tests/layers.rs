@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("accounting", 2),
     ("metrics", 2),
     ("state", 3),
+    ("reload", 3),
     ("discovery", 4),
     ("api", 5),
     ("auth", 5),

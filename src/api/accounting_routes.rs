@@ -13,7 +13,7 @@ use crate::http::body::RouterBody;
 use crate::state::Shared;
 
 fn accounting(shared: &Shared) -> Result<&Accounting, ApiError> {
-    shared.accounting.as_ref().ok_or_else(|| {
+    shared.accounting.as_deref().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "token accounting is off (token_accounting: false)",

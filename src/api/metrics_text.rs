@@ -109,8 +109,15 @@ pub fn render(shared: &Shared) -> String {
             1.0,
         )],
     );
-    let urls: Vec<String> = shared.endpoints.iter().map(|e| e.cfg.url.clone()).collect();
     if let Some(m) = &shared.metrics {
+        // Traffic is counted by endpoint id: endpoints a reload removed keep their counters.
+        let urls: Vec<String> = shared
+            .routing()
+            .urls()
+            .iter()
+            .take(m.endpoints())
+            .map(|u| u.to_string())
+            .collect();
         traffic(&mut f, m, &urls);
     }
     fleet(&mut f, shared);
@@ -128,7 +135,7 @@ fn traffic(f: &mut Families, m: &Metrics, urls: &[String]) {
     let mut requests = Vec::new();
     for (r, route) in ROUTE_NAMES.iter().enumerate() {
         for s in 0..=STATUSES.len() {
-            for ep in 0..=m.endpoints() {
+            for ep in 0..=urls.len() {
                 let n = m.requests(r, s, ep.checked_sub(1));
                 if n > 0 {
                     let endpoint = ep
@@ -175,10 +182,12 @@ fn traffic(f: &mut Families, m: &Metrics, urls: &[String]) {
             .collect();
         f.family(name, help, MetricType::HISTOGRAM, series);
     }
-    let attempts = (0..m.endpoints())
-        .map(|e| {
+    let attempts = urls
+        .iter()
+        .enumerate()
+        .map(|(e, url)| {
             (
-                vec![("endpoint", urls[e].clone())],
+                vec![("endpoint", url.clone())],
                 m.upstream_attempts(e) as f64,
             )
         })

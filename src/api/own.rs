@@ -1,8 +1,12 @@
-//! The router's own routes (SPEC §2.3): `/`, `/health`, `/api/config` (`/api/usage` is in `usage.rs`).
+//! The router's own routes (SPEC §2.3): `/`, `/health`, `/api/config`, `/api/config/reload`
+//! (`/api/usage` is in `usage.rs`).
+
+use std::sync::Arc;
 
 use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::{json, Value};
 
+use super::errors::ApiError;
 use super::util::json_value;
 use crate::http::body::RouterBody;
 use crate::state::Shared;
@@ -76,4 +80,19 @@ pub fn config(shared: &Shared) -> Response<RouterBody> {
             "source": c.source,
         }),
     )
+}
+
+/// `POST /api/config/reload`: what the reload changed, or 422 with why the configuration was
+/// refused (the running one stays).
+pub async fn reload(shared: Arc<Shared>) -> Result<Response<RouterBody>, ApiError> {
+    match crate::reload::reload_off_worker(shared).await {
+        Ok(summary) => Ok(json_value(
+            StatusCode::OK,
+            &json!({"status": "reloaded", "summary": summary}),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("configuration refused, the running one stays: {e}"),
+        )),
+    }
 }

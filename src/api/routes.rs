@@ -116,6 +116,8 @@ pub enum Route {
     CacheStats,
     CacheInvalidate,
     PsDetails,
+    /// `POST /api/config/reload`.
+    ConfigReload,
     /// No such path; errors in the API its prefix suggests (`/v1/...`: OpenAI's).
     NotFound(ApiFormat),
     /// The path exists with other methods (listed).
@@ -180,8 +182,9 @@ impl Route {
             Route::CacheInvalidate => 28,
             Route::Config => 29,
             Route::PsDetails => 30,
-            Route::NotFound(_) => 31,
-            Route::MethodNotAllowed(..) => 32,
+            Route::ConfigReload => 31,
+            Route::NotFound(_) => 32,
+            Route::MethodNotAllowed(..) => 33,
         }
     }
 }
@@ -219,6 +222,7 @@ pub const ROUTE_NAMES: [&str; crate::metrics::ROUTES] = [
     "cache_invalidate",
     "config",
     "ps_details",
+    "config_reload",
     "not_found",
     "method_not_allowed",
 ];
@@ -300,6 +304,13 @@ pub fn route(method: &Method, path: &str) -> Route {
         "/api/cache/invalidate" => Route::CacheInvalidate,
         "/api/config" => return if get { Route::Config } else { wrong("GET") },
         "/api/ps_details" => return if get { Route::PsDetails } else { wrong("GET") },
+        "/api/config/reload" => {
+            return if post {
+                Route::ConfigReload
+            } else {
+                wrong("POST")
+            }
+        }
         p => {
             if let Some(id) = p.strip_prefix("/v1/models/").filter(|id| !id.is_empty()) {
                 return if get {
@@ -420,6 +431,7 @@ mod tests {
             Route::CacheInvalidate,
             Route::Config,
             Route::PsDetails,
+            Route::ConfigReload,
             Route::NotFound(f),
             Route::MethodNotAllowed("GET", f),
         ]);

@@ -30,11 +30,15 @@ pub fn usage(shared: &Shared) -> Response<RouterBody> {
 
 fn usage_value(shared: &Shared) -> Value {
     let placement = shared.placement.load();
+    // Endpoints a reload removed show while requests begun before it still run on them.
+    let draining = shared.routing().draining(&shared.endpoints);
     let per_endpoint = || -> Map<String, Value> {
         shared
             .endpoints
             .iter()
-            .map(|e| (e.cfg.url.clone(), json!({})))
+            .map(|e| &e.cfg.url)
+            .chain(draining.iter().map(|s| &s.endpoint.cfg.url))
+            .map(|url| (url.clone(), json!({})))
             .collect()
     };
     let (mut usage, mut limits, mut tokens) = (per_endpoint(), per_endpoint(), per_endpoint());
@@ -45,7 +49,7 @@ fn usage_value(shared: &Shared) -> Value {
             m.insert(model.to_string(), v);
         }
     };
-    for slot in &placement.slots {
+    for slot in placement.slots.iter().chain(&draining) {
         let n = slot.in_flight();
         total_in_flight += u64::from(n);
         let (ep, model) = (&slot.endpoint.cfg.url, &*slot.model);
@@ -124,6 +128,10 @@ impl Streamed for Watcher {
             }
             let now = Instant::now();
             self.timer.set(now + crate::accounting::feed::TICK);
+            // A reload's endpoints and slots show from the next tick.
+            if !self.shared.is_current() {
+                self.shared = self.shared.current();
+            }
             let snap = self.shared.feed.snapshot(|| event(&self.shared));
             if self.sent != Some(snap.version) {
                 let first = self.sent.is_none();

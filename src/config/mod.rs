@@ -5,6 +5,7 @@
 pub mod build;
 pub mod env_expand;
 pub mod load;
+pub mod reload;
 pub mod schema;
 pub mod source;
 mod types;

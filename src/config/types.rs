@@ -21,7 +21,7 @@ impl EndpointKind {
 }
 
 /// One backend as configured.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointConfig {
     /// Normalised URL (no trailing slash): the endpoint's identity in logs, keys and listings.
     pub url: String,
@@ -133,7 +133,7 @@ pub struct CpuPlan {
 }
 
 /// The response cache (SPEC §6): the reference's keys, and the bounds and timeouts it lacks.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CacheConfig {
     pub enabled: bool,
     pub backend: CacheBackend,

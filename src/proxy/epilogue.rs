@@ -105,11 +105,11 @@ impl Count {
             m.request(
                 self.route,
                 self.status.as_u16(),
-                Some(ep.index),
+                Some(ep.id),
                 self.started.elapsed(),
             );
             if matches!(outcome, Outcome::UpstreamFailed(_)) {
-                m.upstream_error(ep.index, Reason::MidBody);
+                m.upstream_error(ep.id, Reason::MidBody);
             }
         }
         // Only a complete answer has its totals: a stream cut short may hold running counts.

@@ -29,6 +29,7 @@ pub async fn answer(
         Route::AggregateTimeSeriesDays => accounting_routes::aggregate(&shared, body).await,
         Route::Metrics => accounting_routes::metrics(&shared),
         Route::Config => Ok(own::config(&shared)),
+        Route::ConfigReload => own::reload(shared.clone()).await,
         Route::CacheStats => Ok(cache_routes::stats(&shared).await),
         Route::CacheInvalidate => cache_routes::invalidate(&shared, req.uri.query(), body).await,
         Route::Tags => Ok(listing::tags(&shared).await),

@@ -68,7 +68,7 @@ fn reject(
 ) -> Rejected {
     let ep = guard.endpoint();
     if let Some(m) = metrics {
-        m.upstream_error(ep.index, reason(&failure));
+        m.upstream_error(ep.id, reason(&failure));
     }
     let error = policy::client_error(&failure, &ep.cfg.url);
     if policy::counts_against_endpoint(&failure) {

@@ -143,7 +143,7 @@ async fn proxy(
         };
         let ep = peer.guard.endpoint().clone();
         if let Some(m) = &shared.metrics {
-            m.upstream_attempt(ep.index);
+            m.upstream_attempt(ep.id);
         }
         let mut up = upstream::request(&ep, &inf, &peer.guard.slot().model, cfg.stream_usage)?;
         up.plain |= pending.is_some();
@@ -152,16 +152,20 @@ async fn proxy(
         let sent =
             upstream::forward(&ep, &mut up, head, cfg.timeouts.connect, &deadlines, timer).await;
         let threshold = cfg.limits.failures_before_down;
-        let resp =
-            match response_filter::filter(&peer.guard, sent, threshold, shared.metrics.as_ref()) {
-                Ok(resp) => resp,
-                Err(Rejected::Resend(e)) => {
-                    skip.push(ep.index);
-                    last_error = Some(e);
-                    continue;
-                }
-                Err(Rejected::Final(e)) => return Err(e),
-            };
+        let resp = match response_filter::filter(
+            &peer.guard,
+            sent,
+            threshold,
+            shared.metrics.as_deref(),
+        ) {
+            Ok(resp) => resp,
+            Err(Rejected::Resend(e)) => {
+                skip.push(ep.index);
+                last_error = Some(e);
+                continue;
+            }
+            Err(Rejected::Final(e)) => return Err(e),
+        };
         s.endpoint = ep.name_header.clone();
         let store = pending.take();
         let answer = body_filter::answer(s, &inf, &up, peer.guard, resp, deadlines.hard, store);

@@ -1,14 +1,18 @@
 //! Live state of one configured endpoint: health and total in-flight, shared by all threads.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::url::EndpointUrl;
 use crate::config::{EndpointConfig, EndpointKind};
 
 pub struct EndpointState {
+    /// Position in the configuration this state belongs to (placement and routing use it).
     pub index: usize,
+    /// The endpoint's number for the process's life, the same across reloads for the same URL
+    /// (`state::EndpointIds`): upstream connection pools and metrics are kept under it.
+    pub id: usize,
     pub cfg: EndpointConfig,
     /// The configured URL, shared by the records and metrics that name the endpoint.
     pub label: std::sync::Arc<str>,
@@ -20,8 +24,9 @@ pub struct EndpointState {
     /// Path prefix of the OpenAI API on this endpoint, computed once.
     openai_base: String,
     healthy: AtomicBool,
-    /// Requests in flight on this endpoint, over all models.
-    pub in_flight: AtomicU32,
+    /// Requests in flight on this endpoint, over all models (shared with the states that follow
+    /// this one at a reload, so requests still running on the old settings count too).
+    pub in_flight: Arc<AtomicU32>,
     /// Failed requests in a row (reset by any success): the circuit breaker's count.
     consecutive_failures: AtomicU32,
     /// Unix seconds of the last state change, for /health.
@@ -30,10 +35,11 @@ pub struct EndpointState {
 }
 
 impl EndpointState {
-    pub fn new(index: usize, cfg: EndpointConfig) -> Self {
+    pub fn new(index: usize, id: usize, cfg: EndpointConfig) -> Self {
         let url = crate::config::url::parse(&cfg.url).expect("validated at load");
         EndpointState {
             index,
+            id,
             openai_base: openai_base(cfg.kind, &url.base_path),
             name_header: http::HeaderValue::from_str(&cfg.url).ok(),
             label: cfg.url.as_str().into(),
@@ -42,10 +48,25 @@ impl EndpointState {
             url,
             // Unknown until the first poll: assume usable so that a request is never refused before it.
             healthy: AtomicBool::new(true),
-            in_flight: AtomicU32::new(0),
+            in_flight: Arc::new(AtomicU32::new(0)),
             consecutive_failures: AtomicU32::new(0),
             changed_at: AtomicU64::new(now_secs()),
             last_error: Mutex::new(None),
+        }
+    }
+
+    /// The state of the same endpoint (same URL) under a reloaded configuration: it goes on
+    /// counting the requests in flight and keeps what is known of the endpoint's health.
+    pub fn successor(&self, index: usize, cfg: EndpointConfig) -> Self {
+        let next = EndpointState::new(index, self.id, cfg);
+        let last_error = self.last_error();
+        EndpointState {
+            in_flight: self.in_flight.clone(),
+            healthy: AtomicBool::new(self.is_healthy()),
+            consecutive_failures: AtomicU32::new(self.consecutive_failures.load(Ordering::Relaxed)),
+            changed_at: AtomicU64::new(self.changed_at()),
+            last_error: Mutex::new(last_error),
+            ..next
         }
     }
 
@@ -141,7 +162,7 @@ mod tests {
             api_key: None,
             weight: 1,
         };
-        let ep = EndpointState::new(0, cfg);
+        let ep = EndpointState::new(0, 0, cfg);
         ep.record_failure("refused", 3);
         ep.record_failure("refused", 3);
         ep.record_success();

@@ -84,7 +84,7 @@ pub async fn request(
     };
     let target = Target {
         url: &ep.url,
-        pool: ep.index,
+        pool: ep.id,
         name: &ep.cfg.url,
     };
     let mut req = Outgoing {

@@ -8,4 +8,5 @@ pub mod fetch;
 pub mod names;
 pub mod placement;
 pub mod queue;
+pub mod registry;
 pub mod slots;

@@ -13,7 +13,9 @@ pub struct Slot {
     /// The model as the endpoint names it.
     pub model: Arc<str>,
     pub limit: u32,
-    pub in_flight: AtomicU32,
+    /// Shared with the slot of the same endpoint × model under an earlier configuration, so
+    /// requests still running on the old settings count against the new limit.
+    pub in_flight: Arc<AtomicU32>,
     /// Set when the endpoint answered for this model since the last placement poll: it is loaded.
     pub answered: AtomicBool,
     pub queue: Arc<WaitQueue>,
@@ -21,12 +23,22 @@ pub struct Slot {
 
 impl Slot {
     pub fn new(endpoint: Arc<EndpointState>, model: Arc<str>, queue: Arc<WaitQueue>) -> Self {
+        Slot::counting_with(endpoint, model, queue, Arc::default())
+    }
+
+    /// A slot whose in-flight count is `in_flight` (taken over from the slot it replaces).
+    pub fn counting_with(
+        endpoint: Arc<EndpointState>,
+        model: Arc<str>,
+        queue: Arc<WaitQueue>,
+        in_flight: Arc<AtomicU32>,
+    ) -> Self {
         let limit = endpoint.cfg.max_concurrent.max(1);
         Slot {
             endpoint,
             model,
             limit,
-            in_flight: AtomicU32::new(0),
+            in_flight,
             answered: AtomicBool::new(false),
             queue,
         }
@@ -136,7 +148,7 @@ mod tests {
             api_key: None,
             weight: 1,
         };
-        let ep = Arc::new(EndpointState::new(0, cfg));
+        let ep = Arc::new(EndpointState::new(0, 0, cfg));
         Arc::new(Slot::new(ep, "m".into(), Arc::new(WaitQueue::default())))
     }
 

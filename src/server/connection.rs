@@ -82,7 +82,8 @@ struct Connection {
     buf: BytesMut,
     /// Bytes to write.
     out: Vec<u8>,
-    /// The configuration's limits, copied once per connection rather than reached through `shared`.
+    /// The configuration's limits, copied once per connection (and at a reload) rather than
+    /// reached through `shared`.
     limits: Limits,
     shared: Arc<Shared>,
     /// A refused request (its body or an oversized head) may still be partly on the wire.
@@ -135,6 +136,11 @@ impl Connection {
             Ok(None) => return false,
             Err(e) => Err(e),
         };
+        // After a reload, this request and the connection's next take the new configuration.
+        if !self.shared.is_current() {
+            self.shared = self.shared.current();
+            self.limits = self.shared.config.limits;
+        }
         // Held until the answer's last byte is written, so a shutdown drain never cuts a response.
         let _active = self.shared.track_request();
         let head = match head {

@@ -46,7 +46,10 @@ pub fn run(shared: Arc<Shared>) -> std::io::Result<()> {
         );
     }
     tracing::info!(port, "listening");
-    shutdown::wait_for_signal();
+    // Under systemd (`Type=notify`): ready once every worker listens. Elsewhere a no-op.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    shutdown::wait_for_signal(&shared);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!(
         in_flight = shared
             .active_requests

@@ -82,7 +82,7 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let counted = OpenConnection::new(&open);
-                    monoio::spawn(serve_contained(stream, shared.clone(), counted, idle.clone()));
+                    monoio::spawn(serve_contained(stream, shared.current(), counted, idle.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -128,8 +128,8 @@ impl Drop for OpenConnection {
 }
 
 /// Waits until no request is in flight, or the grace period is over.
-async fn drain(shared: &Shared) {
-    let deadline = Instant::now() + shared.config.shutdown_grace;
+async fn drain(shared: &Arc<Shared>) {
+    let deadline = Instant::now() + shared.current().config.shutdown_grace;
     while shared.active_requests.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(20)).await;
     }
