@@ -2,6 +2,7 @@
 
 use http::Method;
 
+use super::dashboard::{self, Asset};
 use super::errors::ApiFormat;
 
 /// Inference routes that go to one chosen endpoint.
@@ -116,6 +117,8 @@ pub enum Route {
     CacheStats,
     CacheInvalidate,
     PsDetails,
+    /// A file of the dashboard page (`/dashboard/<name>`); the page itself is `Root`'s HTML answer.
+    Dashboard(&'static Asset),
     /// No such path; errors in the API its prefix suggests (`/v1/...`: OpenAI's).
     NotFound(ApiFormat),
     /// The path exists with other methods (listed).
@@ -132,9 +135,10 @@ impl Route {
         }
     }
 
-    /// Routes any client may call without the router key (SPEC §5.1).
+    /// Routes any client may call without the router key (SPEC §5.1); the dashboard's files carry
+    /// no data.
     pub fn is_public(&self) -> bool {
-        matches!(self, Route::Root | Route::Health)
+        matches!(self, Route::Root | Route::Health | Route::Dashboard(_))
     }
 
     /// The route's name in logs and metrics.
@@ -182,6 +186,7 @@ impl Route {
             Route::PsDetails => 30,
             Route::NotFound(_) => 31,
             Route::MethodNotAllowed(..) => 32,
+            Route::Dashboard(_) => 33,
         }
     }
 }
@@ -221,6 +226,7 @@ pub const ROUTE_NAMES: [&str; crate::metrics::ROUTES] = [
     "ps_details",
     "not_found",
     "method_not_allowed",
+    "dashboard",
 ];
 
 /// Matches a request to its route. Unknown paths give `NotFound`, known paths with the wrong method
@@ -308,6 +314,13 @@ pub fn route(method: &Method, path: &str) -> Route {
                     wrong("GET")
                 };
             }
+            if let Some(asset) = p.strip_prefix("/dashboard/").and_then(dashboard::find) {
+                return if get {
+                    Route::Dashboard(asset)
+                } else {
+                    wrong("GET, HEAD")
+                };
+            }
             if let Some(digest) = p
                 .strip_prefix("/api/blobs/")
                 .filter(|d| !d.is_empty() && !d.contains('/'))
@@ -376,6 +389,28 @@ mod tests {
             Route::NotFound(ApiFormat::Ollama)
         );
         assert_eq!(route(&Method::GET, "/api/tags/"), Route::Tags);
+        let js = dashboard::find("app.js").unwrap();
+        assert_eq!(
+            route(&Method::GET, "/dashboard/app.js"),
+            Route::Dashboard(js)
+        );
+        assert_eq!(
+            route(&Method::HEAD, "/dashboard/app.js"),
+            Route::Dashboard(js)
+        );
+        assert!(Route::Dashboard(js).is_public());
+        assert_eq!(
+            route(&Method::POST, "/dashboard/app.js"),
+            Route::MethodNotAllowed("GET, HEAD", ApiFormat::Ollama)
+        );
+        assert_eq!(
+            route(&Method::GET, "/dashboard/../api/usage"),
+            Route::NotFound(ApiFormat::Ollama)
+        );
+        assert_eq!(
+            route(&Method::GET, "/dashboard/"),
+            Route::NotFound(ApiFormat::Ollama)
+        );
     }
 
     #[test]
@@ -422,6 +457,7 @@ mod tests {
             Route::PsDetails,
             Route::NotFound(f),
             Route::MethodNotAllowed("GET", f),
+            Route::Dashboard(&dashboard::ASSETS[0]),
         ]);
         let indexes: BTreeSet<usize> = routes.iter().map(Route::index).collect();
         assert_eq!(indexes, (0..ROUTE_NAMES.len()).collect());
