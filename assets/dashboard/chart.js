@@ -29,9 +29,10 @@ export function lineChart(canvas, series, unit) {
   }
   let t0 = Math.min(...all.map((p) => p[0]));
   let t1 = Math.max(...all.map((p) => p[0]));
-  if (t1 === t0) { t0 -= 60; t1 += 60; }
-  const top = niceCeil(Math.max(1, ...all.map((p) => p[1])));
-  const pad = { left: 52, right: 12, top: 10, bottom: 24 };
+  if (t1 - t0 < 240) { const mid = (t0 + t1) / 2; t0 = mid - 120; t1 = mid + 120; }
+  const yStep = niceStep(Math.max(1, ...all.map((p) => p[1])) / 4);
+  const top = Math.ceil(Math.max(1, ...all.map((p) => p[1])) / yStep) * yStep;
+  const pad = { left: 52, right: 24, top: 10, bottom: 24 };
   const w = width - pad.left - pad.right;
   const h = height - pad.top - pad.bottom;
   const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * w;
@@ -42,17 +43,18 @@ export function lineChart(canvas, series, unit) {
   g.lineWidth = 1;
   g.textAlign = 'right';
   g.textBaseline = 'middle';
-  for (let i = 0; i <= 4; i++) {
-    const v = (top * i) / 4;
+  for (let v = 0; v <= top + yStep / 2; v += yStep) {
     const py = Math.round(y(v)) + 0.5;
     g.beginPath(); g.moveTo(pad.left, py); g.lineTo(width - pad.right, py); g.stroke();
     g.fillText(short(v), pad.left - 6, py);
   }
   g.textAlign = 'center';
   g.textBaseline = 'top';
-  const ticks = Math.max(2, Math.min(6, Math.floor(w / 110)));
-  for (let i = 0; i <= ticks; i++) {
-    const t = t0 + ((t1 - t0) * i) / ticks;
+  // Ticks on whole minutes (or hours, days): at most one per 90 px.
+  const most = Math.max(2, Math.floor(w / 90));
+  const steps = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+  const tStep = steps.find((s) => (t1 - t0) / s <= most) || 2592000;
+  for (let t = Math.ceil(t0 / tStep) * tStep; t <= t1; t += tStep) {
     g.fillText(clock(t, t1 - t0), x(t), height - pad.bottom + 6);
   }
   g.save();
@@ -74,9 +76,11 @@ export function lineChart(canvas, series, unit) {
   });
 }
 
-function niceCeil(v) {
+/** The smallest of 1, 2, 5 × 10^n (at least 1) not below v. */
+function niceStep(v) {
+  if (v <= 1) return 1;
   const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
+  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
   return 10 * p;
 }
 

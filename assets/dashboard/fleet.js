@@ -20,9 +20,9 @@ export async function refreshEndpoints() {
       td('Endpoint', e.url, 'mono'),
       td('Kind', e.kind),
       td('Status', badge),
-      td('In flight', count(live.in_flight ?? 0), 'num'),
+      td('In flight', count(live.in_flight ?? 0), 'num inflight'),
       td('Slots per model', count(e.max_concurrent_connections), 'num'),
-      td('Since', ago(live.since)),
+      td('State since', ago(live.since)),
       td('Detail', live.error || e.detail || '', 'detail'));
   });
   setRows(byId('endpoints'), rows, 'No endpoints configured.', 7);
@@ -85,6 +85,12 @@ function renderSlots() {
     }
   }
   setRows(byId('slots'), rows, 'No slots yet: no endpoint advertises a model.', 5);
+  // The endpoints' in-flight column moves with the stream too, between their own refreshes.
+  for (const tr of byId('endpoints').tBodies[0].rows) {
+    const models = inUse[tr.getAttribute('data-endpoint')];
+    const cell = tr.querySelector('td.inflight');
+    if (models && cell) cell.textContent = count(Object.values(models).reduce((a, n) => a + (Number(n) || 0), 0));
+  }
   byId('sum-inflight').textContent = count(usage.total_in_flight ?? 0);
   byId('sum-queued').textContent = count(usage.total_queued ?? 0);
 }
