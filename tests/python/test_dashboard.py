@@ -292,3 +292,61 @@ def test_usage_stream_reconnects(dash_stack, browser):
         assert attempts[-1] == f"Bearer {KEY}"
     finally:
         context.close()
+
+
+def test_model_actions_in_browser(dash_stack, browser):
+    """Pull (progress lines), copy (asks the new name), delete and aggregation (each confirmed
+    first; a dismissed confirmation sends nothing) from the page."""
+    base = dash_stack.base_url
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    watch = PageWatch(page)
+    sent = []
+    page.on("request", lambda r: sent.append((r.method, r.url.removeprefix(base))) if "/api/" in r.url else None)
+    answers = []  # what each next dialog gets: a string to type, True to accept, False to dismiss
+
+    def dialog(d):
+        answer = answers.pop(0)
+        if answer is False:
+            d.dismiss()
+        elif answer is True:
+            d.accept()
+        else:
+            d.accept(answer)
+
+    page.on("dialog", dialog)
+    panel = "#action-panel[data-action='{}'][data-model='{}'][data-state='done']"
+    try:
+        page.goto(f"{base}/")
+        enter_key(page, KEY)
+        page.wait_for_selector('#models button[data-action="show"][data-model="llama3:latest"]', timeout=10_000)
+
+        page.fill("#pull-name", "llama3:latest")
+        page.click("#pull-form button")
+        page.wait_for_selector(panel.format("pull", "llama3:latest"), timeout=10_000)
+        lines = page.text_content("#action-output").splitlines()
+        assert "pulling manifest" in lines and "pulling abc 50.0 %" in lines and "success" in lines, lines
+
+        answers.append("llama3-copy")
+        page.click('#models button[data-action="copy"][data-model="llama3:latest"]')
+        page.wait_for_selector(panel.format("copy", "llama3:latest"), timeout=10_000)
+        assert "llama3-copy" in page.text_content("#action-output")
+
+        answers.append(False)
+        page.click('#models button[data-action="delete"][data-model="nomic-embed-text:latest"]')
+        page.wait_for_timeout(300)
+        assert not [s for s in sent if s[1] == "/api/delete"]
+        answers.append(True)
+        page.click('#models button[data-action="delete"][data-model="nomic-embed-text:latest"]')
+        page.wait_for_selector(panel.format("delete", "nomic-embed-text:latest"), timeout=10_000)
+        assert ("DELETE", "/api/delete") in sent
+
+        answers.append(True)
+        page.fill("#aggregate-days", "7")
+        page.click("#aggregate-form button")
+        page.wait_for_function("document.getElementById('aggregate-result').textContent.includes('older than 7 days')")
+        assert ("POST", "/api/aggregate_time_series_days") in sent
+        assert answers == []
+        assert watch.errors == []
+    finally:
+        context.close()
