@@ -157,7 +157,8 @@ def browser(tmp_path_factory):
 
 
 class PageWatch:
-    """Errors the page raises and CSP reports it logs."""
+    """Errors the page raises and CSP reports it logs. (The page's CSP stays on in these tests, so
+    `wait_for_function` gets functions, never expressions: Playwright evaluates those with eval.)"""
 
     def __init__(self, page):
         self.errors: list[str] = []
@@ -200,7 +201,7 @@ def test_dashboard_in_browser(dash_stack, browser):
         # A wrong key is refused (403) and asked for again; then the right one.
         enter_key(page, "not-the-key")
         page.wait_for_selector("#key-form:not([hidden])", timeout=10_000)
-        page.wait_for_function("document.getElementById('key-message').textContent.includes('403')")
+        page.wait_for_function("() => document.getElementById('key-message').textContent.includes('403')")
         enter_key(page, KEY)
         page.wait_for_selector("#key-form[hidden]", state="attached")
 
@@ -344,9 +345,36 @@ def test_model_actions_in_browser(dash_stack, browser):
         answers.append(True)
         page.fill("#aggregate-days", "7")
         page.click("#aggregate-form button")
-        page.wait_for_function("document.getElementById('aggregate-result').textContent.includes('older than 7 days')")
+        page.wait_for_function(
+            "() => document.getElementById('aggregate-result').textContent.includes('older than 7 days')")
         assert ("POST", "/api/aggregate_time_series_days") in sent
         assert answers == []
         assert watch.errors == []
+    finally:
+        context.close()
+
+
+def test_event_parser_in_browser(dash_stack, browser):
+    """The page's server-sent-event parser, fed a stream cut at every position: the same events
+    (LF or CRLF line ends, comments, multi-line data, `retry:`)."""
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(f"{dash_stack.base_url}/")
+        result = page.evaluate("""async () => {
+            const { EventParser } = await import('/dashboard/usage_stream.js');
+            const text = 'retry: 2000\\r\\ndata: {"a":1}\\r\\n\\r\\n: ping\\n\\ndata: x\\ndata:y\\n\\nevent: e\\ndata: {"b":2}\\r\\rdata: z\\n\\n';
+            const outcomes = new Set();
+            for (let cut = 0; cut <= text.length; cut++) {
+                const got = [];
+                const p = new EventParser((data, retry) => got.push(data === null ? ['retry', retry] : ['data', data]));
+                p.push(text.slice(0, cut));
+                p.push(text.slice(cut));
+                outcomes.add(JSON.stringify(got));
+            }
+            return [...outcomes];
+        }""")
+        assert len(result) == 1, result
+        assert json.loads(result[0]) == [["retry", 2000], ["data", '{"a":1}'], ["data", "x\ny"], ["data", '{"b":2}'], ["data", "z"]]
     finally:
         context.close()
