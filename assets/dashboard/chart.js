@@ -24,7 +24,7 @@ export function lineChart(canvas, series, unit) {
   if (all.length === 0) {
     g.fillStyle = ink;
     g.textAlign = 'center';
-    g.fillText('No tokens counted yet.', width / 2, height / 2);
+    g.fillText('No token series yet.', width / 2, height / 2);
     return;
   }
   let t0 = Math.min(...all.map((p) => p[0]));

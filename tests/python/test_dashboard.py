@@ -378,3 +378,20 @@ def test_event_parser_in_browser(dash_stack, browser):
         assert json.loads(result[0]) == [["retry", 2000], ["data", '{"a":1}'], ["data", "x\ny"], ["data", '{"b":2}'], ["data", "z"]]
     finally:
         context.close()
+
+
+def test_page_without_a_router_key(router_stack, browser):
+    """A router without a key: the page never asks for one and shows the fleet at once."""
+    context = browser.new_context()
+    page = context.new_page()
+    watch = PageWatch(page)
+    try:
+        page.goto(f"{router_stack.base_url}/")
+        for url in router_stack.mock_urls:
+            page.wait_for_selector(f'#endpoints tr[data-endpoint="{url}"][data-status="ok"]', timeout=10_000)
+        page.wait_for_selector('#conn-state[data-state="live"]', timeout=10_000)
+        page.wait_for_selector('#slots tr[data-model="qwen2:7b"][data-inflight="0"]')
+        assert page.is_hidden("#key-form")
+        assert watch.errors == []
+    finally:
+        context.close()
