@@ -59,7 +59,7 @@ setUpActions(() => { refreshModels().catch(() => {}); refreshLoaded().catch(() =
 
 setInterval(() => {
   renderLoaded();
-  byId('updated').textContent = lastEvent ? `Last live update ${ago(lastEvent)}.` : '';
+  byId('updated').textContent = lastEvent ? `Slots last changed ${ago(lastEvent)} (the stream sends changes only).` : '';
 }, 1000);
 
 let resizeTimer = null;
