@@ -2,8 +2,10 @@
 //! answers the router makes itself (merged listings, management fan-out, its own routes). The
 //! request's life, inference included, is in `proxy`.
 
+pub mod accept;
 pub mod accounting_routes;
 pub mod cache_routes;
+pub mod dashboard;
 pub mod errors;
 pub mod listing;
 pub mod manage;

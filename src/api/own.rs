@@ -11,7 +11,8 @@ use super::util::json_value;
 use crate::http::body::RouterBody;
 use crate::state::Shared;
 
-/// `GET /`: `Ollama is running` for the ollama CLI's heartbeat and scripts.
+/// `GET /`: `Ollama is running` for the ollama CLI's heartbeat and scripts (a browser gets the
+/// dashboard instead: `dashboard::root`).
 pub fn root() -> Response<RouterBody> {
     let mut resp = Response::new(RouterBody::full("Ollama is running"));
     resp.headers_mut().insert(

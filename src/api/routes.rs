@@ -2,6 +2,7 @@
 
 use http::Method;
 
+use super::dashboard::{self, Asset};
 use super::errors::ApiFormat;
 
 /// Inference routes that go to one chosen endpoint.
@@ -118,6 +119,8 @@ pub enum Route {
     PsDetails,
     /// `POST /api/config/reload`.
     ConfigReload,
+    /// A file of the dashboard page (`/dashboard/<name>`); the page itself is `Root`'s HTML answer.
+    Dashboard(&'static Asset),
     /// No such path; errors in the API its prefix suggests (`/v1/...`: OpenAI's).
     NotFound(ApiFormat),
     /// The path exists with other methods (listed).
@@ -134,9 +137,10 @@ impl Route {
         }
     }
 
-    /// Routes any client may call without the router key (SPEC §5.1).
+    /// Routes any client may call without the router key (SPEC §5.1); the dashboard's files carry
+    /// no data.
     pub fn is_public(&self) -> bool {
-        matches!(self, Route::Root | Route::Health)
+        matches!(self, Route::Root | Route::Health | Route::Dashboard(_))
     }
 
     /// The route's name in logs and metrics.
@@ -185,6 +189,7 @@ impl Route {
             Route::ConfigReload => 31,
             Route::NotFound(_) => 32,
             Route::MethodNotAllowed(..) => 33,
+            Route::Dashboard(_) => 34,
         }
     }
 }
@@ -225,6 +230,7 @@ pub const ROUTE_NAMES: [&str; crate::metrics::ROUTES] = [
     "config_reload",
     "not_found",
     "method_not_allowed",
+    "dashboard",
 ];
 
 /// Matches a request to its route. Unknown paths give `NotFound`, known paths with the wrong method
@@ -319,6 +325,13 @@ pub fn route(method: &Method, path: &str) -> Route {
                     wrong("GET")
                 };
             }
+            if let Some(asset) = p.strip_prefix("/dashboard/").and_then(dashboard::find) {
+                return if get {
+                    Route::Dashboard(asset)
+                } else {
+                    wrong("GET, HEAD")
+                };
+            }
             if let Some(digest) = p
                 .strip_prefix("/api/blobs/")
                 .filter(|d| !d.is_empty() && !d.contains('/'))
@@ -387,6 +400,28 @@ mod tests {
             Route::NotFound(ApiFormat::Ollama)
         );
         assert_eq!(route(&Method::GET, "/api/tags/"), Route::Tags);
+        let js = dashboard::find("app.js").unwrap();
+        assert_eq!(
+            route(&Method::GET, "/dashboard/app.js"),
+            Route::Dashboard(js)
+        );
+        assert_eq!(
+            route(&Method::HEAD, "/dashboard/app.js"),
+            Route::Dashboard(js)
+        );
+        assert!(Route::Dashboard(js).is_public());
+        assert_eq!(
+            route(&Method::POST, "/dashboard/app.js"),
+            Route::MethodNotAllowed("GET, HEAD", ApiFormat::Ollama)
+        );
+        assert_eq!(
+            route(&Method::GET, "/dashboard/../api/usage"),
+            Route::NotFound(ApiFormat::Ollama)
+        );
+        assert_eq!(
+            route(&Method::GET, "/dashboard/"),
+            Route::NotFound(ApiFormat::Ollama)
+        );
     }
 
     #[test]
@@ -434,6 +469,7 @@ mod tests {
             Route::ConfigReload,
             Route::NotFound(f),
             Route::MethodNotAllowed("GET", f),
+            Route::Dashboard(&dashboard::ASSETS[0]),
         ]);
         let indexes: BTreeSet<usize> = routes.iter().map(Route::index).collect();
         assert_eq!(indexes, (0..ROUTE_NAMES.len()).collect());

@@ -7,7 +7,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::api::errors::ApiError;
 use crate::api::routes::Route;
-use crate::api::{accounting_routes, cache_routes, listing, manage, own, show, usage};
+use crate::api::{accounting_routes, cache_routes, dashboard, listing, manage, own, show, usage};
 use crate::http::body::RouterBody;
 use crate::http::request_head::RequestHead;
 use crate::state::Shared;
@@ -20,7 +20,8 @@ pub async fn answer(
     body: Result<Bytes, ApiError>,
 ) -> Result<Response<RouterBody>, ApiError> {
     match route {
-        Route::Root => Ok(own::root()),
+        Route::Root => Ok(dashboard::root(&req.headers)),
+        Route::Dashboard(asset) => Ok(dashboard::asset(asset)),
         Route::Health => Ok(own::health(&shared)),
         Route::Usage => Ok(usage::usage(&shared)),
         Route::UsageStream => Ok(usage::stream(shared.clone())),
