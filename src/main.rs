@@ -22,6 +22,10 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if let Err(e) = nomyo_router::rt::check(config.io_driver) {
+        eprintln!("nomyo-router: configuration error: {e}");
+        std::process::exit(1);
+    }
     if cli.check_config {
         for w in &config.warnings {
             println!("warning: {w}");

@@ -2,8 +2,9 @@
 //! otherwise, or forced either way (`--io-driver`).
 
 use std::future::Future;
+use std::sync::OnceLock;
 
-use monoio::{FusionDriver, IoUringDriver, LegacyDriver, RuntimeBuilder};
+use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::config::IoDriver;
 
@@ -24,37 +25,63 @@ fn uring_setup() -> io_uring::Builder {
     tuned
 }
 
-/// Which driver `Auto` resolves to on this machine.
-pub fn describe(driver: IoDriver) -> &'static str {
+/// Whether this process may set up a worker's ring: io_uring can be in the kernel yet refused by
+/// a seccomp profile (Docker's default), the `kernel.io_uring_disabled` sysctl or, before 5.12, a
+/// small locked-memory limit.
+fn uring_works() -> std::io::Result<()> {
+    uring_setup().build(ENTRIES).map(drop)
+}
+
+/// What `Auto` settled on, once for the process.
+static AUTO: OnceLock<IoDriver> = OnceLock::new();
+
+fn resolve(driver: IoDriver) -> IoDriver {
     match driver {
-        IoDriver::Epoll => "epoll",
+        IoDriver::Auto => *AUTO.get_or_init(|| match uring_works() {
+            Ok(()) => IoDriver::IoUring,
+            Err(_) => IoDriver::Epoll,
+        }),
+        forced => forced,
+    }
+}
+
+/// Checks at start that the driver can run here: a forced io_uring that the system refuses is an
+/// error to stop on (rather than workers that cannot start), and `Auto` settles on io_uring when a
+/// worker's ring can be set up, else epoll.
+pub fn check(driver: IoDriver) -> Result<(), String> {
+    if driver == IoDriver::IoUring {
+        if let Err(e) = uring_works() {
+            return Err(format!(
+                "io_driver io_uring: this system refuses io_uring ({e}); use io_driver auto or epoll"
+            ));
+        }
+    }
+    resolve(driver);
+    Ok(())
+}
+
+/// Which driver runs on this machine.
+pub fn describe(driver: IoDriver) -> &'static str {
+    match resolve(driver) {
         IoDriver::IoUring => "io_uring",
-        IoDriver::Auto if monoio::utils::detect_uring() => "io_uring",
-        IoDriver::Auto => "epoll",
+        _ => "epoll",
     }
 }
 
 /// Runs `fut` to completion on a new runtime of this thread.
 pub fn block_on<F: Future>(driver: IoDriver, fut: F) -> F::Output {
-    match driver {
-        IoDriver::Epoll => RuntimeBuilder::<LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("epoll runtime")
-            .block_on(fut),
+    match resolve(driver) {
         IoDriver::IoUring => RuntimeBuilder::<IoUringDriver>::new()
             .with_entries(ENTRIES)
             .uring_builder(uring_setup())
             .enable_timer()
             .build()
-            .expect("io_uring runtime (use --io-driver epoll where io_uring is not allowed)")
+            .expect("io_uring runtime (checked at start by `check`)")
             .block_on(fut),
-        IoDriver::Auto => RuntimeBuilder::<FusionDriver>::new()
-            .with_entries(ENTRIES)
-            .uring_builder(uring_setup())
+        _ => RuntimeBuilder::<LegacyDriver>::new()
             .enable_timer()
             .build()
-            .expect("runtime")
+            .expect("epoll runtime")
             .block_on(fut),
     }
 }

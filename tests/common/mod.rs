@@ -356,7 +356,8 @@ pub fn config_for(endpoints: &[String], extra: &str) -> String {
     for e in endpoints {
         y.push_str(&format!("  - {e}\n"));
     }
-    y.push_str("discovery:\n  loaded_interval: 200ms\n  models_interval: 1s\n  poll_timeout: 1s\n");
+    // A poll that times out marks its endpoint down: 3 s keeps a loaded CI machine from failing one.
+    y.push_str("discovery:\n  loaded_interval: 200ms\n  models_interval: 1s\n  poll_timeout: 3s\n");
     y.push_str(extra);
     y
 }
