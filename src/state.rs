@@ -203,6 +203,7 @@ impl Shared {
         });
         // Placement first: the first request on the new configuration finds the models known.
         shared.publish_placement();
+        shared.routing().retire_missing(&shared.endpoints);
         self.lasting.current.store(Some(shared));
         summary
     }

@@ -192,3 +192,108 @@ fn a_reload_adds_an_endpoint_and_raises_a_limit() {
     assert_eq!((status, lines.len()), (200, 31));
     assert_eq!(router.wait_idle()["total_in_flight"], 0);
 }
+
+/// Requests queued behind a slot whose endpoint a reload changed: the place freed by the request
+/// that began before the reload goes to them, one after the other, under the new limit (a waiter
+/// once refused the old slot and passed it on, round and round, until the queue timed out).
+fn queued_requests_get_the_places_of_requests_begun_before_a_reload(before: u32, after: u32) {
+    let m = Mock::start(&["--models", "m", "--tokens", "5", "--token-delay-ms", "100"]);
+    let endpoint = |limit: u32, weight: u32| {
+        format!(
+            "{{url: '{}', max_concurrent_connections: {limit}, weight: {weight}}}",
+            m.url()
+        )
+    };
+    let queue = "queue:\n  mode: queue\n  queue_timeout: 20s\n";
+    let router = Router::start(&config_for(&[endpoint(before, 1)], queue), &[]);
+    let url = router.url("/api/chat");
+    let spawn = |n: u32| -> Vec<_> {
+        (0..n)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || post(&url, CHAT))
+            })
+            .collect()
+    };
+    let running = spawn(before);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while router.usage()["total_in_flight"] != before {
+        assert!(Instant::now() < deadline, "{}", router.usage());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    rewrite(&router, &config_for(&[endpoint(after, 2)], queue));
+    hangup(&router);
+    wait_log(&router, "configuration reloaded", 1);
+    let _ = request("POST", &format!("{}/mock/reset", m.url()), "", &[]);
+    let queued = spawn(3);
+    for r in running.into_iter().chain(queued) {
+        let r = r.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+    // Once the requests begun before the reload ended, no more than the new limit ran.
+    let max = m.stats()["max_in_flight"].as_u64().unwrap();
+    assert!(max <= u64::from(before.max(after)), "{max}");
+}
+
+#[test]
+fn a_changed_endpoint_hands_its_places_to_the_queue() {
+    queued_requests_get_the_places_of_requests_begun_before_a_reload(1, 1);
+}
+
+#[test]
+fn a_lowered_limit_hands_places_on_only_under_it() {
+    queued_requests_get_the_places_of_requests_begun_before_a_reload(3, 1);
+}
+
+#[test]
+fn a_reload_that_blocks_on_its_file_holds_up_neither_requests_nor_the_shutdown() {
+    let m = Mock::start(&["--models", "m"]);
+    let router = Router::start(&config_for(&[m.url()], ""), &[]);
+    let config = router.dir.join("config.yaml");
+    std::fs::remove_file(&config).unwrap();
+    let fifo = std::ffi::CString::new(config.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    // Refused as not a regular file, by the route and by SIGHUP.
+    let r = post(&router.url("/api/config/reload"), "");
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("not a regular file"), "{}", r.body);
+    hangup(&router);
+    wait_log(&router, "configuration reload refused", 2);
+    assert_eq!(post(&router.url("/api/chat"), CHAT).status, 200);
+    router.stop();
+}
+
+#[test]
+fn an_empty_file_is_refused_and_a_key_change_ends_usage_streams() {
+    let m = Mock::start(&["--models", "m"]);
+    let router = Router::start(&config_for(&[m.url()], "nomyo-router-api-key: a\n"), &[]);
+    let a = [("authorization", "Bearer a")];
+    rewrite(&router, "");
+    let r = request("POST", &router.url("/api/config/reload"), "", &a);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("no endpoints"), "{}", r.body);
+    assert_eq!(
+        request("GET", &router.url("/api/usage"), "", &[]).status,
+        401
+    );
+
+    // A usage stream opened with the old key ends when a reload changes the key.
+    let url = router.url("/api/usage-stream");
+    let watcher = std::thread::spawn(move || {
+        let r = ureq::get(&url)
+            .set("authorization", "Bearer a")
+            .call()
+            .unwrap();
+        std::io::read_to_string(r.into_reader()).unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    rewrite(
+        &router,
+        &config_for(&[m.url()], "nomyo-router-api-key: b\n"),
+    );
+    let r = request("POST", &router.url("/api/config/reload"), "", &a);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let events = watcher.join().unwrap();
+    assert!(events.starts_with("retry: 2000\ndata: {"), "{events}");
+}

@@ -83,17 +83,21 @@ pub fn config(shared: &Shared) -> Response<RouterBody> {
     )
 }
 
-/// `POST /api/config/reload`: what the reload changed, or 422 with why the configuration was
-/// refused (the running one stays).
+/// `POST /api/config/reload`: what the reload changed, 422 with why the configuration was refused
+/// (the running one stays), or 409 while another reload runs.
 pub async fn reload(shared: Arc<Shared>) -> Result<Response<RouterBody>, ApiError> {
     match crate::reload::reload_off_worker(shared).await {
         Ok(summary) => Ok(json_value(
             StatusCode::OK,
             &json!({"status": "reloaded", "summary": summary}),
         )),
-        Err(e) => Err(ApiError::new(
+        Err(Some(e)) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("configuration refused, the running one stays: {e}"),
+        )),
+        Err(None) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "a reload is already running: try again when it has finished",
         )),
     }
 }

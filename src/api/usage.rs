@@ -128,9 +128,15 @@ impl Streamed for Watcher {
             }
             let now = Instant::now();
             self.timer.set(now + crate::accounting::feed::TICK);
-            // A reload's endpoints and slots show from the next tick.
+            // A reload's endpoints and slots show from the next tick; a reload that changed the
+            // router key ends the stream (the client comes back with the new key).
             if !self.shared.is_current() {
-                self.shared = self.shared.current();
+                let next = self.shared.current();
+                if next.config.router_api_key != self.shared.config.router_api_key {
+                    self.done = true;
+                    continue;
+                }
+                self.shared = next;
             }
             let snap = self.shared.feed.snapshot(|| event(&self.shared));
             if self.sent != Some(snap.version) {

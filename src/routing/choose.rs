@@ -139,9 +139,9 @@ async fn wait_in_line(
                     drop(ticket);
                     return Ok(guard);
                 }
-                // A slot on an endpoint this request cannot use (down, or already failed it): pass it
-                // on and keep our place at the head of the line.
-                drop(guard);
+                // A slot on an endpoint this request cannot use (down, or already failed it): give
+                // it back and keep our place at the head of the line.
+                guard.release_unhanded();
                 drop(ticket);
                 (ticket, rx) = wait_queue.enqueue_front();
                 if let Some(g) = try_choose(cands, skip) {
@@ -173,7 +173,11 @@ async fn wait_in_line(
 /// Whether a handed-over slot is one this request may use.
 fn usable(guard: &SlotGuard, cands: &[Candidate], skip: &[usize]) -> bool {
     let ep = guard.endpoint();
+    // The same endpoint × model across a reload shares its count: a request queued before the
+    // reload takes its successor's place.
     ep.is_healthy()
-        && !skip.contains(&ep.index)
-        && cands.iter().any(|c| Arc::ptr_eq(&c.slot, guard.slot()))
+        && !skip.contains(&ep.id)
+        && cands
+            .iter()
+            .any(|c| Arc::ptr_eq(&c.slot.in_flight, &guard.slot().in_flight))
 }

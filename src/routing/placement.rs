@@ -17,8 +17,9 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// The endpoint's id (the same across reloads: a retry's skip list stays right).
     pub fn endpoint(&self) -> usize {
-        self.slot.endpoint.index
+        self.slot.endpoint.id
     }
 
     /// Loaded by the last poll, or answered for this model since.

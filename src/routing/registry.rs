@@ -59,6 +59,15 @@ impl Registry {
         }
     }
 
+    /// Marks the slots of endpoints that are not in `endpoints` (a reload removed them): they drain.
+    pub fn retire_missing(&self, endpoints: &[Arc<EndpointState>]) {
+        for ((id, _), slot) in &self.slots {
+            if !endpoints.iter().any(|e| e.id == *id) {
+                slot.retire();
+            }
+        }
+    }
+
     /// Slots of endpoints that a reload removed and that still serve requests begun before it.
     pub fn draining(&self, endpoints: &[Arc<EndpointState>]) -> Vec<Arc<Slot>> {
         self.slots
@@ -92,16 +101,17 @@ impl Registry {
                 strip_latest(name)
             };
             let queue = queues.entry(queue_key.to_string()).or_default().clone();
-            let in_flight = slots
-                .get(&key)
-                .map(|s| s.in_flight.clone())
-                .unwrap_or_default();
+            let old = slots.get(&key);
+            let in_flight = old.map(|s| s.in_flight.clone()).unwrap_or_default();
             let slot = Arc::new(Slot::counting_with(
                 state.clone(),
                 name.into(),
                 queue,
                 in_flight,
             ));
+            if let Some(old) = old {
+                old.succeed_by(slot.clone());
+            }
             slots.insert(key, slot.clone());
             slot
         };

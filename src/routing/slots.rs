@@ -3,7 +3,7 @@
 //! hand-off: the count never dips, so a newcomer cannot jump the line), else back to the pool.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::endpoint::EndpointState;
 use super::queue::WaitQueue;
@@ -19,6 +19,11 @@ pub struct Slot {
     /// Set when the endpoint answered for this model since the last placement poll: it is loaded.
     pub answered: AtomicBool,
     pub queue: Arc<WaitQueue>,
+    /// A reload replaced this slot: its successor (same endpoint × model, new settings), or
+    /// `retired` when the endpoint left the configuration. A released place then goes to the line
+    /// through the successor, under its limit, or to nobody.
+    successor: OnceLock<Arc<Slot>>,
+    retired: AtomicBool,
 }
 
 impl Slot {
@@ -41,6 +46,8 @@ impl Slot {
             in_flight,
             answered: AtomicBool::new(false),
             queue,
+            successor: OnceLock::new(),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -80,25 +87,51 @@ impl Slot {
         }
     }
 
-    fn release(self: &Arc<Self>) {
-        if self.queue.has_waiters() {
-            // Hand the slot, still counted, to the longest waiter.
-            if let Some(rejected) = self.queue.hand_off(SlotGuard {
-                slot: Some(self.clone()),
-            }) {
-                rejected.forget();
-            } else {
-                return;
+    /// This slot's successor (the one a reload built for the same endpoint × model).
+    pub(super) fn succeed_by(&self, next: Arc<Slot>) {
+        let _ = self.successor.set(next);
+    }
+
+    /// The endpoint left the configuration: this slot only drains.
+    pub(super) fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    /// The slot a released place may be handed over as: this one, or the last of its successors;
+    /// `None` when it must go back unhanded (its endpoint is gone or down: a waiter would refuse it
+    /// and pass it on, round and round).
+    fn heir(self: &Arc<Self>) -> Option<Arc<Slot>> {
+        let mut slot = self.clone();
+        while let Some(next) = slot.successor.get() {
+            slot = next.clone();
+        }
+        (!slot.retired.load(Ordering::Relaxed) && slot.endpoint.is_healthy()).then_some(slot)
+    }
+
+    fn release(self: &Arc<Self>, hand_over: bool) {
+        let heir = self.heir().filter(|_| hand_over);
+        if let Some(heir) = &heir {
+            // Hand the place, still counted, to the longest waiter, unless a reload lowered the
+            // limit below what runs: then the count goes down instead.
+            if heir.queue.has_waiters() && heir.in_flight() <= heir.limit {
+                match heir.queue.hand_off(SlotGuard {
+                    slot: Some(heir.clone()),
+                }) {
+                    Some(rejected) => rejected.forget(),
+                    None => return,
+                }
             }
         }
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         // A waiter may have queued between the check and the decrement; it re-checks after queueing,
         // and this re-check covers the other order.
-        if self.queue.has_waiters() {
-            if let Some(guard) = self.try_acquire() {
-                if let Some(unwanted) = self.queue.hand_off(guard) {
-                    drop(unwanted);
+        if let Some(heir) = heir {
+            if heir.queue.has_waiters() {
+                if let Some(guard) = heir.try_acquire() {
+                    if let Some(unwanted) = heir.queue.hand_off(guard) {
+                        drop(unwanted);
+                    }
                 }
             }
         }
@@ -125,12 +158,21 @@ impl SlotGuard {
     pub(super) fn forget(mut self) {
         self.slot = None;
     }
+
+    /// Releases the place without handing it to the line: for a waiter that cannot use the slot
+    /// it was handed (the others re-check on their own timers), so that two such waiters never
+    /// pass it between them forever.
+    pub(super) fn release_unhanded(mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.release(false);
+        }
+    }
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
-            slot.release();
+            slot.release(true);
         }
     }
 }
