@@ -1,5 +1,7 @@
 //! Client authentication with the router key (SPEC §5.1): `Authorization: Bearer <key>` or
-//! `?api_key=<key>`; missing → 401, wrong → 403; compared in constant time.
+//! `?api_key=<key>`; missing → 401, wrong → 403 on Ollama's routes (as the reference answers) and
+//! 401 on OpenAI's (as OpenAI answers: its clients raise `AuthenticationError` for 401 only);
+//! compared in constant time.
 //!
 //! Every byte here comes from the client: values are read as bytes, the query is decoded by
 //! `form_urlencoded` (never sliced by hand), and nothing of the key reaches an error or a log.
@@ -7,7 +9,7 @@
 use http::StatusCode;
 use subtle::ConstantTimeEq;
 
-use crate::api::errors::ApiError;
+use crate::api::errors::{ApiError, ApiFormat};
 use crate::http::request_headers::RequestHeaders;
 
 /// The query parameter that may carry the router key.
@@ -16,7 +18,12 @@ pub const QUERY_KEY: &str = "api_key";
 /// Checks the request against `key`: its `Authorization` header (scheme `Bearer`, in any case), else
 /// the `api_key` query parameter. Two `Authorization` headers or two `api_key` parameters are
 /// refused as ambiguous rather than guessed between.
-pub fn check(key: &str, headers: &RequestHeaders, query: Option<&str>) -> Result<(), ApiError> {
+pub fn check(
+    key: &str,
+    headers: &RequestHeaders,
+    query: Option<&str>,
+    format: ApiFormat,
+) -> Result<(), ApiError> {
     let mut auth = headers.get_all("authorization");
     let header = auth.next();
     if auth.next().is_some() {
@@ -34,6 +41,11 @@ pub fn check(key: &str, headers: &RequestHeaders, query: Option<&str>) -> Result
     }
     if bool::from(given.as_slice().ct_eq(key.as_bytes())) {
         Ok(())
+    } else if format == ApiFormat::OpenAi {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect API key provided",
+        ))
     } else {
         Err(ApiError::new(StatusCode::FORBIDDEN, "invalid API key"))
     }
@@ -90,7 +102,7 @@ mod tests {
     }
 
     fn status(key: &str, pairs: &[(&str, &str)], query: Option<&str>) -> u16 {
-        match check(key, &headers(pairs), query) {
+        match check(key, &headers(pairs), query, ApiFormat::Ollama) {
             Ok(()) => 200,
             Err(e) => e.status.as_u16(),
         }
@@ -155,7 +167,16 @@ mod tests {
         assert_eq!(status("k1", &[], Some("%€=1&%=%")), 401);
         assert_eq!(status("%€x", &[], Some("api_key=%€x")), 200);
         let bad = RequestHeaders::from_raw_pairs(&[(b"Authorization", b"Bearer \xff\xfe")]);
-        assert_eq!(check("k1", &bad, None).unwrap_err().status, 403);
+        assert_eq!(
+            check("k1", &bad, None, ApiFormat::Ollama)
+                .unwrap_err()
+                .status,
+            403
+        );
+        // OpenAI's clients raise AuthenticationError for 401 only.
+        let wrong = headers(&[("authorization", "Bearer k2")]);
+        let e = check("k1", &wrong, None, ApiFormat::OpenAi).unwrap_err();
+        assert_eq!(e.status, 401);
     }
 
     #[test]

@@ -43,17 +43,23 @@ fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
     v.get(key).and_then(Value::as_array).into_iter().flatten()
 }
 
-/// An OpenAI model object shown in Ollama's `/api/tags` form.
+/// An OpenAI model object shown in Ollama's `/api/tags` form. A name without a tag gets
+/// `:latest`, as Ollama lists its own: a client that checks the name it asks for against the
+/// listing finds `name:latest`, which routing serves (`name` ⇄ `name:latest`).
 fn openai_as_ollama(ep: &EndpointState, m: &Value) -> Option<Value> {
     let id = m.get("id").or_else(|| m.get("name"))?.as_str()?;
+    let name = match id.contains(':') {
+        true => id.to_string(),
+        false => format!("{id}:latest"),
+    };
     let quant = if ep.kind() == EndpointKind::LlamaServer {
         id.rsplit_once(':').map(|(_, q)| q).unwrap_or("")
     } else {
         ""
     };
     Some(json!({
-        "name": id,
-        "model": id,
+        "name": name,
+        "model": name,
         "modified_at": crate::translate::time::rfc3339(m.get("created").and_then(Value::as_i64).unwrap_or(0), 0),
         "size": 0,
         "digest": "",
@@ -226,16 +232,26 @@ pub async fn v1_models(shared: &Shared) -> Response<RouterBody> {
     )
 }
 
-/// `GET /v1/models/{id}`.
+/// `GET /v1/models/{id}`: the model of the listing that routing would serve for `id` (its exact
+/// name, `name` ⇄ `name:latest`, or a llama-server short name).
 pub async fn v1_model(shared: &Shared, id: &str) -> Result<Response<RouterBody>, ApiError> {
     let models = openai_models(shared).await;
     let stripped = crate::routing::names::strip_latest(id);
+    let served: Vec<std::sync::Arc<str>> = shared
+        .placement
+        .load()
+        .resolve(id)
+        .iter()
+        .map(|c| c.slot.model.clone())
+        .collect();
     models
         .iter()
         .find(|m| {
-            m.get("id")
-                .and_then(Value::as_str)
-                .is_some_and(|m| m == id || crate::routing::names::strip_latest(m) == stripped)
+            m.get("id").and_then(Value::as_str).is_some_and(|m| {
+                m == id
+                    || crate::routing::names::strip_latest(m) == stripped
+                    || served.iter().any(|s| &**s == m)
+            })
         })
         .map(|m| json_value(StatusCode::OK, m))
         .ok_or_else(|| {

@@ -319,8 +319,10 @@ pub fn route(method: &Method, path: &str) -> Route {
         }
         p => {
             if let Some(id) = p.strip_prefix("/v1/models/").filter(|id| !id.is_empty()) {
+                // The openai SDK sends `org%2Fname:tag` and `llama3%3Alatest`.
+                let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
                 return if get {
-                    Route::OaiModel(id.to_string())
+                    Route::OaiModel(id.into_owned())
                 } else {
                     wrong("GET")
                 };
@@ -387,6 +389,19 @@ mod tests {
             route(&Method::GET, "/v1/models/org/model:q4"),
             Route::OaiModel("org/model:q4".into())
         );
+        // Percent-encoded ids (the openai SDK's); bytes that are not UTF-8 cannot name a model.
+        for (path, id) in [
+            ("/v1/models/org%2Fmodel%3Aq4", "org/model:q4"),
+            ("/v1/models/llama3%3alatest", "llama3:latest"),
+            ("/v1/models/a%ff", "a\u{fffd}"),
+            ("/v1/models/%", "%"),
+        ] {
+            assert_eq!(
+                route(&Method::GET, path),
+                Route::OaiModel(id.into()),
+                "{path}"
+            );
+        }
         assert_eq!(
             route(&Method::HEAD, "/api/blobs/sha256:abc"),
             Route::Blob("sha256:abc".into())

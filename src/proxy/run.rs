@@ -90,7 +90,7 @@ fn request_filter(
         return Ok(Some(local::preflight(&s.shared, origin.as_ref())));
     }
     if let (Some(key), false) = (&s.shared.config.router_api_key, s.route.is_public()) {
-        crate::auth::check(key, &req.headers, req.uri.query())?;
+        crate::auth::check(key, &req.headers, req.uri.query(), s.route.format())?;
     }
     Ok(None)
 }
@@ -100,10 +100,11 @@ fn request_filter(
 /// body of up to `max_body_bytes`. `None` when the request may go on.
 pub fn refuse_before_body(req: &RequestHead, shared: &Shared) -> Option<ApiError> {
     let key = shared.config.router_api_key.as_ref()?;
-    if req.method == Method::OPTIONS || route(&req.method, req.uri.path()).is_public() {
+    let route = route(&req.method, req.uri.path());
+    if req.method == Method::OPTIONS || route.is_public() {
         return None;
     }
-    crate::auth::check(key, &req.headers, req.uri.query()).err()
+    crate::auth::check(key, &req.headers, req.uri.query(), route.format()).err()
 }
 
 /// Phases 3-8 for an inference request (see the module's doc).
@@ -160,7 +161,7 @@ async fn proxy(
         ) {
             Ok(resp) => resp,
             Err(Rejected::Resend(e)) => {
-                skip.push(ep.index);
+                skip.push(ep.id);
                 last_error = Some(e);
                 continue;
             }

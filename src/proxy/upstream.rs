@@ -44,14 +44,16 @@ pub fn request(
 ) -> Result<UpstreamRequest, ApiError> {
     let (route, body, sniffed) = (inf.route, inf.body, &inf.sniffed);
     if let Some(oroute) = translation(route, ep.kind()) {
-        let t = crate::translate::request::ollama_to_openai(oroute, body, upstream_model).map_err(
-            |e| {
-                ApiError::new(
-                    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-                    e.to_string(),
-                )
-            },
-        )?;
+        let translate = match ep.kind() {
+            EndpointKind::LlamaServer => crate::translate::request::ollama_to_llama_server,
+            _ => crate::translate::request::ollama_to_openai,
+        };
+        let t = translate(oroute, body, upstream_model).map_err(|e| {
+            ApiError::new(
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                e.to_string(),
+            )
+        })?;
         return Ok(UpstreamRequest {
             path: format!("{}{}", ep.openai_base(), t.path),
             body: Bytes::from(t.body),

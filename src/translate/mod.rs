@@ -50,6 +50,14 @@ pub enum OpenAiRoute {
     Embeddings,
 }
 
+/// Which OpenAI-compatible server a translated Ollama request goes to: llama-server also takes
+/// llama.cpp's samplers (`options.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    LlamaServer,
+}
+
 /// A translated request: the path to call (relative: for OpenAI targets relative to the OpenAI base URL,
 /// e.g. "/chat/completions"; for Ollama targets absolute, e.g. "/api/chat"), the new body, and whether
 /// the upstream will stream.

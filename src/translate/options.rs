@@ -6,7 +6,10 @@
 //! `frequency_penalty`. Dropped, because the OpenAI API has no such field (and OpenAI itself rejects
 //! unknown ones): `num_ctx`, `num_keep`, `num_batch`, `num_gpu`, `main_gpu`, `num_thread`, `numa`,
 //! `low_vram`, `use_mmap`, `use_mlock`, `top_k`, `min_p`, `typical_p`, `tfs_z`, `repeat_last_n`,
-//! `repeat_penalty`, `penalize_newline`, `mirostat`, `mirostat_tau`, `mirostat_eta`, and any other key.
+//! `repeat_penalty`, `penalize_newline`, `mirostat`, `mirostat_tau`, `mirostat_eta`, and any other key
+//! — except towards llama-server, whose OpenAI-compatible API also takes llama.cpp's samplers:
+//! `top_k`, `min_p`, `typical_p`, `repeat_penalty`, `repeat_last_n`, `mirostat`, `mirostat_tau`,
+//! `mirostat_eta` under the same names, and `num_keep` as `n_keep` (`LLAMA_SERVER_SAMPLING`).
 
 use serde_json::{json, Map, Value};
 
@@ -48,6 +51,34 @@ pub(crate) fn ollama_options_to_openai(
     }
     if let Some(stop) = stop_list(opts.get("stop"), "options.stop")? {
         out.insert("stop".into(), stop);
+    }
+    Ok(())
+}
+
+/// Ollama options llama-server's OpenAI-compatible API takes too, with its names for them.
+const LLAMA_SERVER_SAMPLING: [(&str, &str); 9] = [
+    ("top_k", "top_k"),
+    ("min_p", "min_p"),
+    ("typical_p", "typical_p"),
+    ("repeat_penalty", "repeat_penalty"),
+    ("repeat_last_n", "repeat_last_n"),
+    ("mirostat", "mirostat"),
+    ("mirostat_tau", "mirostat_tau"),
+    ("mirostat_eta", "mirostat_eta"),
+    ("num_keep", "n_keep"),
+];
+
+/// Ollama `options` llama-server understands beyond OpenAI's fields → top-level fields in `out`
+/// (after `ollama_options_to_openai`, which checked that `options` is an object).
+pub(crate) fn llama_server_sampling(
+    options: Option<&Value>,
+    out: &mut Map<String, Value>,
+) -> Result<(), TranslateError> {
+    let Some(Value::Object(opts)) = options else {
+        return Ok(());
+    };
+    for (key, to) in LLAMA_SERVER_SAMPLING {
+        copy_number(opts, key, to, &format!("options.{key}"), out)?;
     }
     Ok(())
 }

@@ -10,9 +10,13 @@ use serde_json::{json, Map, Value};
 
 use super::json::{copy_dimensions, copy_tools};
 use super::json::{opt_bool, opt_str, to_vec};
-use super::{msgs_to_openai, options, TranslateError, Translated};
+use super::{msgs_to_openai, options, Dialect, TranslateError, Translated};
 
-pub(crate) fn chat(req: &Map<String, Value>, model: &str) -> Result<Translated, TranslateError> {
+pub(crate) fn chat(
+    req: &Map<String, Value>,
+    model: &str,
+    dialect: Dialect,
+) -> Result<Translated, TranslateError> {
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
     out.insert(
@@ -20,13 +24,14 @@ pub(crate) fn chat(req: &Map<String, Value>, model: &str) -> Result<Translated, 
         Value::Array(msgs_to_openai::convert(req.get("messages"))?),
     );
     copy_tools(req.get("tools"), &mut out)?;
-    let stream = common(req, &mut out)?;
+    let stream = common(req, &mut out, dialect)?;
     finish(out, stream)
 }
 
 pub(crate) fn generate(
     req: &Map<String, Value>,
     model: &str,
+    dialect: Dialect,
 ) -> Result<Translated, TranslateError> {
     let mut messages = Vec::with_capacity(2);
     if let Some(system) = opt_str(req, "system", "system")?.filter(|s| !s.is_empty()) {
@@ -39,7 +44,7 @@ pub(crate) fn generate(
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
     out.insert("messages".into(), Value::Array(messages));
-    let stream = common(req, &mut out)?;
+    let stream = common(req, &mut out, dialect)?;
     finish(out, stream)
 }
 
@@ -86,8 +91,15 @@ fn embeddings_body(
 }
 
 /// The fields chat and generate share: options, format, think and stream. Returns whether to stream.
-fn common(req: &Map<String, Value>, out: &mut Map<String, Value>) -> Result<bool, TranslateError> {
+fn common(
+    req: &Map<String, Value>,
+    out: &mut Map<String, Value>,
+    dialect: Dialect,
+) -> Result<bool, TranslateError> {
     options::ollama_options_to_openai(req.get("options"), out)?;
+    if dialect == Dialect::LlamaServer {
+        options::llama_server_sampling(req.get("options"), out)?;
+    }
     if let Some(rf) = options::format_to_response_format(req.get("format"))? {
         out.insert("response_format".into(), rf);
     }

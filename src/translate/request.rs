@@ -5,7 +5,9 @@
 use serde_json::Value;
 
 use super::json::client_object;
-use super::{req_to_ollama, req_to_openai, OllamaRoute, OpenAiRoute, TranslateError, Translated};
+use super::{
+    req_to_ollama, req_to_openai, Dialect, OllamaRoute, OpenAiRoute, TranslateError, Translated,
+};
 
 /// Ollama request (body of /api/chat, /api/generate, /api/embed, /api/embeddings) → OpenAI request for
 /// `upstream_model`. Chat and generate both target `/chat/completions`.
@@ -14,10 +16,28 @@ pub fn ollama_to_openai(
     body: &[u8],
     upstream_model: &str,
 ) -> Result<Translated, TranslateError> {
+    to_openai_dialect(route, body, upstream_model, Dialect::OpenAi)
+}
+
+/// `ollama_to_openai` for a llama-server, which also takes llama.cpp's samplers (`options.rs`).
+pub fn ollama_to_llama_server(
+    route: OllamaRoute,
+    body: &[u8],
+    upstream_model: &str,
+) -> Result<Translated, TranslateError> {
+    to_openai_dialect(route, body, upstream_model, Dialect::LlamaServer)
+}
+
+fn to_openai_dialect(
+    route: OllamaRoute,
+    body: &[u8],
+    upstream_model: &str,
+    dialect: Dialect,
+) -> Result<Translated, TranslateError> {
     let req = client_object(body)?;
     match route {
-        OllamaRoute::Chat => req_to_openai::chat(&req, upstream_model),
-        OllamaRoute::Generate => req_to_openai::generate(&req, upstream_model),
+        OllamaRoute::Chat => req_to_openai::chat(&req, upstream_model, dialect),
+        OllamaRoute::Generate => req_to_openai::generate(&req, upstream_model, dialect),
         OllamaRoute::Embed => req_to_openai::embed(&req, upstream_model),
         OllamaRoute::Embeddings => req_to_openai::embeddings_legacy(&req, upstream_model),
     }
