@@ -375,3 +375,26 @@ fn chat_request_round_trip_keeps_the_conversation() {
     assert_eq!(body(&back)["format"], "json");
     assert_eq!(body(&back)["think"], "medium");
 }
+
+#[test]
+fn llama_server_gets_the_samplers_openai_has_no_field_for() {
+    use crate::translate::request::ollama_to_llama_server;
+    let req = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                     "options": {"top_k": 40, "repeat_penalty": 1.1, "min_p": 0.05, "num_keep": 4,
+                                 "mirostat": 2, "num_ctx": 8192, "temperature": 0.2}});
+    let bytes = req.to_string();
+    let llama = body(&ollama_to_llama_server(OllamaRoute::Chat, bytes.as_bytes(), "m").unwrap());
+    assert_eq!(
+        (&llama["top_k"], &llama["repeat_penalty"], &llama["min_p"]),
+        (&json!(40), &json!(1.1), &json!(0.05))
+    );
+    assert_eq!((&llama["n_keep"], &llama["mirostat"]), (&json!(4), &json!(2)));
+    assert_eq!(llama["temperature"], json!(0.2));
+    assert!(llama.get("num_ctx").is_none() && llama.get("num_keep").is_none());
+    // OpenAI itself refuses fields it does not know: none of them go there.
+    let openai = body(&to_openai(OllamaRoute::Chat, req.clone()).unwrap());
+    assert!(openai.get("top_k").is_none() && openai.get("repeat_penalty").is_none());
+    let bad = json!({"model": "m", "prompt": "x", "options": {"top_k": "many"}}).to_string();
+    let e = ollama_to_llama_server(OllamaRoute::Generate, bad.as_bytes(), "m").unwrap_err();
+    assert!(e.to_string().contains("options.top_k"), "{e}");
+}
