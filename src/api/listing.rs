@@ -48,10 +48,7 @@ fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
 /// listing finds `name:latest`, which routing serves (`name` ⇄ `name:latest`).
 fn openai_as_ollama(ep: &EndpointState, m: &Value) -> Option<Value> {
     let id = m.get("id").or_else(|| m.get("name"))?.as_str()?;
-    let name = match id.contains(':') {
-        true => id.to_string(),
-        false => format!("{id}:latest"),
-    };
+    let name = crate::routing::names::with_tag(id);
     let quant = if ep.kind() == EndpointKind::LlamaServer {
         id.rsplit_once(':').map(|(_, q)| q).unwrap_or("")
     } else {
@@ -126,7 +123,7 @@ async fn loaded(shared: &Shared) -> Vec<(&EndpointState, Vec<Value>)> {
             .filter_map(|m| {
                 let id = m.get("id")?.as_str()?;
                 let quant = id.rsplit_once(':').map(|(_, q)| q).unwrap_or("");
-                Some(json!({"name": llama_short(id), "model": id, "digest": "", "size": 0, "size_vram": 0,
+                Some(json!({"name": llama_short(id), "model": crate::routing::names::with_tag(id), "digest": "", "size": 0, "size_vram": 0,
                             "details": {"quantization_level": quant}, "status": m.get("status")}))
             })
             .collect();

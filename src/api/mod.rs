@@ -13,6 +13,7 @@ pub mod metrics_text;
 pub mod own;
 pub mod routes;
 pub mod show;
+pub mod show_remote;
 pub mod sniff;
 pub mod usage;
 pub mod util;

@@ -48,9 +48,10 @@ pub async fn show(
                 format!("every Ollama endpoint with '{model}' is down"),
             ));
         }
-        // OpenAI-compatible endpoints have no /api/show: describe what their listing tells.
+        // OpenAI-compatible endpoints have no /api/show: describe what they tell of the model.
         let c = &cands[0];
-        return Ok(synthesized(&c.slot.model, &c.slot.endpoint.cfg.url));
+        let facts = super::show_remote::facts(shared, &c.slot.endpoint, &c.slot.model).await;
+        return Ok(synthesized(&c.slot.model, &c.slot.endpoint.cfg.url, &facts));
     };
     let timeout = shared.config.timeouts.first_byte;
     let (status, answer) =
@@ -64,17 +65,22 @@ pub async fn show(
     Ok(resp)
 }
 
-/// An `/api/show` answer for a model of an OpenAI-compatible endpoint, from its name alone.
-fn synthesized(model: &str, endpoint: &str) -> Response<RouterBody> {
+/// An `/api/show` answer for a model of an OpenAI-compatible endpoint: its name's quantisation, and
+/// what the endpoint told of it (`show_remote`).
+fn synthesized(
+    model: &str,
+    endpoint: &str,
+    facts: &super::show_remote::Facts,
+) -> Response<RouterBody> {
     let quant = model.rsplit_once(':').map(|(_, q)| q).unwrap_or("");
     let v = serde_json::json!({
         "modelfile": "",
-        "parameters": "",
-        "template": "",
+        "parameters": facts.parameters(),
+        "template": facts.template.clone().unwrap_or_default(),
         "details": {"parent_model": "", "format": if quant.is_empty() { "" } else { "gguf" }, "family": "", "families": null,
-                    "parameter_size": "", "quantization_level": quant},
-        "model_info": {},
-        "capabilities": ["completion"],
+                    "parameter_size": facts.parameter_size(), "quantization_level": quant},
+        "model_info": facts.model_info(),
+        "capabilities": facts.capabilities(),
         "remote_model": model,
         "remote_host": endpoint,
     });

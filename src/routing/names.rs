@@ -5,6 +5,14 @@ pub fn strip_latest(name: &str) -> &str {
     name.strip_suffix(":latest").unwrap_or(name)
 }
 
+/// A model name as Ollama lists it: with a tag, `:latest` when it has none.
+pub fn with_tag(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.contains(':') {
+        true => name.into(),
+        false => format!("{name}:latest").into(),
+    }
+}
+
 /// llama-server's normalised name: drop the `org/` prefix and everything from the first `:`.
 /// `unsloth/gpt-oss-20b-GGUF:F16` → `gpt-oss-20b-GGUF`.
 pub fn llama_short(name: &str) -> &str {

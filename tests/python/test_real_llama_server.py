@@ -98,10 +98,22 @@ def oai(real_llama_stack):
 
 
 def test_tags_and_ps_show_the_model(client):
+    # Listed with a tag, as Ollama lists its own models (and as routing accepts them).
     listed = [m.model for m in client.list().models]
-    assert ALIAS in listed, listed
+    assert f"{ALIAS}:latest" in listed, listed
     loaded = [m.model for m in client.ps().models]
-    assert ALIAS in loaded, loaded
+    assert f"{ALIAS}:latest" in loaded, loaded
+
+
+def test_show_tells_the_context_window_and_capabilities(client):
+    shown = client.show(ALIAS)
+    # The server runs -c 2048 over -np 2 slots: one request can use 1024 tokens.
+    assert shown.modelinfo["general.architecture"] == "llama-server"
+    assert shown.modelinfo["llama-server.context_length"] == 1024
+    assert shown.modelinfo["general.context_length_trained"] > 0
+    assert shown.parameters == "num_ctx 1024"
+    assert "completion" in shown.capabilities
+    assert shown.template
 
 
 def test_ollama_chat_whole(client):

@@ -388,7 +388,10 @@ fn llama_server_gets_the_samplers_openai_has_no_field_for() {
         (&llama["top_k"], &llama["repeat_penalty"], &llama["min_p"]),
         (&json!(40), &json!(1.1), &json!(0.05))
     );
-    assert_eq!((&llama["n_keep"], &llama["mirostat"]), (&json!(4), &json!(2)));
+    assert_eq!(
+        (&llama["n_keep"], &llama["mirostat"]),
+        (&json!(4), &json!(2))
+    );
     assert_eq!(llama["temperature"], json!(0.2));
     assert!(llama.get("num_ctx").is_none() && llama.get("num_keep").is_none());
     // OpenAI itself refuses fields it does not know: none of them go there.
