@@ -169,6 +169,9 @@ async fn handle(req: Request<Incoming>, state: Arc<MockState>) -> Result<Resp, s
                 )
             }
         }
+        // OpenAI's Responses API, as the `openai` kind serves it (Ollama and llama-server mocks
+        // answer 404 like servers without it).
+        (Method::POST, "/v1/responses") if o.kind == "openai" => responses(&json_body),
         (_, p) if p.starts_with("/api/blobs/") => {
             let mut r = Response::new(MockBody::Full(None));
             *r.status_mut() = if parts.method == Method::POST {
@@ -220,6 +223,36 @@ fn progress(body: &Value) -> Resp {
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
+    );
+    r
+}
+
+/// `/v1/responses`: one output message whose text names the input; streamed as OpenAI streams it
+/// (`response.output_text.delta` events, then `response.completed`) when asked.
+fn responses(body: &Value) -> Resp {
+    let model = model_of(body).unwrap_or_default();
+    let input = body.get("input").map(Value::to_string).unwrap_or_default();
+    let text = format!("You said {input}");
+    let done = json!({"id": "resp_mock", "object": "response", "status": "completed", "model": model,
+        "output": [{"type": "message", "role": "assistant",
+                    "content": [{"type": "output_text", "text": text}]}],
+        "usage": {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}});
+    if body.get("stream").and_then(Value::as_bool) != Some(true) {
+        return json_resp(StatusCode::OK, &done);
+    }
+    let mut events = String::new();
+    for word in text.split_inclusive(' ') {
+        let delta = json!({"type": "response.output_text.delta", "delta": word});
+        events.push_str(&format!(
+            "event: response.output_text.delta\ndata: {delta}\n\n"
+        ));
+    }
+    let completed = json!({"type": "response.completed", "response": done});
+    events.push_str(&format!("event: response.completed\ndata: {completed}\n\n"));
+    let mut r = Response::new(MockBody::Full(Some(Bytes::from(events))));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
     );
     r
 }

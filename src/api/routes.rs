@@ -16,6 +16,8 @@ pub enum Inference {
     OaiCompletions,
     OaiEmbeddings,
     Rerank,
+    /// `/v1/responses`, passed through as it is to an endpoint that serves the model.
+    OaiResponses,
 }
 
 impl Inference {
@@ -36,7 +38,11 @@ impl Inference {
     pub fn can_stream(self) -> bool {
         matches!(
             self,
-            Inference::Chat | Inference::Generate | Inference::OaiChat | Inference::OaiCompletions
+            Inference::Chat
+                | Inference::Generate
+                | Inference::OaiChat
+                | Inference::OaiCompletions
+                | Inference::OaiResponses
         )
     }
 
@@ -51,6 +57,7 @@ impl Inference {
             Inference::OaiCompletions => "/completions",
             Inference::OaiEmbeddings => "/embeddings",
             Inference::Rerank => "/rerank",
+            Inference::OaiResponses => "/responses",
         }
     }
 
@@ -64,6 +71,7 @@ impl Inference {
             Inference::OaiCompletions => "v1.completions",
             Inference::OaiEmbeddings => "v1.embeddings",
             Inference::Rerank => "rerank",
+            Inference::OaiResponses => "v1.responses",
         }
     }
 }
@@ -161,6 +169,7 @@ impl Route {
                 Inference::OaiCompletions => 6,
                 Inference::OaiEmbeddings => 7,
                 Inference::Rerank => 8,
+                Inference::OaiResponses => 35,
             },
             Route::Manage(m) => match m {
                 Manage::Pull => 9,
@@ -231,6 +240,7 @@ pub const ROUTE_NAMES: [&str; crate::metrics::ROUTES] = [
     "not_found",
     "method_not_allowed",
     "dashboard",
+    "v1.responses",
 ];
 
 /// Matches a request to its route. Unknown paths give `NotFound`, known paths with the wrong method
@@ -259,6 +269,7 @@ pub fn route(method: &Method, path: &str) -> Route {
         "/v1/completions" => Route::Inference(Inference::OaiCompletions),
         "/v1/embeddings" => Route::Inference(Inference::OaiEmbeddings),
         "/v1/rerank" | "/rerank" => Route::Inference(Inference::Rerank),
+        "/v1/responses" => Route::Inference(Inference::OaiResponses),
         "/api/pull" => Route::Manage(Manage::Pull),
         "/api/push" => Route::Manage(Manage::Push),
         "/api/create" => Route::Manage(Manage::Create),
@@ -452,6 +463,7 @@ mod tests {
             Inference::OaiCompletions,
             Inference::OaiEmbeddings,
             Inference::Rerank,
+            Inference::OaiResponses,
         ];
         let manage = [
             Manage::Pull,

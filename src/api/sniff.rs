@@ -263,7 +263,7 @@ pub fn sniff(body: &[u8], route: Inference) -> Result<Sniffed, ApiError> {
             &[Kind::String, Kind::EmptyString, Kind::Array],
             true,
         )?,
-        Inference::Rerank => {}
+        Inference::Rerank | Inference::OaiResponses => {}
     }
     Ok(Sniffed {
         model,

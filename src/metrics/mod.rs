@@ -13,7 +13,7 @@ use std::time::Duration;
 use labels::{status_index, Reason, REASONS, STATUSES};
 
 /// How many routes are counted (`api::routes::ROUTE_NAMES`; checked at compile time there).
-pub const ROUTES: usize = 35;
+pub const ROUTES: usize = 36;
 
 /// Upper bounds of the latency buckets, seconds (`+Inf` follows).
 pub const BUCKETS: &[f64] = &[

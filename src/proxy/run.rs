@@ -167,6 +167,19 @@ async fn proxy(
             }
             Err(Rejected::Final(e)) => return Err(e),
         };
+        if route == Inference::OaiResponses && resp.status() == StatusCode::NOT_FOUND {
+            // A server without the Responses API (Ollama before it had one, llama-server): another
+            // endpoint with the model may have it.
+            skip.push(ep.id);
+            last_error = Some(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no endpoint with '{model}' serves /v1/responses ({} answered 404)",
+                    ep.cfg.url
+                ),
+            ));
+            continue;
+        }
         s.endpoint = ep.name_header.clone();
         let store = pending.take();
         let answer = body_filter::answer(s, &inf, &up, peer.guard, resp, deadlines.hard, store);

@@ -1,0 +1,87 @@
+//! API edges: `/v1/responses` passed through to an endpoint that serves it (another one tried when
+//! the first has no such route), else an OpenAI-format 404 that says so; unknown `/v1/` routes in
+//! OpenAI's format; a wrong router key on OpenAI's routes as 401.
+
+mod common;
+
+use common::*;
+
+const RESPONSES: &str = r#"{"model":"m","input":"hello"}"#;
+const RESPONSES_STREAM: &str = r#"{"model":"m","input":"hello","stream":true}"#;
+
+#[test]
+fn responses_reach_an_endpoint_that_serves_them() {
+    let ollama = Mock::start(&["--models", "m"]);
+    let openai = Mock::start(&["--kind", "openai", "--models", "m"]);
+    let router = Router::start(
+        &config_for(&[ollama.url(), format!("{}/v1", openai.url())], ""),
+        &[],
+    );
+    // Whichever endpoint is chosen first, the answer comes from the one with the route.
+    for _ in 0..4 {
+        let r = post(&router.url("/v1/responses"), RESPONSES);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.json()["output"][0]["content"][0]["text"],
+            "You said \"hello\""
+        );
+        assert_eq!(
+            r.header("x-router-endpoint"),
+            Some(format!("{}/v1", openai.url()).as_str())
+        );
+    }
+    let r = post(&router.url("/v1/responses"), RESPONSES_STREAM);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert!(
+        r.body.contains("event: response.output_text.delta"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("\"type\":\"response.completed\""),
+        "{}",
+        r.body
+    );
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}
+
+#[test]
+fn responses_nobody_serves_are_an_openai_404_that_says_so() {
+    let ollama = Mock::start(&["--models", "m"]);
+    let router = Router::start(&config_for(&[ollama.url()], ""), &[]);
+    let r = post(&router.url("/v1/responses"), RESPONSES);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("serves /v1/responses"), "{message}");
+    assert_eq!(r.json()["error"]["type"], "not_found_error");
+    // Unknown routes and wrong methods under /v1/ answer in OpenAI's format too.
+    let r = post(&router.url("/v1/nothing"), "{}");
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/v1/nothing"));
+    let r = get(&router.url("/v1/responses"));
+    assert_eq!(r.status, 405);
+    assert!(r.json()["error"]["message"].is_string(), "{}", r.body);
+    assert_eq!(router.wait_idle()["total_in_flight"], 0);
+}
+
+#[test]
+fn a_wrong_key_is_401_on_openai_routes_and_403_on_ollama_routes() {
+    let m = Mock::start(&["--models", "m"]);
+    let router = Router::start(&config_for(&[m.url()], "nomyo-router-api-key: k\n"), &[]);
+    let wrong = [("authorization", "Bearer nope")];
+    let r = request("GET", &router.url("/v1/models"), "", &wrong);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error"]["type"], "authentication_error");
+    let r = request("POST", &router.url("/v1/chat/completions"), "{}", &wrong);
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = request("GET", &router.url("/api/tags"), "", &wrong);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.json()["error"].is_string());
+}
