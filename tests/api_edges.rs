@@ -85,3 +85,63 @@ fn a_wrong_key_is_401_on_openai_routes_and_403_on_ollama_routes() {
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.json()["error"].is_string());
 }
+
+const TOOLS_CHAT: &str = r#"{"model":"m","stream":false,"messages":[{"role":"user","content":"weather?"}],
+  "tools":[{"type":"function","function":{"name":"w","parameters":{"type":"object"}}}]}"#;
+const IMAGE_CHAT: &str = r#"{"model":"m","stream":false,"messages":[{"role":"user","content":"what is this?","images":["aGk="]}]}"#;
+
+#[test]
+fn a_backend_without_tools_or_vision_gets_the_request_again_without_them() {
+    for kind in ["ollama", "llama-server"] {
+        let m = Mock::start(&["--kind", kind, "--models", "m", "--refuse", "tools,images"]);
+        let router = Router::start(
+            &config_for(&[format!("{{url: '{}', kind: {kind}}}", m.url())], ""),
+            &[],
+        );
+        let r = post(&router.url("/api/chat"), TOOLS_CHAT);
+        assert_eq!(r.status, 200, "{kind}: {}", r.body);
+        assert_eq!(
+            r.header("x-router-retried-without"),
+            Some("tools"),
+            "{kind}"
+        );
+        assert!(r.json()["message"]["content"].is_string(), "{}", r.body);
+        let r = post(&router.url("/api/chat"), IMAGE_CHAT);
+        assert_eq!(r.status, 200, "{kind}: {}", r.body);
+        assert_eq!(
+            r.header("x-router-retried-without"),
+            Some("images"),
+            "{kind}"
+        );
+        // Both refused in one request: two retries, both named.
+        let both = TOOLS_CHAT.replace(
+            r#""content":"weather?""#,
+            r#""content":"weather?","images":["aGk="]"#,
+        );
+        let r = post(&router.url("/api/chat"), &both);
+        assert_eq!(r.status, 200, "{kind}: {}", r.body);
+        let said = r.header("x-router-retried-without").unwrap().to_string();
+        assert!(said.contains("tools") && said.contains("images"), "{said}");
+        assert!(router.log().contains("sending it again without them"));
+        assert_eq!(router.wait_idle()["total_in_flight"], 0);
+    }
+}
+
+#[test]
+fn an_openai_client_with_image_parts_keeps_its_text() {
+    let m = Mock::start(&["--kind", "ollama", "--models", "m", "--refuse", "images"]);
+    let router = Router::start(&config_for(&[m.url()], ""), &[]);
+    let body = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"describe"},
+        {"type":"image_url","image_url":{"url":"data:image/png;base64,aGk="}}]}]}"#;
+    let r = post(&router.url("/v1/chat/completions"), body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-router-retried-without"), Some("images"));
+    // Errors that refuse nothing pass on in the client's format, once.
+    let m = Mock::start(&["--models", "m", "--fault", "500"]);
+    let router = Router::start(&config_for(&[m.url()], "limits:\n  max_retries: 0\n"), &[]);
+    let r = post(&router.url("/api/chat"), TOOLS_CHAT);
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.json()["error"], "mock failure");
+    assert_eq!(r.header("x-router-retried-without"), None);
+    assert_eq!(m.stats()["inference"], 1);
+}

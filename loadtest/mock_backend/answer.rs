@@ -330,6 +330,10 @@ pub async fn inference(
         "refuse" => return Err(std::io::Error::other("refused")),
         _ => {}
     }
+    if let Some(refusal) = refused(o, &body) {
+        flight.done = true;
+        return Ok(refusal);
+    }
     let Some(model) = model_of(&body) else {
         flight.done = true;
         return Ok(json_resp(
@@ -449,4 +453,54 @@ async fn send_chunks(
         }
     }
     flight.done = true;
+}
+
+/// The error a backend without tools or vision answers (`--refuse tools,images`): Ollama's words
+/// from an `ollama` mock, llama-server's from the others.
+fn refused(o: &crate::options::Options, body: &Value) -> Option<Resp> {
+    let refuses = |what: &str| o.refuse.iter().any(|r| r == what);
+    let has_tools = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty());
+    let has_images = body.get("images").is_some()
+        || body
+            .get("messages")
+            .and_then(Value::as_array)
+            .is_some_and(|ms| {
+                ms.iter().any(|m| {
+                    m.get("images").is_some()
+                        || m.get("content")
+                            .and_then(Value::as_array)
+                            .is_some_and(|parts| {
+                                parts.iter().any(|p| {
+                                    p.get("type").and_then(Value::as_str) == Some("image_url")
+                                })
+                            })
+                })
+            });
+    let ollama = o.kind == "ollama";
+    let (status, message) = if refuses("tools") && has_tools {
+        match ollama {
+            true => (
+                StatusCode::BAD_REQUEST,
+                "registry.ollama.ai/library/m does not support tools",
+            ),
+            false => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "tools param requires --jinja flag",
+            ),
+        }
+    } else if refuses("images") && has_images {
+        (StatusCode::INTERNAL_SERVER_ERROR, "image input is not supported - hint: if this is unexpected, you may need to provide the mmproj")
+    } else {
+        return None;
+    };
+    let body = match ollama {
+        true => json!({"error": message}),
+        false => {
+            json!({"error": {"code": status.as_u16(), "message": message, "type": "server_error"}})
+        }
+    };
+    Some(json_resp(status, &body))
 }

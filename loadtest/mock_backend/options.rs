@@ -36,6 +36,9 @@ pub struct Options {
     /// Fault for every inference request: none, refuse, 500, hang, die (mid-stream)
     #[arg(long, default_value = "none")]
     pub fault: String,
+    /// Refuse requests that carry these, as backends without the capability do: tools, images
+    #[arg(long, value_delimiter = ',')]
+    pub refuse: Vec<String>,
     /// Version reported by /api/version
     #[arg(long, default_value = "0.6.5")]
     pub version: String,

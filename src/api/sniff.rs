@@ -197,7 +197,7 @@ fn folds_to_a_field(key: &str) -> Option<&'static str> {
 }
 
 /// What routing learned from the body.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sniffed {
     pub model: String,
     pub stream: bool,

@@ -4,6 +4,7 @@
 
 pub mod body_filter;
 pub mod cache;
+pub mod capability;
 pub mod epilogue;
 pub mod fault;
 pub mod hidden_usage;

@@ -20,6 +20,7 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 
 use super::body_filter;
 use super::cache;
+use super::capability;
 use super::epilogue::log_local_answer;
 use super::local;
 use super::peer;
@@ -60,6 +61,11 @@ pub async fn run(
     if let Some(cached) = s.cache {
         resp.headers_mut()
             .insert(cache::HEADER, HeaderValue::from_static(cached));
+    }
+    if !s.retried_without.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&s.retried_without.join(", ")) {
+            resp.headers_mut().insert(capability::HEADER.clone(), v);
+        }
     }
     let origin = req.headers.value("origin");
     if let Some(allowed) = origin.and_then(|o| local::allowed_origin(&s.shared, &o)) {
@@ -133,6 +139,8 @@ async fn proxy(
     let attempts = (1 + cfg.limits.max_retries as usize).min(cands.len().max(1));
     let mut skip: Vec<usize> = Vec::new();
     let mut last_error: Option<ApiError> = None;
+    // The body without what a backend refused (tools, images), once a capability retry happened.
+    let mut stripped: Option<Bytes> = None;
     while (s.attempts as usize) < attempts {
         s.attempts += 1;
         let after_failure = last_error.is_some();
@@ -146,7 +154,14 @@ async fn proxy(
         if let Some(m) = &shared.metrics {
             m.upstream_attempt(ep.id);
         }
-        let mut up = upstream::request(&ep, &inf, &peer.guard.slot().model, cfg.stream_usage)?;
+        let sent_body = stripped.as_ref().unwrap_or(inf.body);
+        let this_try = InferenceRequest {
+            route,
+            head,
+            body: sent_body,
+            sniffed: inf.sniffed.clone(),
+        };
+        let mut up = upstream::request(&ep, &this_try, &peer.guard.slot().model, cfg.stream_usage)?;
         up.plain |= pending.is_some();
         super::fault::upstream(&head.headers);
         let deadlines = Deadlines::new(cfg, s.started, peer.loaded);
@@ -167,6 +182,40 @@ async fn proxy(
             }
             Err(Rejected::Final(e)) => return Err(e),
         };
+        if !resp.status().is_success() && capability::may_be_refused(sent_body) {
+            // Before any byte went to the client: an error that refuses the request's tools or
+            // images is answered by sending it again without them (once for each).
+            let status = resp.status();
+            let Some(error) = capability::read_error(resp, deadlines.first_byte).await else {
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "{} answered {status} and its error could not be read",
+                        ep.cfg.url
+                    ),
+                ));
+            };
+            match capability::refusal(&error).filter(|r| !s.retried_without.contains(&r.name())) {
+                Some(refused) => {
+                    tracing::info!(request_id = ?s.request_id, endpoint = %ep.cfg.url, model = %model, without = refused.name(), "the backend refused the request's {}: sending it again without them", refused.name());
+                    s.retried_without.push(refused.name());
+                    let next = capability::without(sent_body, refused)?;
+                    stripped = Some(next);
+                    // Not a failure: the retry does not use up an attempt, and the answer (to a
+                    // different request) is not stored in the cache.
+                    s.attempts -= 1;
+                    pending = None;
+                    continue;
+                }
+                None => {
+                    s.endpoint = ep.name_header.clone();
+                    return Err(ApiError::new(
+                        status,
+                        crate::translate::response::error_message(&error),
+                    ));
+                }
+            }
+        }
         if route == Inference::OaiResponses && resp.status() == StatusCode::NOT_FOUND {
             // A server without the Responses API (Ollama before it had one, llama-server): another
             // endpoint with the model may have it.

@@ -30,6 +30,8 @@ pub struct Session {
     pub cache: Option<&'static str>,
     /// The tokens of an answer the router gave itself (a cache hit), for its log line.
     pub tokens: Option<crate::accounting::Tokens>,
+    /// What a backend refused and the request was sent again without (`X-Router-Retried-Without`).
+    pub retried_without: Vec<&'static str>,
 }
 
 impl Session {
@@ -44,6 +46,7 @@ impl Session {
             logs_at_end: false,
             cache: None,
             tokens: None,
+            retried_without: Vec::new(),
         }
     }
 }

@@ -62,7 +62,8 @@ def test_embed_returns_every_vector(client):
 
 def test_listing_shows_openai_models_in_ollama_form(client):
     names = {m.model for m in client.list().models}
-    assert {"gpt-4o-mini", LLAMA} <= names
+    # An untagged OpenAI id is listed with `:latest`, as Ollama lists its own models.
+    assert {"gpt-4o-mini:latest", LLAMA} <= names
 
 
 def test_unknown_model_is_404_in_ollama_form(client):
