@@ -47,6 +47,13 @@ fn responses_reach_an_endpoint_that_serves_them() {
         r.body
     );
     assert_eq!(router.wait_idle()["total_in_flight"], 0);
+    // Counted from the Responses API's usage (3 in, 4 out), whole and streamed: five answers.
+    let endpoint = format!("{}/v1", openai.url());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while router.usage()["token_usage_counts"][&endpoint]["m"] != 35 {
+        assert!(std::time::Instant::now() < deadline, "{}", router.usage());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]

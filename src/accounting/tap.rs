@@ -51,8 +51,9 @@ impl Tap {
     }
 }
 
-/// The count fields every API uses, quoted, by where `Fields` keeps them.
-const KEYS: [&[u8]; 7] = [
+/// The count fields every API uses, quoted, by where `Fields` keeps them (the last two: OpenAI's
+/// Responses API's `usage`).
+const KEYS: [&[u8]; 9] = [
     b"\"prompt_eval_count\"",
     b"\"eval_count\"",
     b"\"prompt_tokens\"",
@@ -60,6 +61,8 @@ const KEYS: [&[u8]; 7] = [
     b"\"prompt_n\"",
     b"\"predicted_n\"",
     b"\"cache_n\"",
+    b"\"input_tokens\"",
+    b"\"output_tokens\"",
 ];
 
 /// How much of a record's end is searched first.
@@ -67,7 +70,7 @@ const NEAR: usize = 256;
 
 /// The last value of each of `KEYS` in a tail.
 #[derive(Default)]
-struct Fields([Option<u64>; 7]);
+struct Fields([Option<u64>; 9]);
 
 impl Fields {
     /// The counts of the tail's last record (from the last line that begins with `{` or
@@ -88,11 +91,13 @@ impl Fields {
     /// Ollama's two counts, or `usage`'s two.
     fn has_a_pair(&self) -> bool {
         let f = &self.0;
-        (f[0].is_some() && f[1].is_some()) || (f[2].is_some() && f[3].is_some())
+        (f[0].is_some() && f[1].is_some())
+            || (f[2].is_some() && f[3].is_some())
+            || (f[7].is_some() && f[8].is_some())
     }
 
     fn scan_in(record: &[u8]) -> Fields {
-        static FINDERS: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 7]> =
+        static FINDERS: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 9]> =
             std::sync::OnceLock::new();
         let finders = FINDERS.get_or_init(|| KEYS.map(memchr::memmem::Finder::new));
         let mut f = Fields::default();
@@ -129,7 +134,7 @@ fn last_record(tail: &[u8]) -> usize {
 /// The counts in the end of an answer, in any of the APIs' forms; the last value of a field wins
 /// (servers that send running usage update it on every chunk).
 pub fn find_tokens(tail: &[u8]) -> Option<Tokens> {
-    let [ollama_prompt, ollama_completion, prompt, completion, prompt_n, predicted_n, cache_n] =
+    let [ollama_prompt, ollama_completion, prompt, completion, prompt_n, predicted_n, cache_n, input, output] =
         Fields::scan(tail).0;
     if ollama_prompt.is_some() || ollama_completion.is_some() {
         return Some(Tokens {
@@ -137,6 +142,10 @@ pub fn find_tokens(tail: &[u8]) -> Option<Tokens> {
             completion: ollama_completion.unwrap_or(0),
         });
     }
+    let (prompt, completion) = match prompt.is_some() || completion.is_some() {
+        true => (prompt, completion),
+        false => (input, output),
+    };
     let from_usage = (prompt.is_some() || completion.is_some())
         .then(|| (prompt.unwrap_or(0), completion.unwrap_or(0)));
     let from_timings = (prompt_n.is_some() || predicted_n.is_some()).then(|| Metrics {
@@ -181,6 +190,16 @@ mod tests {
 
     fn tokens(s: &str) -> Option<(u64, u64)> {
         find_tokens(s.as_bytes()).map(|t| (t.prompt, t.completion))
+    }
+
+    #[test]
+    fn responses_api_usage() {
+        let completed = "event: response.output_text.delta\ndata: {\"delta\":\"hi\"}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":4,\"total_tokens\":7}}}\n\n";
+        assert_eq!(tokens(completed), Some((3, 4)));
+        assert_eq!(
+            tokens("{\"object\":\"response\",\"usage\":{\"input_tokens\":11,\"output_tokens\":2}}"),
+            Some((11, 2))
+        );
     }
 
     #[test]
