@@ -295,6 +295,17 @@ pub async fn inference(
             order.push(id.to_string());
         }
     }
+    if let Some(text) = last_user(&body) {
+        let mut kept = text;
+        while kept.len() > 16 * 1024 {
+            kept.pop();
+        }
+        *state
+            .stats
+            .last_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = kept;
+    }
     state.stats.start();
     let mut flight = InFlight {
         state: state.clone(),
@@ -503,4 +514,18 @@ fn refused(o: &crate::options::Options, body: &Value) -> Option<Resp> {
         }
     };
     Some(json_resp(status, &body))
+}
+
+/// The text of a chat request's last user message.
+fn last_user(body: &Value) -> Option<String> {
+    let m = body
+        .get("messages")?
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
+    match m.get("content")? {
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
 }

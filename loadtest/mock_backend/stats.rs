@@ -18,6 +18,8 @@ pub struct Stats {
     pub order: Mutex<Vec<String>>,
     /// Authorization headers seen, to check upstream keys.
     pub auth: Mutex<Vec<String>>,
+    /// The last user message of the last chat request (its first 16 KiB), to check prompts.
+    pub last_user: Mutex<String>,
 }
 
 impl Stats {
@@ -40,6 +42,7 @@ impl Stats {
             "cancelled": self.cancelled.load(Ordering::SeqCst),
             "order": *self.order.lock().unwrap_or_else(|p| p.into_inner()),
             "auth": *self.auth.lock().unwrap_or_else(|p| p.into_inner()),
+            "last_user": *self.last_user.lock().unwrap_or_else(|p| p.into_inner()),
         })
     }
 

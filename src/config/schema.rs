@@ -28,6 +28,7 @@ pub const TOP_KEYS: &[&str] = &[
     "token_accounting",
     "metrics",
     "stream_usage",
+    "moe_candidates",
     "host",
     "port",
     "workers",

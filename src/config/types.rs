@@ -218,6 +218,8 @@ pub struct Config {
     /// Ask OpenAI-API streams for their usage chunk and hide it from clients that did not ask
     /// (`stream_usage`), so that every stream is counted.
     pub stream_usage: bool,
+    /// Candidate answers of a `moe-<model>` chat (`moe_candidates`).
+    pub moe_candidates: usize,
     pub log_level: String,
     pub log_format: LogFormat,
     /// How long in-flight requests may run after SIGTERM.

@@ -9,6 +9,7 @@ pub mod epilogue;
 pub mod fault;
 pub mod hidden_usage;
 pub mod local;
+pub mod moe;
 pub mod peer;
 pub mod policy;
 pub mod relay;

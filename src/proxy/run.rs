@@ -23,13 +23,14 @@ use super::cache;
 use super::capability;
 use super::epilogue::log_local_answer;
 use super::local;
+use super::moe;
 use super::peer;
 use super::response_filter::{self, Rejected};
 use super::session::{InferenceRequest, Session};
 use super::upstream::{self, Deadlines};
 use crate::api::errors::ApiError;
 use crate::api::routes::{route, Inference, Route};
-use crate::api::sniff::sniff;
+use crate::api::sniff::{sniff, Sniffed};
 use crate::api::util::RouterHeaders;
 use crate::http::body::RouterBody;
 use crate::http::lazy_timer::LazyTimer;
@@ -61,6 +62,15 @@ pub async fn run(
     if let Some(cached) = s.cache {
         resp.headers_mut()
             .insert(cache::HEADER, HeaderValue::from_static(cached));
+    }
+    if let Some((candidates, inner)) = s.moe {
+        let said = format!(
+            "candidates={candidates}; prompt_tokens={}; completion_tokens={}",
+            inner.prompt, inner.completion
+        );
+        if let Ok(v) = HeaderValue::from_str(&said) {
+            resp.headers_mut().insert(moe::HEADER.clone(), v);
+        }
     }
     if !s.retried_without.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&s.retried_without.join(", ")) {
@@ -122,15 +132,35 @@ async fn proxy(
     timer: &mut LazyTimer,
 ) -> Result<Response<RouterBody>, ApiError> {
     let body = body?;
+    let sniffed = sniff(&body, route)?;
+    // MOE: candidates and critiques first; the final answer is then an ordinary request.
+    let (body, sniffed, moe) = match moe::requested(route, &sniffed.model) {
+        Some(model) => {
+            let model = model.to_string();
+            let p = Box::pin(moe::prepare(s, route, head, &body, &model)).await?;
+            let sniffed = Sniffed { model, ..sniffed };
+            (p.body.clone(), sniffed, Some(p))
+        }
+        None => (body, sniffed, None),
+    };
     let inf = InferenceRequest {
         route,
         head,
         body: &body,
-        sniffed: sniff(&body, route)?,
+        sniffed,
     };
-    let pending = match cache::lookup(s, &inf).await? {
-        cache::Lookup::Hit(answer) => return Ok(answer),
-        cache::Lookup::Upstream(pending) => pending,
+    let pending = match &moe {
+        Some(p) => {
+            s.moe = Some((p.candidates, p.inner));
+            if s.shared.cache.is_some() {
+                s.cache = Some("bypass");
+            }
+            None
+        }
+        None => match cache::lookup(s, &inf).await? {
+            cache::Lookup::Hit(answer) => return Ok(answer),
+            cache::Lookup::Upstream(pending) => pending,
+        },
     };
     let mut pending = pending;
     let shared = s.shared.clone();
@@ -155,13 +185,21 @@ async fn proxy(
             m.upstream_attempt(ep.id);
         }
         let sent_body = stripped.as_ref().unwrap_or(inf.body);
-        let this_try = InferenceRequest {
-            route,
-            head,
-            body: sent_body,
-            sniffed: inf.sniffed.clone(),
+        // The client's request, or (after a capability retry) the one without what was refused.
+        let stripped_request;
+        let this_try = match &stripped {
+            None => &inf,
+            Some(body) => {
+                stripped_request = InferenceRequest {
+                    route,
+                    head,
+                    body,
+                    sniffed: inf.sniffed.clone(),
+                };
+                &stripped_request
+            }
         };
-        let mut up = upstream::request(&ep, &this_try, &peer.guard.slot().model, cfg.stream_usage)?;
+        let mut up = upstream::request(&ep, this_try, &peer.guard.slot().model, cfg.stream_usage)?;
         up.plain |= pending.is_some();
         super::fault::upstream(&head.headers);
         let deadlines = Deadlines::new(cfg, s.started, peer.loaded);

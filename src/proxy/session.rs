@@ -32,6 +32,8 @@ pub struct Session {
     pub tokens: Option<crate::accounting::Tokens>,
     /// What a backend refused and the request was sent again without (`X-Router-Retried-Without`).
     pub retried_without: Vec<&'static str>,
+    /// A `moe-` request: candidates used and the inner requests' tokens (`X-Router-Moe`).
+    pub moe: Option<(usize, crate::accounting::Tokens)>,
 }
 
 impl Session {
@@ -47,6 +49,7 @@ impl Session {
             cache: None,
             tokens: None,
             retried_without: Vec::new(),
+            moe: None,
         }
     }
 }

@@ -200,3 +200,14 @@ def test_tokens_are_counted_from_the_server_numbers(real_llama_stack, client, oa
     usage = asked[-1].usage
     assert usage is not None and usage.completion_tokens == 5
     assert counted == usage.prompt_tokens + 5
+
+
+def test_moe_through_the_real_server(client, oai):
+    # Three candidates, three critiques and the final answer, all on the real server.
+    r = client.chat(model=f"moe-{ALIAS}", messages=MESSAGES, options={"num_predict": 8}, stream=False)
+    assert r.done is True
+    assert r.message.content
+    chunks = list(oai.chat.completions.create(
+        model=f"moe-{ALIAS}", messages=MESSAGES, max_tokens=8, stream=True))
+    assert chunks[-1].choices == [] or chunks[-1].choices[0].finish_reason is not None
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
