@@ -152,3 +152,90 @@ fn an_openai_client_with_image_parts_keeps_its_text() {
     assert_eq!(r.header("x-router-retried-without"), None);
     assert_eq!(m.stats()["inference"], 1);
 }
+
+fn long_chat(turns: usize, stream: bool) -> String {
+    let mut messages = vec![serde_json::json!({"role": "system", "content": "be brief"})];
+    for i in 0..turns {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        messages.push(serde_json::json!({"role": role, "content": format!("turn {i} {}", "word ".repeat(40))}));
+    }
+    serde_json::json!({"model": "m", "stream": stream, "messages": messages,
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]})
+    .to_string()
+}
+
+fn upstream_requests(router: &Router) -> u64 {
+    get(&router.url("/metrics"))
+        .body
+        .lines()
+        .filter(|l| l.starts_with("nomyo_router_upstream_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[test]
+fn a_chat_longer_than_the_context_is_cut_and_the_next_is_cut_before_sending() {
+    for style in ["new", "old"] {
+        let m = Mock::start(&[
+            "--kind",
+            "llama-server",
+            "--models",
+            "m",
+            "--n-ctx",
+            "1024",
+            "--ctx-error",
+            style,
+        ]);
+        let router = Router::start(
+            &config_for(&[format!("{{url: '{}', kind: llama-server}}", m.url())], ""),
+            &[],
+        );
+        // Ollama's client, translated: cut once after the error.
+        let r = post(&router.url("/api/chat"), &long_chat(60, false));
+        assert_eq!(r.status, 200, "{style}: {}", r.body);
+        let dropped: usize = r
+            .header("x-router-context-trimmed")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(dropped > 0 && dropped < 60, "{dropped}");
+        assert!(router
+            .log()
+            .contains("sending it again without its oldest messages"));
+        // Learned: the next long chat is cut before it is sent, one upstream request.
+        let before = upstream_requests(&router);
+        let r = post(&router.url("/api/chat"), &long_chat(60, true));
+        assert_eq!(r.status, 200, "{style}: {}", r.body);
+        assert!(r.header("x-router-context-trimmed").is_some());
+        assert_eq!(upstream_requests(&router) - before, 1, "{style}");
+        // An OpenAI client's long chat is cut too.
+        let r = post(&router.url("/v1/chat/completions"), &long_chat(60, false));
+        assert_eq!(r.status, 200, "{style}: {}", r.body);
+        assert!(r.header("x-router-context-trimmed").is_some());
+        // What fits goes as it is.
+        let r = post(&router.url("/api/chat"), &long_chat(3, false));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-router-context-trimmed"), None);
+        assert_eq!(router.wait_idle()["total_in_flight"], 0);
+    }
+}
+
+#[test]
+fn with_context_trim_off_the_error_passes_through() {
+    let m = Mock::start(&["--kind", "llama-server", "--models", "m", "--n-ctx", "1024"]);
+    let router = Router::start(
+        &config_for(
+            &[format!("{{url: '{}', kind: llama-server}}", m.url())],
+            "context_trim: false\n",
+        ),
+        &[],
+    );
+    let r = post(&router.url("/v1/chat/completions"), &long_chat(60, false));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("exceeds the available context size"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.header("x-router-context-trimmed"), None);
+}

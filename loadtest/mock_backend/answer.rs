@@ -341,7 +341,7 @@ pub async fn inference(
         "refuse" => return Err(std::io::Error::other("refused")),
         _ => {}
     }
-    if let Some(refusal) = refused(o, &body) {
+    if let Some(refusal) = refused(o, &body).or_else(|| too_long(o, &body)) {
         flight.done = true;
         return Ok(refusal);
     }
@@ -528,4 +528,21 @@ fn last_user(body: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),
     }
+}
+
+/// The refusal of a request longer than `--n-ctx` (tokens: the JSON's bytes / 4), in llama-server's
+/// words.
+fn too_long(o: &crate::options::Options, body: &Value) -> Option<Resp> {
+    let tokens = body.to_string().len() / 4;
+    if o.n_ctx == 0 || tokens <= o.n_ctx {
+        return None;
+    }
+    let error = match o.ctx_error.as_str() {
+        "old" => json!({"error": {"code": 400, "type": "invalid_request_error",
+            "message": "the request exceeds the available context size. try increasing the context size or enable context shift"}}),
+        _ => json!({"error": {"code": 400, "type": "exceed_context_size_error",
+            "message": "request exceeds the available context size, try increasing it",
+            "n_prompt_tokens": tokens, "n_ctx": o.n_ctx}}),
+    };
+    Some(json_resp(StatusCode::BAD_REQUEST, &error))
 }

@@ -39,6 +39,14 @@ pub struct Options {
     /// Refuse requests that carry these, as backends without the capability do: tools, images
     #[arg(long, value_delimiter = ',')]
     pub refuse: Vec<String>,
+    /// A context window: a request of more tokens (its JSON bytes / 4) is refused as llama-server
+    /// refuses it; 0: none
+    #[arg(long, default_value_t = 0)]
+    pub n_ctx: usize,
+    /// How the refusal reads: `new` (llama-server's exceed_context_size_error with n_ctx) or `old`
+    /// (no numbers; n_ctx only in /props)
+    #[arg(long, default_value = "new")]
+    pub ctx_error: String,
     /// Version reported by /api/version
     #[arg(long, default_value = "0.6.5")]
     pub version: String,

@@ -172,6 +172,11 @@ async fn handle(req: Request<Incoming>, state: Arc<MockState>) -> Result<Resp, s
         // OpenAI's Responses API, as the `openai` kind serves it (Ollama and llama-server mocks
         // answer 404 like servers without it).
         (Method::POST, "/v1/responses") if o.kind == "openai" => responses(&json_body),
+        (Method::GET, "/props") if o.kind == "llama-server" => json_resp(
+            StatusCode::OK,
+            &json!({"default_generation_settings": {"n_ctx": if o.n_ctx > 0 { o.n_ctx } else { 4096 }},
+                    "total_slots": 1, "modalities": {"vision": false, "audio": false}}),
+        ),
         (_, p) if p.starts_with("/api/blobs/") => {
             let mut r = Response::new(MockBody::Full(None));
             *r.status_mut() = if parts.method == Method::POST {

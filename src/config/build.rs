@@ -301,6 +301,7 @@ pub fn build(layers: &Layered, source: &str) -> Result<Config, ConfigError> {
         metrics: r.boolean("metrics", true)?,
         stream_usage: r.boolean("stream_usage", true)?,
         moe_candidates: r.uint("moe_candidates", 3, 1, 16)? as usize,
+        context_trim: r.boolean("context_trim", true)?,
         log_level,
         log_format,
         shutdown_grace: r.duration("shutdown_grace", 30.0)?,

@@ -29,6 +29,7 @@ pub const TOP_KEYS: &[&str] = &[
     "metrics",
     "stream_usage",
     "moe_candidates",
+    "context_trim",
     "host",
     "port",
     "workers",

@@ -220,6 +220,8 @@ pub struct Config {
     pub stream_usage: bool,
     /// Candidate answers of a `moe-<model>` chat (`moe_candidates`).
     pub moe_candidates: usize,
+    /// Cut a chat's oldest messages to fit the model's context (`context_trim`).
+    pub context_trim: bool,
     pub log_level: String,
     pub log_format: LogFormat,
     /// How long in-flight requests may run after SIGTERM.

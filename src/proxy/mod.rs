@@ -5,6 +5,7 @@
 pub mod body_filter;
 pub mod cache;
 pub mod capability;
+pub mod context;
 pub mod epilogue;
 pub mod fault;
 pub mod hidden_usage;
@@ -14,6 +15,7 @@ pub mod peer;
 pub mod policy;
 pub mod relay;
 pub mod response_filter;
+pub mod rework;
 pub mod run;
 pub mod session;
 pub mod translated;

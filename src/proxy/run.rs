@@ -21,11 +21,13 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 use super::body_filter;
 use super::cache;
 use super::capability;
+use super::context;
 use super::epilogue::log_local_answer;
 use super::local;
 use super::moe;
 use super::peer;
 use super::response_filter::{self, Rejected};
+use super::rework;
 use super::session::{InferenceRequest, Session};
 use super::upstream::{self, Deadlines};
 use crate::api::errors::ApiError;
@@ -71,6 +73,12 @@ pub async fn run(
         if let Ok(v) = HeaderValue::from_str(&said) {
             resp.headers_mut().insert(moe::HEADER.clone(), v);
         }
+    }
+    if s.context_trimmed > 0 {
+        resp.headers_mut().insert(
+            context::HEADER.clone(),
+            HeaderValue::from(s.context_trimmed),
+        );
     }
     if !s.retried_without.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&s.retried_without.join(", ")) {
@@ -184,6 +192,11 @@ async fn proxy(
         if let Some(m) = &shared.metrics {
             m.upstream_attempt(ep.id);
         }
+        let body_now = stripped.as_ref().unwrap_or(inf.body);
+        if let Some(cut) = rework::before_sending(s, route, &ep, peer.guard.slot(), body_now) {
+            stripped = Some(cut);
+            pending = None;
+        }
         let sent_body = stripped.as_ref().unwrap_or(inf.body);
         // The client's request, or (after a capability retry) the one without what was refused.
         let stripped_request;
@@ -220,38 +233,17 @@ async fn proxy(
             }
             Err(Rejected::Final(e)) => return Err(e),
         };
-        if !resp.status().is_success() && capability::may_be_refused(sent_body) {
-            // Before any byte went to the client: an error that refuses the request's tools or
-            // images is answered by sending it again without them (once for each).
-            let status = resp.status();
-            let Some(error) = capability::read_error(resp, deadlines.first_byte).await else {
-                return Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    format!(
-                        "{} answered {status} and its error could not be read",
-                        ep.cfg.url
-                    ),
-                ));
-            };
-            match capability::refusal(&error).filter(|r| !s.retried_without.contains(&r.name())) {
-                Some(refused) => {
-                    tracing::info!(request_id = ?s.request_id, endpoint = %ep.cfg.url, model = %model, without = refused.name(), "the backend refused the request's {}: sending it again without them", refused.name());
-                    s.retried_without.push(refused.name());
-                    let next = capability::without(sent_body, refused)?;
+        if !resp.status().is_success() && rework::worth_reading(s, route, &ep, sent_body) {
+            let slot = peer.guard.slot();
+            let within = deadlines.first_byte;
+            match rework::after_error(s, route, &ep, slot, sent_body, resp, within).await {
+                rework::Next::Retry(next) => {
                     stripped = Some(next);
-                    // Not a failure: the retry does not use up an attempt, and the answer (to a
-                    // different request) is not stored in the cache.
                     s.attempts -= 1;
                     pending = None;
                     continue;
                 }
-                None => {
-                    s.endpoint = ep.name_header.clone();
-                    return Err(ApiError::new(
-                        status,
-                        crate::translate::response::error_message(&error),
-                    ));
-                }
+                rework::Next::Answer(e) => return Err(e),
             }
         }
         if route == Inference::OaiResponses && resp.status() == StatusCode::NOT_FOUND {

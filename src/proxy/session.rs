@@ -34,6 +34,10 @@ pub struct Session {
     pub retried_without: Vec<&'static str>,
     /// A `moe-` request: candidates used and the inner requests' tokens (`X-Router-Moe`).
     pub moe: Option<(usize, crate::accounting::Tokens)>,
+    /// Messages left out to fit the context (`X-Router-Context-Trimmed`), and the cuts made
+    /// after "exceeds the context" errors.
+    pub context_trimmed: usize,
+    pub context_tries: u8,
 }
 
 impl Session {
@@ -50,6 +54,8 @@ impl Session {
             tokens: None,
             retried_without: Vec::new(),
             moe: None,
+            context_trimmed: 0,
+            context_tries: 0,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! bounded FIFO when every candidate is full. `fetch.rs` sends a request to one endpoint (its pool, URL, key).
 
 pub mod choose;
+pub mod context;
 pub mod endpoint;
 pub mod fetch;
 pub mod names;

@@ -24,6 +24,8 @@ pub struct Slot {
     /// through the successor, under its limit, or to nobody.
     successor: OnceLock<Arc<Slot>>,
     retired: AtomicBool,
+    /// What was learned of the model's context window here.
+    pub context: super::context::ContextFacts,
 }
 
 impl Slot {
@@ -48,6 +50,7 @@ impl Slot {
             queue,
             successor: OnceLock::new(),
             retired: AtomicBool::new(false),
+            context: Default::default(),
         }
     }
 

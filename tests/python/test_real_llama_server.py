@@ -33,7 +33,7 @@ LLAMA_READY_TIMEOUT = 30.0
 MESSAGES = [{"role": "user", "content": "hello, how are you?"}]
 
 
-def start_llama_server(workdir: Path) -> tuple[str, subprocess.Popen]:
+def start_llama_server(workdir: Path, args: tuple[str, ...] = ("-c", "2048", "-np", "2")) -> tuple[str, subprocess.Popen]:
     """Starts llama-server on a free port and waits for GET /health = 200 (retries on a port race)."""
     last_error = ""
     for attempt in range(3):
@@ -41,7 +41,7 @@ def start_llama_server(workdir: Path) -> tuple[str, subprocess.Popen]:
         log = workdir / f"llama-server.{attempt}.log"
         proc = spawn(
             [LLAMA_BIN, "-m", LLAMA_MODEL, "--alias", ALIAS, "--host", "127.0.0.1", "--port", str(port),
-             "-c", "2048", "--jinja", "-np", "2"],
+             "--jinja", *args],
             log,
         )
         url = f"http://127.0.0.1:{port}"
@@ -78,6 +78,24 @@ def real_llama_stack(tmp_path_factory):
     try:
         def config(_mocks):
             return f"endpoints: []\nllama_server_endpoints:\n  - {url}\nmax_concurrent_connections: 2\n"
+
+        with running_stack(workdir, [], config, extra_endpoints=1) as stack:
+            yield stack
+    finally:
+        stop_process(proc)
+        if proc in _STARTED:
+            _STARTED.remove(proc)
+
+
+@pytest.fixture(scope="module")
+def small_context_stack(tmp_path_factory):
+    """A real llama-server with a 1024-token context that refuses longer requests (no context
+    shift), and the router in front of it."""
+    workdir = tmp_path_factory.mktemp("nomyo-small-ctx")
+    url, proc = start_llama_server(workdir, ("-c", "1024", "-np", "1", "--no-context-shift"))
+    try:
+        def config(_mocks):
+            return f"endpoints: []\nllama_server_endpoints:\n  - {url}\n"
 
         with running_stack(workdir, [], config, extra_endpoints=1) as stack:
             yield stack
@@ -211,3 +229,41 @@ def test_moe_through_the_real_server(client, oai):
         model=f"moe-{ALIAS}", messages=MESSAGES, max_tokens=8, stream=True))
     assert chunks[-1].choices == [] or chunks[-1].choices[0].finish_reason is not None
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def long_conversation(turns: int) -> list[dict]:
+    messages = [{"role": "system", "content": "be brief"}]
+    for i in range(turns):
+        role = "user" if i % 2 == 0 else "assistant"
+        messages.append({"role": role, "content": f"turn {i} " + "hello world " * 20})
+    return messages
+
+
+def upstream_requests(base_url: str) -> float:
+    text = httpx.get(f"{base_url}/metrics", trust_env=False).text
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+               if l.startswith("nomyo_router_upstream_requests_total{"))
+
+
+def test_a_conversation_longer_than_the_context_is_cut_to_fit(small_context_stack):
+    base = small_context_stack.base_url
+    body = {"model": ALIAS, "messages": long_conversation(40), "stream": False, "options": {"num_predict": 4}}
+    with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
+        r = http.post("/api/chat", json=body)
+        assert r.status_code == 200, r.text
+        dropped = int(r.headers["x-router-context-trimmed"])
+        assert 0 < dropped < 40
+        assert r.json()["done"] is True
+        # Learned: the same conversation is cut before it is sent, in one upstream request.
+        before = upstream_requests(base)
+        r = http.post("/api/chat", json=body)
+        assert r.status_code == 200, r.text
+        assert int(r.headers["x-router-context-trimmed"]) > 0
+        assert upstream_requests(base) - before == 1
+    # The official clients read the answers, streamed too.
+    client = ollama.Client(host=base, timeout=60)
+    chunks = list(client.chat(model=ALIAS, messages=long_conversation(40), options={"num_predict": 4}, stream=True))
+    assert chunks[-1].done is True
+    oai = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", timeout=60, max_retries=0)
+    answer = oai.chat.completions.create(model=ALIAS, messages=long_conversation(40), max_tokens=4)
+    assert answer.choices[0].finish_reason == "length"
