@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 
 use super::peer;
-use super::response_filter::{self, Rejected};
+use super::response_filter;
 use super::session::{InferenceRequest, Session};
 use super::upstream::{self, Deadlines};
 use crate::accounting::{Record, Tokens};
@@ -206,17 +206,16 @@ impl Inner<'_> {
             )
             .await;
             let threshold = cfg.limits.failures_before_down;
-            let resp =
-                match response_filter::filter(&p.guard, sent, threshold, shared.metrics.as_deref())
-                {
-                    Ok(resp) => resp,
-                    Err(Rejected::Resend(e)) => {
-                        skip.push(ep.id);
-                        last_error = Some(e);
-                        continue;
-                    }
-                    Err(Rejected::Final(e)) => return Err(e),
-                };
+            let metrics = shared.metrics.as_deref();
+            let judged = response_filter::filter_or_skip(
+                &p.guard,
+                sent,
+                threshold,
+                metrics,
+                &mut skip,
+                &mut last_error,
+            )?;
+            let Some(resp) = judged else { continue };
             let status = resp.status();
             let read = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER_BYTES).collect();
             let bytes = match monoio::time::timeout(idle(cfg.timeouts.idle), read).await {

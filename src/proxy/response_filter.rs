@@ -47,6 +47,27 @@ pub fn filter(
     }
 }
 
+/// `filter` for a caller that tries the candidates in turn: `Ok(None)` when another candidate may
+/// serve the request (this endpoint joins `skip`, its error becomes `last_error`).
+pub fn filter_or_skip(
+    guard: &SlotGuard,
+    sent: Result<Response<UpstreamBody>, UpstreamError>,
+    threshold: u32,
+    metrics: Option<&Metrics>,
+    skip: &mut Vec<usize>,
+    last_error: &mut Option<ApiError>,
+) -> Result<Option<Response<UpstreamBody>>, ApiError> {
+    match filter(guard, sent, threshold, metrics) {
+        Ok(resp) => Ok(Some(resp)),
+        Err(Rejected::Resend(e)) => {
+            skip.push(guard.endpoint().id);
+            *last_error = Some(e);
+            Ok(None)
+        }
+        Err(Rejected::Final(e)) => Err(e),
+    }
+}
+
 /// The failure's reason in the metrics.
 fn reason(failure: &Failure) -> Reason {
     match failure {

@@ -26,7 +26,7 @@ use super::epilogue::log_local_answer;
 use super::local;
 use super::moe;
 use super::peer;
-use super::response_filter::{self, Rejected};
+use super::response_filter;
 use super::rework;
 use super::session::{InferenceRequest, Session};
 use super::upstream::{self, Deadlines};
@@ -219,20 +219,16 @@ async fn proxy(
         let sent =
             upstream::forward(&ep, &mut up, head, cfg.timeouts.connect, &deadlines, timer).await;
         let threshold = cfg.limits.failures_before_down;
-        let resp = match response_filter::filter(
+        let metrics = shared.metrics.as_deref();
+        let judged = response_filter::filter_or_skip(
             &peer.guard,
             sent,
             threshold,
-            shared.metrics.as_deref(),
-        ) {
-            Ok(resp) => resp,
-            Err(Rejected::Resend(e)) => {
-                skip.push(ep.id);
-                last_error = Some(e);
-                continue;
-            }
-            Err(Rejected::Final(e)) => return Err(e),
-        };
+            metrics,
+            &mut skip,
+            &mut last_error,
+        )?;
+        let Some(resp) = judged else { continue };
         if !resp.status().is_success() && rework::worth_reading(s, route, &ep, sent_body) {
             let slot = peer.guard.slot();
             let within = deadlines.first_byte;

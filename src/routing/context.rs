@@ -34,8 +34,8 @@ impl ContextFacts {
 
     /// The server counted `tokens` for a request of `bytes`.
     pub fn learn_density(&self, bytes: usize, tokens: u64) {
-        if tokens > 0 {
-            let per = (bytes as u64 * 1000 / tokens).clamp(200, 8000) as u32;
+        if let Some(per) = (bytes as u64 * 1000).checked_div(tokens) {
+            let per = per.clamp(200, 8000) as u32;
             self.bytes_per_token.store(per, Ordering::Relaxed);
         }
     }

@@ -11,6 +11,7 @@ exactly the requested number of tokens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -63,6 +64,22 @@ def start_llama_server(workdir: Path, args: tuple[str, ...] = ("-c", "2048", "-n
     pytest.fail(last_error)
 
 
+@contextlib.contextmanager
+def llama_stack(workdir: Path, extra_yaml: str, args: tuple[str, ...] = ("-c", "2048", "-np", "2")):
+    """A real llama-server started with `args`, and the router in front of it alone."""
+    url, proc = start_llama_server(workdir, args)
+    try:
+        def config(_mocks):
+            return f"endpoints: []\nllama_server_endpoints:\n  - {url}\n{extra_yaml}"
+
+        with running_stack(workdir, [], config, extra_endpoints=1) as stack:
+            yield stack
+    finally:
+        stop_process(proc)
+        if proc in _STARTED:
+            _STARTED.remove(proc)
+
+
 @pytest.fixture(scope="session")
 def real_llama_stack(tmp_path_factory):
     """A real llama-server, and the router in front of it alone (`llama_server_endpoints`)."""
@@ -73,36 +90,17 @@ def real_llama_stack(tmp_path_factory):
             "Run `bash scripts/setup-llama-server.sh` first (builds llama-server and the tiny model, "
             "about 4 minutes once, then cached), or set NOMYO_LLAMA_CACHE to where they are."
         )
-    workdir = tmp_path_factory.mktemp("nomyo-real-llama")
-    url, proc = start_llama_server(workdir)
-    try:
-        def config(_mocks):
-            return f"endpoints: []\nllama_server_endpoints:\n  - {url}\nmax_concurrent_connections: 2\n"
-
-        with running_stack(workdir, [], config, extra_endpoints=1) as stack:
-            yield stack
-    finally:
-        stop_process(proc)
-        if proc in _STARTED:
-            _STARTED.remove(proc)
+    with llama_stack(tmp_path_factory.mktemp("nomyo-real-llama"), "max_concurrent_connections: 2\n") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
 def small_context_stack(tmp_path_factory):
     """A real llama-server with a 1024-token context that refuses longer requests (no context
     shift), and the router in front of it."""
-    workdir = tmp_path_factory.mktemp("nomyo-small-ctx")
-    url, proc = start_llama_server(workdir, ("-c", "1024", "-np", "1", "--no-context-shift"))
-    try:
-        def config(_mocks):
-            return f"endpoints: []\nllama_server_endpoints:\n  - {url}\n"
-
-        with running_stack(workdir, [], config, extra_endpoints=1) as stack:
-            yield stack
-    finally:
-        stop_process(proc)
-        if proc in _STARTED:
-            _STARTED.remove(proc)
+    args = ("-c", "1024", "-np", "1", "--no-context-shift")
+    with llama_stack(tmp_path_factory.mktemp("nomyo-small-ctx"), "", args) as stack:
+        yield stack
 
 
 @pytest.fixture
