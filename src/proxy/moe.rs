@@ -205,13 +205,10 @@ impl Inner<'_> {
                 &mut timer,
             )
             .await;
-            let threshold = cfg.limits.failures_before_down;
-            let metrics = shared.metrics.as_deref();
             let judged = response_filter::filter_or_skip(
+                shared,
                 &p.guard,
                 sent,
-                threshold,
-                metrics,
                 &mut skip,
                 &mut last_error,
             )?;

@@ -11,6 +11,7 @@ use crate::http::client::{UpstreamBody, UpstreamError};
 use crate::metrics::labels::Reason;
 use crate::metrics::Metrics;
 use crate::routing::slots::SlotGuard;
+use crate::state::Shared;
 
 /// Why an attempt's answer does not go to the client.
 pub enum Rejected {
@@ -50,14 +51,14 @@ pub fn filter(
 /// `filter` for a caller that tries the candidates in turn: `Ok(None)` when another candidate may
 /// serve the request (this endpoint joins `skip`, its error becomes `last_error`).
 pub fn filter_or_skip(
+    shared: &Shared,
     guard: &SlotGuard,
     sent: Result<Response<UpstreamBody>, UpstreamError>,
-    threshold: u32,
-    metrics: Option<&Metrics>,
     skip: &mut Vec<usize>,
     last_error: &mut Option<ApiError>,
 ) -> Result<Option<Response<UpstreamBody>>, ApiError> {
-    match filter(guard, sent, threshold, metrics) {
+    let threshold = shared.config.limits.failures_before_down;
+    match filter(guard, sent, threshold, shared.metrics.as_deref()) {
         Ok(resp) => Ok(Some(resp)),
         Err(Rejected::Resend(e)) => {
             skip.push(guard.endpoint().id);

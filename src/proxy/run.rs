@@ -218,13 +218,10 @@ async fn proxy(
         let deadlines = Deadlines::new(cfg, s.started, peer.loaded);
         let sent =
             upstream::forward(&ep, &mut up, head, cfg.timeouts.connect, &deadlines, timer).await;
-        let threshold = cfg.limits.failures_before_down;
-        let metrics = shared.metrics.as_deref();
         let judged = response_filter::filter_or_skip(
+            &shared,
             &peer.guard,
             sent,
-            threshold,
-            metrics,
             &mut skip,
             &mut last_error,
         )?;
