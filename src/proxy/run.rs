@@ -229,7 +229,10 @@ async fn proxy(
         if !resp.status().is_success() && rework::worth_reading(s, route, &ep, sent_body) {
             let slot = peer.guard.slot();
             let within = deadlines.first_byte;
-            match rework::after_error(s, route, &ep, slot, sent_body, resp, within).await {
+            // Boxed: a rare path whose futures (the error's read, the questions to the endpoint)
+            // would otherwise enlarge every request's future.
+            let next = rework::after_error(s, route, &ep, slot, sent_body, resp, within);
+            match Box::pin(next).await {
                 rework::Next::Retry(next) => {
                     stripped = Some(next);
                     s.attempts -= 1;
