@@ -25,6 +25,9 @@ use crate::api::routes::Inference;
 use crate::config::EndpointKind;
 use crate::routing::context::ContextFacts;
 
+/// The smallest context taken from an error message.
+const MIN_N_CTX: u32 = 256;
+
 /// The answer header that says how many messages were dropped.
 pub static HEADER: http::HeaderName = http::HeaderName::from_static("x-router-context-trimmed");
 
@@ -67,9 +70,10 @@ fn number_after(text: &[u8], needle: &[u8]) -> Option<u32> {
 /// The context size an error message gives: llama-server's `"n_ctx": N`, or OpenAI's and vLLM's
 /// "maximum context length is N tokens".
 pub fn n_ctx_in(error: &[u8]) -> Option<u32> {
+    // A context this small is no model's: more likely the client's own words echoed in the error.
     number_after(error, b"\"n_ctx\"")
         .or_else(|| number_after(error, b"context length is"))
-        .filter(|&n| n > 0)
+        .filter(|&n| n >= MIN_N_CTX)
 }
 
 /// The request cut to fit `n_ctx` (and without tools when `drop_tools`), and how many messages

@@ -224,6 +224,7 @@ impl Inner<'_> {
                     ))
                 }
             };
+            let served_as = p.guard.slot().model.clone();
             drop(p);
             if !status.is_success() {
                 return Err(ApiError::new(
@@ -235,7 +236,8 @@ impl Inner<'_> {
             if let Some(acc) = &shared.accounting {
                 acc.record(Record {
                     endpoint: ep.label.clone(),
-                    model: inf.sniffed.model.as_str().into(),
+                    // Under the endpoint's name for it, as every other answer is counted.
+                    model: served_as,
                     tokens,
                     cached: false,
                 });

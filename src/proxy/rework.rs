@@ -53,9 +53,11 @@ pub async fn after_error(
         ));
     };
     let model = &*slot.model;
-    if let Some(refused) =
-        capability::refusal(&error).filter(|r| !s.retried_without.contains(&r.name()))
-    {
+    let refused = capability::may_be_refused(body)
+        .then(|| capability::refusal(&error))
+        .flatten()
+        .filter(|r| !s.retried_without.contains(&r.name()));
+    if let Some(refused) = refused {
         tracing::info!(request_id = ?s.request_id, endpoint = %ep.cfg.url, model, without = refused.name(), "the backend refused the request's {}: sending it again without them", refused.name());
         s.retried_without.push(refused.name());
         return match capability::without(body, refused) {

@@ -228,7 +228,12 @@ async fn proxy(
         let Some(resp) = judged else { continue };
         if !resp.status().is_success() && rework::worth_reading(s, route, &ep, sent_body) {
             let slot = peer.guard.slot();
-            let within = deadlines.first_byte;
+            // The error's body is read within the idle time (a body that stalls is cut off).
+            let idle = cfg.timeouts.idle;
+            let within = match idle.is_zero() {
+                true => deadlines.first_byte,
+                false => idle.min(deadlines.first_byte),
+            };
             // Boxed: a rare path whose futures (the error's read, the questions to the endpoint)
             // would otherwise enlarge every request's future.
             let next = rework::after_error(s, route, &ep, slot, sent_body, resp, within);
